@@ -1,0 +1,242 @@
+// crdt_bench: throughput, size and memory of the replicated map (crdt/).
+//
+// Figures, each against its target on a 2-core machine in Release:
+//   local puts/s              Replica::put of distinct 16-byte keys with pid values, batched and
+//                             logged as a node does it (>= 1,000,000)
+//   delta joins/s             Replica::join of one-entry deltas from another replica (>= 500,000)
+//   encode / decode MB/s      a full state of all entries, one buffer
+//   one-entry delta bytes     16-byte key, pid value, realistic replica id (<= 96)
+//   memory per entry          resident bytes per entry at 1,000,000 entries, beyond the key and
+//                             value bytes (<= 160)
+// Prints one line per figure, the headline last, and writes the figures as JSON (--json PATH).
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <msgpack.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crdt/codec.h"
+#include "crdt/replica.h"
+
+namespace {
+
+using shoal::crdt::AwLwwMap;
+using shoal::crdt::Replica;
+using Clock = std::chrono::steady_clock;
+
+// Replica ids as the upper layers form them: node name (hostname:port) + "." + creation (base 36).
+constexpr std::string_view kWriter = "node-03:7946.lx2k9q1c";
+constexpr std::string_view kReader = "node-07:7946.lx2k9r4d";
+
+std::string key_of(std::size_t i) {
+  return fmt::format("k/{:014d}", i);
+}  // 16 bytes
+
+// A pid as the registry stores it: [node name, creation ms, local id].
+std::string pid_value(std::size_t local_id) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_array(3);
+  pk.pack(std::string("node-03:7946"));
+  pk.pack(std::uint64_t{1732312345123});
+  pk.pack(std::uint64_t{local_id});
+  return std::string(buffer.data(), buffer.size());
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::size_t resident_bytes() {
+  long pages = 0;
+  long resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<std::size_t>(resident) * static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+}
+
+struct Figure {
+  std::string name;
+  double value;
+  std::string unit;
+  double target;
+  bool higher_is_better;
+  bool met() const { return higher_is_better ? value >= target : value <= target; }
+};
+
+void print(const Figure& f) {
+  fmt::print("{:<28} {:>14.1f} {:<8} target {} {:>10.0f}  {}\n", f.name, f.value, f.unit,
+             f.higher_is_better ? ">=" : "<=", f.target, f.met() ? "met" : "MISSED");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::size_t entries = 1'000'000;
+  std::string json_path = "crdt_bench.json";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--entries" && i + 1 < argc) {
+      entries = std::strtoull(argv[++i], nullptr, 10);
+    } else if (arg == "--json" && i + 1 < argc) {
+      json_path = argv[++i];
+    } else if (arg == "--help" || arg == "-h") {
+      fmt::print("usage: crdt_bench [--entries N] [--json PATH]\n");
+      return 0;
+    } else {
+      fmt::print(stderr, "crdt_bench: unknown argument '{}' (try --help)\n", arg);
+      return 2;
+    }
+  }
+  if (entries < 1000) {
+    fmt::print(stderr, "crdt_bench: --entries must be at least 1000\n");
+    return 2;
+  }
+  fmt::print("crdt_bench: {} entries, 16-byte keys, {}-byte pid values\n", entries,
+             pid_value(entries).size());
+  std::vector<Figure> figures;
+
+  // Memory first, on a fresh heap: a bare state of `entries` puts.
+  {
+    std::vector<std::string> keys;
+    std::vector<std::string> values;
+    keys.reserve(entries);
+    values.reserve(entries);
+    std::size_t payload = 0;
+    for (std::size_t i = 0; i < entries; ++i) {
+      keys.push_back(key_of(i));
+      values.push_back(pid_value(i));
+      payload += keys.back().size() + values.back().size();
+    }
+    malloc_trim(0);
+    const std::size_t before = resident_bytes();
+    auto state = std::make_unique<AwLwwMap>();
+    for (std::size_t i = 0; i < entries; ++i) {
+      state->put(kWriter, shoal::crdt::from_ms(1732312345123 + i), keys[i], values[i]);
+    }
+    const std::size_t after = resident_bytes();
+    const double per_entry =
+        (static_cast<double>(after) - static_cast<double>(before) - static_cast<double>(payload)) /
+        static_cast<double>(entries);
+    figures.push_back({"memory per entry", per_entry, "B", 160, false});
+    print(figures.back());
+  }
+  malloc_trim(0);
+
+  // Local puts through a Replica (delta logged, as a node does it).
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  for (std::size_t i = 0; i < entries; ++i) {
+    keys.push_back(key_of(i));
+    values.push_back(pid_value(i));
+  }
+  // Local puts through a Replica: applied, batched into the open delta, logged.
+  Replica writer{std::string(kWriter)};
+  {
+    const auto start = Clock::now();
+    for (std::size_t i = 0; i < entries; ++i) {
+      writer.put(1732312345123 + i / 1000, keys[i], values[i]);
+    }
+    writer.flush();
+    const double s = seconds_since(start);
+    figures.push_back({"local puts", static_cast<double>(entries) / s, "/s", 1'000'000, true});
+    print(figures.back());
+  }
+
+  // Joins of one-entry deltas (made beforehand, untimed) into another replica.
+  {
+    AwLwwMap source;
+    std::vector<std::shared_ptr<const AwLwwMap>> deltas;
+    deltas.reserve(entries);
+    for (std::size_t i = 0; i < entries; ++i) {
+      deltas.push_back(std::make_shared<const AwLwwMap>(
+          source.put(kWriter, shoal::crdt::from_ms(1732312345123 + i), keys[i], values[i])));
+    }
+    Replica reader{std::string(kReader)};
+    const auto start = Clock::now();
+    for (std::size_t i = 0; i < entries; ++i) {
+      reader.join(kWriter, deltas[i], 1732312345123 + i / 1000);
+    }
+    const double s = seconds_since(start);
+    figures.push_back({"delta joins", static_cast<double>(entries) / s, "/s", 500'000, true});
+    print(figures.back());
+    if (!(reader.state() == source)) {
+      fmt::print(stderr, "crdt_bench: replicas differ after joining every delta\n");
+      return 1;
+    }
+  }
+
+  // Encode and decode of the full state.
+  {
+    std::string bytes;
+    bytes.reserve(entries * 64);
+    auto start = Clock::now();
+    shoal::crdt::encode(writer.state(), bytes);
+    const double enc_s = seconds_since(start);
+    const double mb = static_cast<double>(bytes.size()) / 1e6;
+    figures.push_back({"encode full state", mb / enc_s, "MB/s", 0, true});
+    print(figures.back());
+    start = Clock::now();
+    auto decoded = shoal::crdt::decode(bytes);
+    const double dec_s = seconds_since(start);
+    if (!decoded || !(*decoded == writer.state())) {
+      fmt::print(stderr, "crdt_bench: full state did not round-trip\n");
+      return 1;
+    }
+    figures.push_back({"decode full state", mb / dec_s, "MB/s", 0, true});
+    print(figures.back());
+  }
+
+  // The size of one put delta on the wire.
+  writer.put(1732312346123, key_of(7), pid_value(7));
+  const std::string one = shoal::crdt::encode(*writer.flush().back());
+  figures.push_back({"one-entry delta", static_cast<double>(one.size()), "B", 96, false});
+  print(figures.back());
+
+  std::string json = "{\n  \"bench\": \"crdt\",\n  \"entries\": " + std::to_string(entries) +
+                     ",\n  \"figures\": [\n";
+  for (std::size_t i = 0; i < figures.size(); ++i) {
+    const Figure& f = figures[i];
+    json += fmt::format(
+        "    {{\"name\": \"{}\", \"value\": {:.1f}, \"unit\": \"{}\", \"target\": {}, "
+        "\"target_is\": \"{}\", \"met\": {}}}{}\n",
+        f.name, f.value, f.unit, f.target, f.higher_is_better ? "min" : "max",
+        f.met() ? "true" : "false", i + 1 < figures.size() ? "," : "");
+  }
+  json += "  ]\n}\n";
+  if (FILE* out = std::fopen(json_path.c_str(), "w")) {
+    std::fputs(json.c_str(), out);
+    std::fclose(out);
+  } else {
+    fmt::print(stderr, "crdt_bench: cannot write {}\n", json_path);
+    return 1;
+  }
+
+  auto find = [&](std::string_view name) {
+    for (const Figure& f : figures) {
+      if (f.name == name) return f.value;
+    }
+    return 0.0;
+  };
+  bool all_met = true;
+  for (const Figure& f : figures)
+    all_met &= f.met();
+  fmt::print("json: {}\n", json_path);
+  fmt::print(
+      "crdt_bench: {:.2f}M puts/s, {:.2f}M delta joins/s, encode {:.0f} MB/s, decode {:.0f} MB/s, "
+      "one-entry delta {:.0f} B, {:.0f} B/entry ({})\n",
+      find("local puts") / 1e6, find("delta joins") / 1e6, find("encode full state"),
+      find("decode full state"), find("one-entry delta"), find("memory per entry"),
+      all_met ? "all targets met" : "TARGETS MISSED");
+  return 0;
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages shoal builds, tests and benchmarks with, if any is missing.
+# Idempotent and silent when everything is there. Needs root (or sudo) only when it installs.
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config          # toolchain
+  libuv1-dev                         # event loop, sockets, timers, processes
+  libmsgpack-cxx-dev                 # wire format (msgpack-c, C++ headers)
+  libboost-test-dev                  # Boost.Test
+  libcli11-dev                       # command line of the shoal binary
+  libsodium-dev                      # AEAD sealing of packets
+  libfmt-dev libspdlog-dev           # formatting and logging
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+as_root=()
+[ "$(id -u)" -ne 0 ] && as_root=(sudo)
+"${as_root[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}" >/dev/null
