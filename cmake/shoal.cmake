@@ -37,16 +37,28 @@ function(shoal_library name)
   shoal_warnings(${name})
 endfunction()
 
-# shoal_add_test(name SOURCES ... DEPS ... LABELS ...): one Boost.Test executable registered with
-# ctest under the given labels (unit, sim, integration, fault).
+# shoal_add_test(name SOURCES ... DEPS ... LABELS ... [SUITES ...] [TIMEOUT s]): one Boost.Test
+# executable. With SUITES, each top-level suite is its own ctest test (name.suite), so ctest -j
+# runs them in parallel and a failure names its suite; without, the whole executable is one test.
 function(shoal_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;SUITES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} shoal_test_main)
   shoal_warnings(${name})
-  add_test(NAME ${name} COMMAND ${name} --log_level=test_suite --report_level=short)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 300)
   endif()
-  set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_SUITES)
+    foreach(suite ${ARG_SUITES})
+      add_test(NAME ${name}.${suite} COMMAND ${name} --run_test=${suite} --report_level=short)
+      set_tests_properties(${name}.${suite} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+    endforeach()
+    add_test(NAME ${name}.suites_registered
+             COMMAND ${CMAKE_COMMAND} -DEXE=$<TARGET_FILE:${name}> "-DSUITES=${ARG_SUITES}"
+                     -P ${PROJECT_SOURCE_DIR}/cmake/check_suites.cmake)
+    set_tests_properties(${name}.suites_registered PROPERTIES LABELS "${ARG_LABELS}")
+  else()
+    add_test(NAME ${name} COMMAND ${name} --report_level=short)
+    set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  endif()
 endfunction()

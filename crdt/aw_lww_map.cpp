@@ -10,25 +10,33 @@ namespace shoal::crdt {
 
 namespace detail {
 
+namespace {
+
+constexpr std::size_t padded(std::size_t n) {
+  return (n + 7) & ~std::size_t{7};
+}
+
+}  // namespace
+
 EntryBlock* EntryBlock::create(std::string_view key, std::span<const RawVersion> versions) {
   std::size_t value_bytes = 0;
   for (const RawVersion& v : versions)
     value_bytes += v.value.size();
   const std::size_t size =
-      sizeof(EntryBlock) + versions.size() * sizeof(VersionHead) + key.size() + value_bytes;
+      sizeof(EntryBlock) + padded(key.size()) + versions.size() * sizeof(VersionHead) + value_bytes;
   void* memory = ::operator new(size);
-  auto* block = new (memory) EntryBlock();
+  auto* block = new (memory) EntryBlock();  // constructs the (unlinked) tree hook too
   block->key_len_ = static_cast<std::uint32_t>(key.size());
   block->count_ = static_cast<std::uint32_t>(versions.size());
-  auto* heads = reinterpret_cast<VersionHead*>(block + 1);
+  char* out = reinterpret_cast<char*>(block + 1);
+  if (!key.empty()) std::memcpy(out, key.data(), key.size());
+  auto* heads = reinterpret_cast<VersionHead*>(out + padded(key.size()));
   for (std::size_t i = 0; i < versions.size(); ++i) {
     const RawVersion& v = versions[i];
     new (heads + i)
         VersionHead{v.ts, v.counter, v.replica, static_cast<std::uint32_t>(v.value.size())};
   }
-  char* out = reinterpret_cast<char*>(heads + versions.size());
-  if (!key.empty()) std::memcpy(out, key.data(), key.size());
-  out += key.size();
+  out = reinterpret_cast<char*>(heads + versions.size());
   for (const RawVersion& v : versions) {
     if (!v.value.empty()) std::memcpy(out, v.value.data(), v.value.size());
     out += v.value.size();
@@ -42,21 +50,20 @@ void EntryBlock::destroy(EntryBlock* block) noexcept {
   ::operator delete(static_cast<void*>(block));
 }
 
-std::string_view EntryBlock::key() const {
-  return {key_data(), key_len_};
+const VersionHead* EntryBlock::heads() const {
+  return reinterpret_cast<const VersionHead*>(key_data() + padded(key_len_));
 }
 
 RawVersion EntryBlock::version(std::uint32_t i) const {
   const VersionHead* h = heads();
-  std::size_t offset = key_len_;
+  const char* value = reinterpret_cast<const char*>(h + count_);
   for (std::uint32_t j = 0; j < i; ++j)
-    offset += h[j].value_len;
-  return RawVersion{h[i].ts, h[i].counter, h[i].replica,
-                    std::string_view(key_data() + offset, h[i].value_len)};
+    value += h[j].value_len;
+  return RawVersion{h[i].ts, h[i].counter, h[i].replica, std::string_view(value, h[i].value_len)};
 }
 
 std::size_t EntryBlock::footprint() const {
-  std::size_t size = sizeof(EntryBlock) + count_ * sizeof(VersionHead) + key_len_;
+  std::size_t size = sizeof(EntryBlock) + padded(key_len_) + count_ * sizeof(VersionHead);
   for (std::uint32_t i = 0; i < count_; ++i)
     size += heads()[i].value_len;
   return size;
@@ -66,9 +73,8 @@ std::size_t EntryBlock::footprint() const {
 
 namespace {
 
-// Bytes a std::set node costs beyond its element: three pointers and the colour, rounded, plus
-// the allocator's header. An estimate: only entry_footprint() uses it.
-constexpr std::size_t kIndexNodeBytes = 48;
+// The allocator's header per block, for entry_footprint() (glibc: 8 bytes, 16-byte granules).
+constexpr std::size_t kMallocOverhead = 8;
 
 bool holds_dot(const detail::EntryBlock* block, ReplicaIx replica, Counter counter) {
   if (block == nullptr) return false;
@@ -86,12 +92,36 @@ bool holds_dot(const detail::EntryBlock* block, ReplicaIx replica, Counter count
 AwLwwMap::AwLwwMap(const AwLwwMap& other)
     : kind_(other.kind_), context_(other.context_), valued_keys_(other.valued_keys_) {
   std::vector<RawVersion> versions;
-  for (const detail::Slot& slot : other.entries_) {
+  for (const detail::EntryBlock& block : other.entries_) {
     versions.clear();
-    for (std::uint32_t i = 0; i < slot.block->count(); ++i)
-      versions.push_back(slot.block->version(i));
-    entries_.emplace_hint(entries_.end(), detail::EntryBlock::create(slot.key(), versions));
+    for (std::uint32_t i = 0; i < block.count(); ++i)
+      versions.push_back(block.version(i));
+    entries_.insert_before(entries_.end(), *detail::EntryBlock::create(block.key(), versions));
   }
+}
+
+AwLwwMap::AwLwwMap(AwLwwMap&& other) noexcept
+    : kind_(other.kind_),
+      entries_(std::move(other.entries_)),
+      context_(std::move(other.context_)),
+      valued_keys_(other.valued_keys_) {
+  other.valued_keys_ = 0;
+}
+
+AwLwwMap& AwLwwMap::operator=(AwLwwMap&& other) noexcept {
+  if (this != &other) {
+    entries_.clear_and_dispose(detail::Destroy{});
+    kind_ = other.kind_;
+    entries_ = std::move(other.entries_);
+    context_ = std::move(other.context_);
+    valued_keys_ = other.valued_keys_;
+    other.valued_keys_ = 0;
+  }
+  return *this;
+}
+
+AwLwwMap::~AwLwwMap() {
+  entries_.clear_and_dispose(detail::Destroy{});
 }
 
 AwLwwMap& AwLwwMap::operator=(const AwLwwMap& other) {
@@ -119,19 +149,19 @@ VersionView AwLwwMap::view(const RawVersion& v) const {
 }
 
 std::optional<VersionView> AwLwwMap::get(std::string_view key) const {
-  auto it = entries_.find(key);
-  if (it == entries_.end() || it->block->count() == 0) return std::nullopt;
-  return view(it->block->version(0));
+  auto it = entries_.find(key, detail::KeyLess{});
+  if (it == entries_.end() || it->count() == 0) return std::nullopt;
+  return view(it->version(0));
 }
 
 std::size_t AwLwwMap::versions(std::string_view key,
                                const std::function<void(const VersionView&)>& fn) const {
-  auto it = entries_.find(key);
+  auto it = entries_.find(key, detail::KeyLess{});
   if (it == entries_.end()) return 0;
-  const std::uint32_t n = it->block->count();
+  const std::uint32_t n = it->count();
   if (fn) {
     for (std::uint32_t i = 0; i < n; ++i)
-      fn(view(it->block->version(i)));
+      fn(view(it->version(i)));
   }
   return n;
 }
@@ -140,21 +170,21 @@ std::size_t AwLwwMap::scan(
     std::string_view prefix,
     const std::function<bool(std::string_view, const VersionView&)>& fn) const {
   std::size_t visited = 0;
-  for (auto it = entries_.lower_bound(prefix); it != entries_.end(); ++it) {
+  for (auto it = entries_.lower_bound(prefix, detail::KeyLess{}); it != entries_.end(); ++it) {
     const std::string_view key = it->key();
     if (!key.starts_with(prefix)) break;
-    if (it->block->count() == 0) continue;
+    if (it->count() == 0) continue;
     ++visited;
-    if (!fn(key, view(it->block->version(0)))) break;
+    if (!fn(key, view(it->version(0)))) break;
   }
   return visited;
 }
 
 Timestamp AwLwwMap::max_timestamp() const {
   Timestamp best = 0;
-  for (const detail::Slot& slot : entries_) {
-    for (std::uint32_t i = 0; i < slot.block->count(); ++i) {
-      best = std::max(best, slot.block->version(i).ts);
+  for (const detail::EntryBlock& block : entries_) {
+    for (std::uint32_t i = 0; i < block.count(); ++i) {
+      best = std::max(best, block.version(i).ts);
     }
   }
   return best;
@@ -162,36 +192,40 @@ Timestamp AwLwwMap::max_timestamp() const {
 
 std::size_t AwLwwMap::entry_footprint() const {
   std::size_t bytes = 0;
-  for (const detail::Slot& slot : entries_)
-    bytes += slot.block->footprint() + kIndexNodeBytes;
+  for (const detail::EntryBlock& block : entries_)
+    bytes += block.footprint() + kMallocOverhead;
   return bytes;
 }
 
 void AwLwwMap::for_each_entry(
     const std::function<void(std::string_view, std::span<const RawVersion>)>& fn) const {
   std::vector<RawVersion> versions;
-  for (const detail::Slot& slot : entries_) {
+  for (const detail::EntryBlock& block : entries_) {
     versions.clear();
-    for (std::uint32_t i = 0; i < slot.block->count(); ++i)
-      versions.push_back(slot.block->version(i));
-    fn(slot.key(), versions);
+    for (std::uint32_t i = 0; i < block.count(); ++i)
+      versions.push_back(block.version(i));
+    fn(block.key(), versions);
   }
 }
 
 AwLwwMap::Index::iterator AwLwwMap::replace(Index::iterator it,
                                             std::span<const RawVersion> versions,
                                             const ChangeFn& on_change) {
-  detail::EntryBlock* old = it->block;
+  detail::EntryBlock* old = &*it;
   const bool had_value = old->count() > 0;
   std::optional<VersionView> before;
   if (had_value) before = view(old->version(0));
   if (versions.empty() && kind_ == Kind::state) {
     if (on_change) on_change(Change{old->key(), before, std::nullopt, 0});
     if (had_value) --valued_keys_;
-    return entries_.erase(it);
+    return entries_.erase_and_dispose(it, detail::Destroy{});
   }
+  // Same key, so the new block takes the old one's place in the order. The old block is unlinked
+  // now and freed after the change is reported (`before` points into it).
   detail::EntryBlock* fresh = detail::EntryBlock::create(old->key(), versions);
-  it->block = fresh;
+  const auto next = std::next(it);
+  entries_.insert_before(it, *fresh);
+  entries_.erase(it);
   valued_keys_ += static_cast<std::size_t>(!versions.empty()) - static_cast<std::size_t>(had_value);
   if (on_change) {
     std::optional<VersionView> after;
@@ -199,16 +233,16 @@ AwLwwMap::Index::iterator AwLwwMap::replace(Index::iterator it,
     on_change(Change{fresh->key(), before, after, versions.size()});
   }
   detail::EntryBlock::destroy(old);
-  return std::next(it);
+  return next;
 }
 
 void AwLwwMap::insert(Index::iterator hint, std::string_view key,
                       std::span<const RawVersion> versions, const ChangeFn& on_change) {
-  auto it = entries_.emplace_hint(hint, detail::EntryBlock::create(key, versions));
+  auto it = entries_.insert_before(hint, *detail::EntryBlock::create(key, versions));
   if (versions.empty()) return;
   ++valued_keys_;
   if (on_change) {
-    on_change(Change{it->key(), std::nullopt, view(it->block->version(0)), versions.size()});
+    on_change(Change{it->key(), std::nullopt, view(it->version(0)), versions.size()});
   }
 }
 
@@ -224,14 +258,14 @@ void AwLwwMap::record(AwLwwMap& delta, std::string_view key, std::span<const Raw
     dctx.add(Dot{fresh.replica, fresh.counter});
   }
   const std::span<const RawVersion> one(&fresh, added != nullptr ? 1 : 0);
-  auto it = delta.entries_.lower_bound(key);
+  auto it = delta.entries_.lower_bound(key, detail::KeyLess{});
   if (it == delta.entries_.end() || it->key() != key) {
     delta.insert(it, key, one, {});
     return;
   }
   // The batch already lists the key: keep those of its versions this mutation did not remove.
   std::vector<RawVersion> kept;
-  const detail::EntryBlock* block = it->block;
+  const detail::EntryBlock* block = &*it;
   for (std::uint32_t i = 0; i < block->count(); ++i) {
     const RawVersion v = block->version(i);
     const bool gone = std::any_of(removed.begin(), removed.end(), [&](const RawVersion& r) {
@@ -249,14 +283,14 @@ void AwLwwMap::put(std::string_view self, Timestamp ts, std::string_view key,
   const ReplicaIx me = context_.intern(self);
   const RawVersion fresh{ts, context_.next_counter(me), me, value};
   context_.add(Dot{me, fresh.counter});
-  auto it = entries_.lower_bound(key);
+  auto it = entries_.lower_bound(key, detail::KeyLess{});
   if (it == entries_.end() || it->key() != key) {
     record(delta, key, {}, &fresh);
     insert(it, key, std::span(&fresh, 1), on_change);
     return;
   }
   scratch_.clear();
-  const detail::EntryBlock* old = it->block;
+  const detail::EntryBlock* old = &*it;
   for (std::uint32_t i = 0; i < old->count(); ++i)
     scratch_.push_back(old->version(i));
   record(delta, key, scratch_, &fresh);
@@ -264,10 +298,10 @@ void AwLwwMap::put(std::string_view self, Timestamp ts, std::string_view key,
 }
 
 bool AwLwwMap::remove(std::string_view key, AwLwwMap& delta, const ChangeFn& on_change) {
-  auto it = entries_.find(key);
+  auto it = entries_.find(key, detail::KeyLess{});
   if (it == entries_.end()) return false;
   scratch_.clear();
-  const detail::EntryBlock* old = it->block;
+  const detail::EntryBlock* old = &*it;
   for (std::uint32_t i = 0; i < old->count(); ++i)
     scratch_.push_back(old->version(i));
   record(delta, key, scratch_, nullptr);
@@ -280,7 +314,7 @@ std::size_t AwLwwMap::remove_where(const VersionPredicate& pred, AwLwwMap& delta
   std::size_t touched = 0;
   std::vector<RawVersion> removed;
   for (auto it = entries_.begin(); it != entries_.end();) {
-    const detail::EntryBlock* block = it->block;
+    const detail::EntryBlock* block = &*it;
     scratch_.clear();
     removed.clear();
     for (std::uint32_t i = 0; i < block->count(); ++i) {
@@ -321,7 +355,7 @@ bool AwLwwMap::merge_key(Index::iterator mine, const detail::EntryBlock* theirs,
                          std::string_view key, const AwLwwMap& other, const ChangeFn& on_change) {
   std::vector<RawVersion>& scratch = scratch_;
   const bool have = mine != entries_.end() && mine->key() == key;
-  const detail::EntryBlock* block = have ? mine->block : nullptr;
+  const detail::EntryBlock* block = have ? &*mine : nullptr;
   scratch.clear();
   bool dropped = false;
   // Keep my versions unless the other side has seen their dot and no longer holds it.
@@ -383,23 +417,23 @@ bool AwLwwMap::join(const AwLwwMap& other, const ChangeFn& on_change) {
       } else {
         const bool same = mine != entries_.end() && mine->key() == theirs->key();
         auto next = same ? std::next(mine) : mine;
-        changed |= merge_key(mine, theirs->block, theirs->key(), other, on_change);
+        changed |= merge_key(mine, &*theirs, theirs->key(), other, on_change);
         mine = next;
         ++theirs;
       }
     }
     if (kind_ == Kind::delta) kind_ = Kind::complete_delta;
   } else {
-    for (const detail::Slot& slot : other.entries_) {
-      auto mine = entries_.lower_bound(slot.key());
-      changed |= merge_key(mine, slot.block, slot.key(), other, on_change);
+    for (const detail::EntryBlock& theirs : other.entries_) {
+      auto mine = entries_.lower_bound(theirs.key(), detail::KeyLess{});
+      changed |= merge_key(mine, &theirs, theirs.key(), other, on_change);
     }
   }
   changed |= context_.join(other.context_);
   return changed;
 }
 
-bool AwLwwMap::append(std::string_view key, std::vector<RawVersion> versions) {
+bool AwLwwMap::append(std::string_view key, std::vector<RawVersion>& versions) {
   if (!entries_.empty() && !(entries_.rbegin()->key() < key)) return false;
   if (versions.empty() && kind_ == Kind::state) return false;
   for (std::size_t i = 0; i < versions.size(); ++i) {
@@ -413,7 +447,7 @@ bool AwLwwMap::append(std::string_view key, std::vector<RawVersion> versions) {
   sort_versions(versions);
   for (const RawVersion& v : versions)
     context_.add(Dot{v.replica, v.counter});
-  entries_.emplace_hint(entries_.end(), detail::EntryBlock::create(key, versions));
+  entries_.insert_before(entries_.end(), *detail::EntryBlock::create(key, versions));
   if (!versions.empty()) ++valued_keys_;
   return true;
 }
@@ -424,8 +458,8 @@ bool operator==(const AwLwwMap& a, const AwLwwMap& b) {
   auto ia = a.entries_.begin();
   auto ib = b.entries_.begin();
   for (; ia != a.entries_.end(); ++ia, ++ib) {
-    const detail::EntryBlock* x = ia->block;
-    const detail::EntryBlock* y = ib->block;
+    const detail::EntryBlock* x = &*ia;
+    const detail::EntryBlock* y = &*ib;
     if (x->key() != y->key() || x->count() != y->count()) return false;
     for (std::uint32_t i = 0; i < x->count(); ++i) {
       const RawVersion u = x->version(i);

@@ -21,10 +21,18 @@
 // them back (a context always holds its own versions' dots). The encoder leaves them out for small
 // deltas, which is what keeps a one-entry delta small.
 //
-// A one-entry put delta with a 16-byte key, a ~30-byte value and a 14-byte replica id:
-//   94 14  01 01  91 ae <id:14>  90  91 95 c4 10 <key:16> ce <ctr:4> 00 cf <ts:8> c4 1e <value:30>
-//   = 3 + 16 + 1 + 1 + 1 + 18 + 5 + 1 + 9 + 32 = 87 bytes (counters below 2^32).
-//
+// A put delta of a new key, with a 16-byte key, a 28-byte value, a 21-byte replica id and a
+// counter above 2^16 (as bench/crdt_bench measures it):
+//   95 01 01                   [format 1, kind delta,
+//   91 b5 <id: 21 bytes>        replicas ["node-03:7946.lx2k9q1c"],
+//   90                          context [] (its one dot is the entry's own),
+//   91 95 c4 10 <key: 16>       entries [[key,
+//   ce <counter: 4> 00          counter, replica 0,
+//   cf <ts: 8>                  ts,
+//   c4 1c <value: 28>           value]]]
+//   = 3 + 23 + 1 + 20 + 6 + 9 + 30 = 92 bytes.
+// A put that replaces a version also carries that version's dot in the context (5 to 13 bytes).
+
 // Decoding never trusts a count: each is checked against its limit and against the bytes left, so
 // a buffer of n bytes allocates O(n) at most. Any violation yields an Error naming the field.
 
