@@ -45,6 +45,7 @@ bool CausalContext::add(Dot dot) {
 }
 
 bool CausalContext::add_range(ReplicaIx ix, Counter first, Counter last) {
+  if (first == 0 || first > last) return false;
   Row& row = rows_[ix];
   if (last <= row.max) return false;
   first = std::max(first, row.max + 1);

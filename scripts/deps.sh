@@ -7,7 +7,7 @@ packages=(
   g++ cmake make pkg-config          # toolchain
   libuv1-dev                         # event loop, sockets, timers, processes
   libmsgpack-cxx-dev                 # wire format (msgpack-c, C++ headers)
-  libboost-test-dev                  # Boost.Test
+  libboost-dev libboost-test-dev     # Boost.Intrusive (headers), Boost.Test
   libcli11-dev                       # command line of the shoal binary
   libsodium-dev                      # AEAD sealing of packets
   libfmt-dev libspdlog-dev           # formatting and logging
