@@ -37,11 +37,13 @@ function(shoal_library name)
   shoal_warnings(${name})
 endfunction()
 
-# shoal_add_test(name SOURCES ... DEPS ... LABELS ... [SUITES ...] [TIMEOUT s]): one Boost.Test
-# executable. With SUITES, each top-level suite is its own ctest test (name.suite), so ctest -j
-# runs them in parallel and a failure names its suite; without, the whole executable is one test.
+# shoal_add_test(name SOURCES ... DEPS ... LABELS ... [SUITES ...] [LARGE_SUITES ...] [TIMEOUT s]):
+# one Boost.Test executable. With SUITES, each top-level suite is its own ctest test (name.suite),
+# so ctest -j runs them in parallel and a failure names its suite; without, the whole executable is
+# one test. LARGE_SUITES are registered the same way with the extra label "large" (too slow for
+# the sanitizer build, which skips them).
 function(shoal_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;SUITES" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;SUITES;LARGE_SUITES" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} shoal_test_main)
   shoal_warnings(${name})
@@ -53,8 +55,14 @@ function(shoal_add_test name)
       add_test(NAME ${name}.${suite} COMMAND ${name} --run_test=${suite} --report_level=short)
       set_tests_properties(${name}.${suite} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
     endforeach()
+    foreach(suite ${ARG_LARGE_SUITES})
+      add_test(NAME ${name}.${suite} COMMAND ${name} --run_test=${suite} --report_level=short)
+      set_tests_properties(${name}.${suite} PROPERTIES LABELS "${ARG_LABELS};large"
+                                                       TIMEOUT ${ARG_TIMEOUT})
+    endforeach()
+    set(all_suites ${ARG_SUITES} ${ARG_LARGE_SUITES})
     add_test(NAME ${name}.suites_registered
-             COMMAND ${CMAKE_COMMAND} -DEXE=$<TARGET_FILE:${name}> "-DSUITES=${ARG_SUITES}"
+             COMMAND ${CMAKE_COMMAND} -DEXE=$<TARGET_FILE:${name}> "-DSUITES=${all_suites}"
                      -P ${PROJECT_SOURCE_DIR}/cmake/check_suites.cmake)
     set_tests_properties(${name}.suites_registered PROPERTIES LABELS "${ARG_LABELS}")
   else()

@@ -1,0 +1,873 @@
+#include "cluster/membership.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "cluster/timing.h"
+
+namespace shoal::cluster {
+
+const char* event_name(EventKind kind) {
+  switch (kind) {
+    case EventKind::joined:
+      return "joined";
+    case EventKind::updated:
+      return "updated";
+    case EventKind::suspect:
+      return "suspect";
+    case EventKind::alive_again:
+      return "alive-again";
+    case EventKind::failed:
+      return "failed";
+    case EventKind::left:
+      return "left";
+  }
+  return "unknown";
+}
+
+namespace {
+
+bool is_live(MemberStatus s) {
+  return s == MemberStatus::alive || s == MemberStatus::suspect;
+}
+
+// How often the reap timer looks for members to forget, ms.
+constexpr std::uint64_t kReapEveryMs = 1000;
+
+}  // namespace
+
+Membership::Membership(MembershipConfig config, NodeIdentity self, std::uint64_t seed,
+                       std::uint64_t now_ms)
+    : config_(config),
+      self_(std::move(self)),
+      rng_(seed),
+      updates_(config.max_queued_updates),
+      user_(config.max_queued_user),
+      join_backoff_ms_(config.join_retry_min_ms) {
+  assert(!config_.validate());
+  now_hint_ = now_ms;
+  Member me;
+  me.name = self_.name;
+  me.addr = self_.addr;
+  me.creation = self_.creation;
+  me.incarnation = 0;
+  me.status = MemberStatus::alive;
+  me.tags = self_.tags;
+  me.since_ms = now_ms;
+  after_change(members_.emplace(self_.name, std::move(me)).first->second);
+  // Nodes started together must not probe in lockstep.
+  arm(now_ms + rng_() % config_.probe_interval_ms, TimerKind::probe);
+  arm(now_ms + config_.gossip_interval_ms, TimerKind::gossip);
+  arm(now_ms + config_.push_pull_interval_ms, TimerKind::push_pull);
+  if (config_.reconnect_interval_ms > 0) {
+    arm(now_ms + config_.reconnect_interval_ms, TimerKind::reconnect);
+  }
+  arm(now_ms + kReapEveryMs, TimerKind::reap);
+}
+
+// --- Timers ---
+
+void Membership::arm(std::uint64_t at, TimerKind kind, std::uint64_t token, std::string member) {
+  timers_.push(Timer{at, next_timer_order_++, kind, token, std::move(member)});
+}
+
+std::uint64_t Membership::next_deadline() const {
+  return timers_.top().at;
+}
+
+std::uint64_t Membership::scaled(std::uint64_t ms) const {
+  return ms * static_cast<std::uint64_t>(awareness_ + 1);
+}
+
+void Membership::on_timer(std::uint64_t now_ms) {
+  now_hint_ = now_ms;
+  while (!timers_.empty() && timers_.top().at <= now_ms) {
+    Timer timer = timers_.top();
+    timers_.pop();
+    fire(now_ms, timer);
+  }
+}
+
+void Membership::fire(std::uint64_t now, const Timer& timer) {
+  switch (timer.kind) {
+    case TimerKind::probe:
+      if (probe_) end_probe(now);
+      start_probe(now);
+      arm(now + scaled(config_.probe_interval_ms), TimerKind::probe);
+      break;
+    case TimerKind::probe_timeout:
+      if (probe_ && probe_->seq == timer.token && !probe_->acked && !probe_->indirect_sent) {
+        go_indirect(now);
+      }
+      break;
+    case TimerKind::probe_deadline:
+      if (probe_ && probe_->seq == timer.token) end_probe(now);
+      break;
+    case TimerKind::relay_timeout: {
+      auto it = relays_.find(timer.token);
+      if (it == relays_.end()) break;
+      send(now, it->second.requester,
+           {encode_message(Nack{it->second.requester_seq, NackReason::timeout})});
+      relays_.erase(it);
+      break;
+    }
+    case TimerKind::suspicion: {
+      auto it = suspicions_.find(timer.member);
+      if (it == suspicions_.end() || it->second.token != timer.token) break;
+      auto m = members_.find(timer.member);
+      if (m != members_.end() && m->second.status == MemberStatus::suspect) {
+        declare_dead(now, m->second, false);
+      }
+      break;
+    }
+    case TimerKind::gossip:
+      gossip(now);
+      arm(now + config_.gossip_interval_ms, TimerKind::gossip);
+      break;
+    case TimerKind::push_pull: {
+      auto peers = random_members(1, {});
+      if (!peers.empty() && !leaving_)
+        request_stream(now, peers[0]->addr, StreamPurpose::push_pull);
+      arm(now + push_pull_interval_ms(config_.push_pull_interval_ms, members_.size()),
+          TimerKind::push_pull);
+      break;
+    }
+    case TimerKind::reconnect: {
+      std::vector<const Member*> dead;
+      for (const auto& [name, m] : members_) {
+        if (m.status == MemberStatus::dead) dead.push_back(&m);
+      }
+      if (!dead.empty() && !leaving_) {
+        request_stream(now, dead[rng_() % dead.size()]->addr, StreamPurpose::reconnect);
+      }
+      arm(now + config_.reconnect_interval_ms, TimerKind::reconnect);
+      break;
+    }
+    case TimerKind::join_retry:
+      join_retry_armed_ = false;
+      if (leaving_ || seeds_.empty()) break;
+      if (live_peers() == 0) {
+        retry_join(now);
+      } else {
+        // Connected: look again later, in case this node ends up alone.
+        join_backoff_ms_ = config_.join_retry_min_ms;
+        join_retry_armed_ = true;
+        arm(now + config_.join_retry_max_ms, TimerKind::join_retry);
+      }
+      break;
+    case TimerKind::stream_timeout:
+      if (streams_.count(timer.token) != 0) on_stream_failed(now, timer.token);
+      break;
+    case TimerKind::reap: {
+      for (auto it = members_.begin(); it != members_.end();) {
+        const Member& m = it->second;
+        const bool forget =
+            m.name != self_.name &&
+            ((m.status == MemberStatus::dead && now - m.since_ms >= config_.reap_dead_ms) ||
+             (m.status == MemberStatus::left && now - m.since_ms >= config_.reap_left_ms));
+        if (forget) {
+          updates_.erase(it->first);
+          mismatch_since_.erase(it->first);
+          it = members_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      arm(now + kReapEveryMs, TimerKind::reap);
+      break;
+    }
+  }
+}
+
+// --- Probing ---
+
+std::optional<std::string> Membership::next_probe_target() {
+  for (int pass = 0; pass < 2; ++pass) {
+    while (probe_index_ < probe_order_.size()) {
+      const std::string& name = probe_order_[probe_index_++];
+      auto it = members_.find(name);
+      if (it != members_.end() && is_live(it->second.status)) return name;
+    }
+    probe_order_.clear();
+    probe_index_ = 0;
+    for (const auto& [name, m] : members_) {
+      if (name != self_.name && is_live(m.status)) probe_order_.push_back(name);
+    }
+    std::shuffle(probe_order_.begin(), probe_order_.end(), rng_);
+  }
+  return std::nullopt;
+}
+
+void Membership::start_probe(std::uint64_t now) {
+  if (leaving_) return;
+  auto target = next_probe_target();
+  if (!target) return;
+  const Member& m = members_.at(*target);
+  Probe probe;
+  probe.seq = next_seq_++;
+  probe.target = *target;
+  probe.creation = m.creation;
+  probe.incarnation = m.incarnation;
+  probe_ = probe;
+  ++stats_.probes;
+  send(now, m.addr, {encode_message(Ping{probe.seq, *target, digest_})});
+  arm(now + scaled(config_.probe_timeout_ms), TimerKind::probe_timeout, probe.seq);
+  // Just before the next probe starts, so a late ack still counts.
+  arm(now + scaled(config_.probe_interval_ms) - 1, TimerKind::probe_deadline, probe.seq);
+}
+
+void Membership::go_indirect(std::uint64_t now) {
+  probe_->indirect_sent = true;
+  auto it = members_.find(probe_->target);
+  if (it == members_.end()) return;
+  const Member& target = it->second;
+  auto helpers = random_members(config_.indirect_checks, {probe_->target});
+  const std::string req = encode_message(PingReq{probe_->seq, target.name, target.addr});
+  for (const Member* helper : helpers) {
+    if (helper->status != MemberStatus::alive) continue;
+    send(now, helper->addr, {req});
+    ++probe_->expected_nacks;
+  }
+  ++stats_.indirect_probes;
+  // Try the target directly once more too: a single lost ping must not start a suspicion.
+  send(now, target.addr, {encode_message(Ping{probe_->seq, target.name, digest_})});
+}
+
+void Membership::end_probe(std::uint64_t now) {
+  Probe probe = *probe_;
+  probe_.reset();
+  if (probe.acked) return;
+  ++stats_.probes_failed;
+  if (probe.expected_nacks > 0) {
+    adjust_health(
+        static_cast<int>(probe.expected_nacks - std::min(probe.nacks, probe.expected_nacks)));
+  } else {
+    adjust_health(1);
+  }
+  auto it = members_.find(probe.target);
+  if (it == members_.end() || it->second.creation != probe.creation ||
+      it->second.status != MemberStatus::alive) {
+    return;
+  }
+  apply_suspect(now, Suspect{probe.target, probe.creation, it->second.incarnation, self_.name},
+                nullptr);
+}
+
+void Membership::adjust_health(int delta) {
+  awareness_ = std::clamp(awareness_ + delta, 0, config_.awareness_max);
+}
+
+// Declares the probed target dead at once when two independent signals say its process is gone:
+// our own "port unreachable" and a helper's, or two helpers'.
+static bool crash_confirmed(bool own_signal, std::size_t helper_signals) {
+  return (own_signal ? 1u : 0u) + helper_signals >= 2;
+}
+
+void Membership::on_unreachable(std::uint64_t now_ms, const Address& to) {
+  now_hint_ = now_ms;
+  for (auto it = relays_.begin(); it != relays_.end();) {
+    if (it->second.target_addr == to) {
+      send(now_ms, it->second.requester,
+           {encode_message(Nack{it->second.requester_seq, NackReason::unreachable})});
+      it = relays_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!probe_ || probe_->acked) return;
+  auto it = members_.find(probe_->target);
+  if (it == members_.end() || it->second.addr != to) return;
+  probe_->unreachable = true;
+  if (!probe_->indirect_sent) go_indirect(now_ms);
+  if (probe_ && crash_confirmed(probe_->unreachable, probe_->unreachable_nacks)) {
+    declare_dead(now_ms, it->second, true);
+  }
+}
+
+// --- Messages ---
+
+void Membership::on_packet(std::uint64_t now_ms, const Address& from, std::string_view bytes) {
+  now_hint_ = now_ms;
+  ++stats_.packets_in;
+  stats_.bytes_in += bytes.size();
+  auto packet = decode_packet(bytes);
+  if (!packet) {
+    ++stats_.rejected;
+    return;
+  }
+  if (packet->sender == self_.name) {
+    if (packet->creation != self_.creation) ++stats_.stale;
+    return;  // our own packet, looped back, or another life of our name
+  }
+  if (auto known = members_.find(packet->sender);
+      known != members_.end() && known->second.creation > packet->creation) {
+    ++stats_.stale;
+    return;
+  }
+  for (Message& message : packet->messages)
+    handle(now_ms, from, packet->sender, message);
+}
+
+void Membership::handle(std::uint64_t now, const Address& from, const std::string& sender,
+                        Message& message) {
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, Ping>) {
+          compare_views(now, sender, from, m.view);
+          on_ping(now, from, m);
+        } else if constexpr (std::is_same_v<T, Ack>) {
+          compare_views(now, sender, from, m.view);
+          on_ack(now, m);
+        } else if constexpr (std::is_same_v<T, Nack>) {
+          on_nack(now, m);
+        } else if constexpr (std::is_same_v<T, PingReq>) {
+          on_ping_req(now, from, m);
+        } else if constexpr (std::is_same_v<T, Alive>) {
+          apply_alive(now, m, true);
+        } else if constexpr (std::is_same_v<T, Suspect>) {
+          apply_suspect(now, m, &from);
+        } else if constexpr (std::is_same_v<T, Dead>) {
+          apply_dead(now, m.name, m.creation, m.incarnation, m.from, false, &from);
+        } else if constexpr (std::is_same_v<T, Left>) {
+          apply_dead(now, m.name, m.creation, m.incarnation, m.name, true, &from);
+        } else if constexpr (std::is_same_v<T, User>) {
+          ++stats_.user_in;
+          effects_.push_back(UserMessage{sender, std::move(m.payload)});
+        }
+      },
+      message);
+}
+
+void Membership::on_ping(std::uint64_t now, const Address& from, const Ping& ping) {
+  if (ping.target != self_.name || leaving_) return;  // meant for someone else at this address
+  send(now, from, {encode_message(Ack{ping.seq, digest_})});
+}
+
+void Membership::on_ack(std::uint64_t now, const Ack& ack) {
+  if (probe_ && probe_->seq == ack.seq) {
+    if (!probe_->acked) {
+      probe_->acked = true;
+      adjust_health(-1);
+    }
+    return;
+  }
+  auto it = relays_.find(ack.seq);
+  if (it == relays_.end()) return;
+  send(now, it->second.requester, {encode_message(Ack{it->second.requester_seq, digest_})});
+  relays_.erase(it);
+}
+
+void Membership::on_nack(std::uint64_t now, const Nack& nack) {
+  if (!probe_ || probe_->seq != nack.seq || probe_->acked) return;
+  ++probe_->nacks;
+  if (nack.reason != NackReason::unreachable) return;
+  ++probe_->unreachable_nacks;
+  auto it = members_.find(probe_->target);
+  if (it != members_.end() && crash_confirmed(probe_->unreachable, probe_->unreachable_nacks)) {
+    declare_dead(now, it->second, true);
+  }
+}
+
+void Membership::on_ping_req(std::uint64_t now, const Address& from, const PingReq& req) {
+  if (leaving_) return;
+  const std::uint64_t seq = next_seq_++;
+  relays_[seq] = Relay{from, req.seq, req.target, req.target_addr};
+  send(now, req.target_addr, {encode_message(Ping{seq, req.target, digest_})});
+  arm(now + scaled(config_.probe_timeout_ms), TimerKind::relay_timeout, seq);
+}
+
+void Membership::apply_alive(std::uint64_t now, const Alive& a, bool /*from_gossip*/) {
+  if (a.name == self_.name) {
+    if (a.creation != self_.creation || leaving_) return;
+    const Member& me = members_.at(self_.name);
+    if (a.incarnation > me.incarnation ||
+        (a.incarnation == me.incarnation && (a.addr != me.addr || a.tags != me.tags))) {
+      refute(now, a.incarnation);  // someone spreads a view of us that is not ours
+    }
+    return;
+  }
+  auto it = members_.find(a.name);
+  if (it == members_.end()) {
+    Member m{a.name, a.addr, a.creation, a.incarnation, MemberStatus::alive, a.tags, now};
+    auto& added = members_.emplace(a.name, std::move(m)).first->second;
+    after_change(added);
+    emit(now, EventKind::joined, added);
+    queue_update(a.name, a);
+    return;
+  }
+  Member& m = it->second;
+  if (a.creation < m.creation) return;
+  if (a.creation > m.creation) {
+    // A new life of the name: the old one is gone, whatever we thought of it.
+    if (is_live(m.status)) emit(now, EventKind::failed, m);
+    suspicions_.erase(a.name);
+    before_change(m);
+    const std::size_t slot = m.live_slot;
+    m = Member{a.name, a.addr, a.creation, a.incarnation, MemberStatus::alive, a.tags, now};
+    m.live_slot = slot;
+    after_change(m);
+    emit(now, EventKind::joined, m);
+    queue_update(a.name, a);
+    return;
+  }
+  if (a.incarnation <= m.incarnation) return;
+  const bool changed = m.addr != a.addr || m.tags != a.tags;
+  const MemberStatus before = m.status;
+  before_change(m);
+  m.incarnation = a.incarnation;
+  m.addr = a.addr;
+  m.tags = a.tags;
+  m.status = MemberStatus::alive;
+  after_change(m);
+  if (before != MemberStatus::alive) m.since_ms = now;
+  suspicions_.erase(a.name);
+  if (before == MemberStatus::suspect) {
+    emit(now, EventKind::alive_again, m);
+  } else if (before == MemberStatus::dead || before == MemberStatus::left) {
+    emit(now, EventKind::joined, m);
+  } else if (changed) {
+    emit(now, EventKind::updated, m);
+  }
+  queue_update(a.name, a);
+}
+
+void Membership::apply_suspect(std::uint64_t now, const Suspect& s, const Address* reply_to) {
+  if (s.name == self_.name) {
+    if (s.creation != self_.creation || leaving_) return;
+    if (s.incarnation >= members_.at(self_.name).incarnation) {
+      refute(now, s.incarnation);
+      adjust_health(1);
+    } else if (reply_to != nullptr) {
+      correct(now, *reply_to, members_.at(self_.name));
+    }
+    return;
+  }
+  auto it = members_.find(s.name);
+  if (it == members_.end()) return;
+  Member& m = it->second;
+  if (s.creation != m.creation || !is_live(m.status)) return;
+  if (s.incarnation < m.incarnation) {
+    if (reply_to != nullptr && m.status == MemberStatus::alive) correct(now, *reply_to, m);
+    return;
+  }
+
+  const std::size_t n = live_.size() + 1;
+  const std::uint64_t min_ms =
+      suspicion_min_ms(config_.suspicion_mult, n, config_.probe_interval_ms);
+  const auto max_ms =
+      static_cast<std::uint64_t>(static_cast<double>(min_ms) * config_.suspicion_max_mult);
+  const auto expected = static_cast<std::size_t>(std::max(0.0, config_.suspicion_mult - 2));
+
+  if (m.status == MemberStatus::suspect && s.incarnation == m.incarnation) {
+    auto sus = suspicions_.find(s.name);
+    if (sus == suspicions_.end() || !sus->second.confirmations.insert(s.from).second) return;
+    // An independent confirmation: the deadline moves closer, and others should count it too.
+    const std::size_t confirmations = sus->second.confirmations.size() - 1;
+    const std::uint64_t deadline =
+        sus->second.started_ms + suspicion_timeout_ms(min_ms, max_ms, confirmations, expected);
+    sus->second.token = next_token_++;
+    if (deadline <= now) {
+      declare_dead(now, m, false);
+    } else {
+      arm(deadline, TimerKind::suspicion, sus->second.token, s.name);
+      queue_update(s.name, s);
+    }
+    return;
+  }
+  before_change(m);
+  m.incarnation = s.incarnation;
+  m.status = MemberStatus::suspect;
+  m.since_ms = now;
+  after_change(m);
+  Suspicion sus{next_token_++, now, {s.from}};
+  arm(now + suspicion_timeout_ms(min_ms, max_ms, 0, expected), TimerKind::suspicion, sus.token,
+      s.name);
+  suspicions_[s.name] = std::move(sus);
+  ++stats_.suspicions;
+  emit(now, EventKind::suspect, m);
+  queue_update(s.name, s);
+  // Tell the suspect directly, so that it can refute at once.
+  send(now, m.addr, {encode_message(s)});
+}
+
+void Membership::apply_dead(std::uint64_t now, const std::string& name, std::uint64_t creation,
+                            std::uint64_t incarnation, const std::string& from, bool left,
+                            const Address* reply_to) {
+  if (name == self_.name) {
+    if (creation != self_.creation || leaving_) return;
+    if (incarnation >= members_.at(self_.name).incarnation) {
+      refute(now, incarnation);
+      adjust_health(1);
+    } else if (reply_to != nullptr) {
+      correct(now, *reply_to, members_.at(self_.name));
+    }
+    return;
+  }
+  auto it = members_.find(name);
+  if (it == members_.end()) return;
+  Member& m = it->second;
+  if (creation != m.creation || !is_live(m.status)) return;
+  if (incarnation < m.incarnation) {
+    if (reply_to != nullptr && m.status == MemberStatus::alive && !left) correct(now, *reply_to, m);
+    return;
+  }
+  before_change(m);
+  m.status = left ? MemberStatus::left : MemberStatus::dead;
+  m.incarnation = incarnation;
+  m.since_ms = now;
+  after_change(m);
+  if (!left) dead_log_.emplace_back(now, name);
+  suspicions_.erase(name);
+  emit(now, left ? EventKind::left : EventKind::failed, m);
+  if (left) {
+    queue_update(name, Left{name, creation, incarnation});
+  } else {
+    queue_update(name, Dead{name, creation, incarnation, from});
+  }
+}
+
+void Membership::declare_dead(std::uint64_t now, Member& m, bool fast) {
+  ++stats_.deaths_declared;
+  if (fast) ++stats_.fast_deaths;
+  if (probe_ && probe_->target == m.name) probe_.reset();
+  apply_dead(now, m.name, m.creation, m.incarnation, self_.name, false, nullptr);
+}
+
+void Membership::correct(std::uint64_t now, const Address& to, const Member& m) {
+  ++stats_.corrections;
+  send(now, to, {encode_message(Alive{m.name, m.addr, m.creation, m.incarnation, m.tags})});
+}
+
+void Membership::before_change(const Member& m) {
+  digest_ ^= member_hash(m);
+}
+
+void Membership::after_change(Member& m) {
+  digest_ ^= member_hash(m);
+  last_change_ms_ = now_hint_;
+  const bool listed = m.live_slot != Member::kNotListed;
+  if (is_live(m.status) && !listed && m.name != self_.name) {
+    m.live_slot = live_.size();
+    live_.push_back(&m);
+  } else if ((!is_live(m.status) || m.name == self_.name) && listed) {
+    Member* last = live_.back();
+    live_[m.live_slot] = last;
+    last->live_slot = m.live_slot;
+    live_.pop_back();
+    m.live_slot = Member::kNotListed;
+  }
+}
+
+std::uint64_t Membership::member_hash(const Member& m) {
+  if (!is_live(m.status)) return 0;
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : m.name)
+    h = (h ^ c) * 1099511628211ULL;
+  h = (h ^ m.creation) * 1099511628211ULL;
+  h = (h ^ m.incarnation) * 1099511628211ULL;
+  return h ^ (h >> 29);
+}
+
+void Membership::compare_views(std::uint64_t now, const std::string& peer, const Address& addr,
+                               std::uint64_t digest) {
+  if (digest == digest_) {
+    mismatch_since_.erase(peer);
+    return;
+  }
+  if (members_.find(peer) == members_.end()) return;
+  auto [it, first] = mismatch_since_.try_emplace(peer, now);
+  // Only a difference that outlives both the holdoff and every change of our own view counts:
+  // while news is spreading (a cluster forming, say) views differ legitimately everywhere.
+  if (first || now - it->second < config_.view_sync_holdoff_ms ||
+      now - last_change_ms_ < config_.view_sync_holdoff_ms ||
+      now - last_view_sync_ < config_.view_sync_min_interval_ms) {
+    return;
+  }
+  mismatch_since_.erase(it);
+  last_view_sync_ = now;
+  ++stats_.view_syncs;
+  request_stream(now, addr, StreamPurpose::push_pull);
+}
+
+void Membership::refute(std::uint64_t now, std::uint64_t at_least) {
+  Member& me = members_.at(self_.name);
+  before_change(me);
+  me.incarnation = std::max(me.incarnation, at_least) + 1;
+  after_change(me);
+  ++stats_.refutes;
+  queue_update(self_.name, self_alive());
+  gossip(now);
+}
+
+// --- Sending ---
+
+Alive Membership::self_alive() const {
+  const Member& me = members_.at(self_.name);
+  return Alive{me.name, me.addr, me.creation, me.incarnation, me.tags};
+}
+
+void Membership::queue_update(const std::string& name, const Message& message) {
+  updates_.push(name, encode_message(message));
+}
+
+void Membership::send(std::uint64_t /*now*/, const Address& to, std::vector<std::string> primary) {
+  PacketBuilder packet(self_.name, self_.creation, config_.max_packet_bytes);
+  for (const std::string& p : primary) {
+    if (!packet.add(p)) return;  // cannot happen for protocol messages; user sends are pre-checked
+  }
+  const std::size_t limit = retransmit_limit(config_.retransmit_mult, members_.size());
+  // Membership updates get a bounded share while upper-layer payloads wait, the rest otherwise.
+  const std::size_t room = packet.room();
+  const std::size_t share =
+      user_.empty() ? room
+                    : static_cast<std::size_t>(static_cast<double>(room) * config_.gossip_share);
+  // One pass each: a second pass over the same queue would put an update in the packet twice.
+  updates_.fill(packet, share, limit);
+  user_.fill(packet, packet.room(), limit);
+  if (packet.count() == 0) return;
+  std::string bytes = packet.finish();
+  ++stats_.packets_out;
+  stats_.bytes_out += bytes.size();
+  effects_.push_back(SendPacket{to, std::move(bytes)});
+}
+
+void Membership::gossip(std::uint64_t now) {
+  if (updates_.empty() && user_.empty()) return;
+  for (const Member* m : random_members(config_.gossip_fanout, {})) {
+    send(now, m->addr, {});
+    if (updates_.empty() && user_.empty()) return;
+  }
+  // One member declared dead lately hears the news too, so that a live node declared dead by
+  // mistake learns it and refutes.
+  while (!dead_log_.empty() && now - dead_log_.front().first >= config_.gossip_to_dead_ms) {
+    dead_log_.pop_front();
+  }
+  if (dead_log_.empty()) return;
+  const Member* m = member(dead_log_[rng_() % dead_log_.size()].second);
+  if (m != nullptr && m->status == MemberStatus::dead) send(now, m->addr, {});
+}
+
+std::size_t Membership::live_peers() const {
+  return live_.size();
+}
+
+std::vector<const Member*> Membership::random_members(std::size_t k,
+                                                      const std::set<std::string>& exclude) {
+  std::vector<const Member*> out;
+  const std::size_t available = live_.size();
+  if (available == 0 || k == 0) return out;
+  if (k + exclude.size() >= available) {
+    // Small cluster: shuffle all candidates, take the first k.
+    for (const Member* m : live_) {
+      if (exclude.count(m->name) == 0) out.push_back(m);
+    }
+    std::shuffle(out.begin(), out.end(), rng_);
+    if (out.size() > k) out.resize(k);
+    return out;
+  }
+  // Large cluster: draw until k distinct non-excluded members are found (k is a handful).
+  while (out.size() < k) {
+    const Member* m = live_[rng_() % available];
+    if (exclude.count(m->name) != 0 || std::find(out.begin(), out.end(), m) != out.end()) continue;
+    out.push_back(m);
+  }
+  return out;
+}
+
+// --- Full state ---
+
+PushPull Membership::local_state(bool join) const {
+  PushPull state;
+  state.join = join;
+  state.sender = self_.name;
+  state.creation = self_.creation;
+  state.members.reserve(members_.size());
+  for (const auto& [name, m] : members_) {
+    state.members.push_back(
+        MemberState{m.name, m.addr, m.creation, m.incarnation, m.status, m.tags});
+  }
+  return state;
+}
+
+void Membership::merge(std::uint64_t now, const PushPull& remote) {
+  for (const MemberState& s : remote.members) {
+    switch (s.status) {
+      case MemberStatus::alive:
+        apply_alive(now, Alive{s.name, s.addr, s.creation, s.incarnation, s.tags}, false);
+        break;
+      case MemberStatus::suspect:
+      case MemberStatus::dead:
+        // A remote verdict of death only makes us suspect: the member gets its chance to refute.
+        if (!members_.count(s.name) && s.status == MemberStatus::suspect) {
+          apply_alive(now, Alive{s.name, s.addr, s.creation, s.incarnation, s.tags}, false);
+        }
+        if (s.status == MemberStatus::suspect) {
+          apply_suspect(now, Suspect{s.name, s.creation, s.incarnation, remote.sender}, nullptr);
+        } else {
+          apply_dead(now, s.name, s.creation, s.incarnation, remote.sender, false, nullptr);
+        }
+        break;
+      case MemberStatus::left:
+        apply_dead(now, s.name, s.creation, s.incarnation, remote.sender, true, nullptr);
+        break;
+    }
+  }
+}
+
+void Membership::request_stream(std::uint64_t now, const Address& to, StreamPurpose purpose) {
+  for (const auto& [id, pending] : streams_) {
+    if (pending.to == to) return;  // one exchange with a peer at a time
+  }
+  const std::uint64_t id = next_stream_++;
+  streams_[id] = PendingStream{purpose, to};
+  ++stats_.push_pulls;
+  effects_.push_back(
+      StreamRequest{id, to, encode_push_pull(local_state(purpose == StreamPurpose::join))});
+  arm(now + config_.stream_timeout_ms, TimerKind::stream_timeout, id);
+}
+
+std::string Membership::on_stream_request(std::uint64_t now_ms, const Address& /*from*/,
+                                          std::string_view bytes) {
+  now_hint_ = now_ms;
+  ++stats_.packets_in;
+  stats_.bytes_in += bytes.size();
+  auto remote = decode_push_pull(bytes);
+  if (!remote) {
+    ++stats_.rejected;
+    return {};
+  }
+  if (auto known = members_.find(remote->sender);
+      remote->sender == self_.name ||
+      (known != members_.end() && known->second.creation > remote->creation)) {
+    ++stats_.stale;
+    return {};
+  }
+  merge(now_ms, *remote);
+  std::string reply = encode_push_pull(local_state(false));
+  stats_.bytes_out += reply.size();
+  return reply;
+}
+
+void Membership::on_stream_reply(std::uint64_t now_ms, std::uint64_t id, std::string_view bytes) {
+  now_hint_ = now_ms;
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  streams_.erase(it);
+  stats_.bytes_in += bytes.size();
+  auto remote = decode_push_pull(bytes);
+  if (!remote) {
+    ++stats_.rejected;
+    return;
+  }
+  if (auto known = members_.find(remote->sender);
+      known != members_.end() && known->second.creation > remote->creation) {
+    ++stats_.stale;
+    return;
+  }
+  merge(now_ms, *remote);
+}
+
+void Membership::on_stream_failed(std::uint64_t /*now_ms*/, std::uint64_t id) {
+  streams_.erase(id);
+}
+
+void Membership::join(std::uint64_t now_ms, std::vector<Address> seeds) {
+  now_hint_ = now_ms;
+  seeds_ = std::move(seeds);
+  join_backoff_ms_ = config_.join_retry_min_ms;
+  retry_join(now_ms);
+}
+
+void Membership::retry_join(std::uint64_t now) {
+  for (const Address& seed : seeds_) {
+    if (seed != self_.addr) request_stream(now, seed, StreamPurpose::join);
+  }
+  if (!join_retry_armed_) {
+    join_retry_armed_ = true;
+    arm(now + join_backoff_ms_, TimerKind::join_retry);
+    join_backoff_ms_ = std::min(join_backoff_ms_ * 2, config_.join_retry_max_ms);
+  }
+}
+
+void Membership::on_announcement(std::uint64_t now_ms, const Address& addr, std::string_view name) {
+  if (name == self_.name || addr == self_.addr || leaving_) return;
+  if (auto it = members_.find(name);
+      it != members_.end() && is_live(it->second.status) && it->second.addr == addr) {
+    return;
+  }
+  request_stream(now_ms, addr, StreamPurpose::join);
+}
+
+void Membership::leave(std::uint64_t now_ms) {
+  now_hint_ = now_ms;
+  if (leaving_) return;
+  leaving_ = true;
+  probe_.reset();
+  Member& me = members_.at(self_.name);
+  before_change(me);
+  me.status = MemberStatus::left;
+  me.since_ms = now_ms;
+  after_change(me);
+  queue_update(self_.name, Left{me.name, me.creation, me.incarnation});
+  gossip(now_ms);
+}
+
+void Membership::set_tags(std::uint64_t now_ms, Tags tags) {
+  now_hint_ = now_ms;
+  Member& me = members_.at(self_.name);
+  before_change(me);
+  me.tags = std::move(tags);
+  ++me.incarnation;
+  after_change(me);
+  queue_update(self_.name, self_alive());
+  gossip(now_ms);
+}
+
+bool Membership::send_user(std::uint64_t now_ms, std::string_view name, std::string_view payload) {
+  auto it = members_.find(name);
+  if (it == members_.end() || !is_live(it->second.status)) return false;
+  std::string encoded = encode_message(User{std::string(payload)});
+  PacketBuilder probe(self_.name, self_.creation, config_.max_packet_bytes);
+  if (!probe.add(encoded)) return false;
+  send(now_ms, it->second.addr, {std::move(encoded)});
+  return true;
+}
+
+bool Membership::broadcast_user(std::uint64_t /*now_ms*/, std::string_view payload) {
+  std::string encoded = encode_message(User{std::string(payload)});
+  PacketBuilder probe(self_.name, self_.creation, config_.max_packet_bytes);
+  if (!probe.add(encoded)) return false;
+  user_.push(std::to_string(user_key_++), std::move(encoded));
+  return true;
+}
+
+// --- Outputs and reads ---
+
+void Membership::emit(std::uint64_t now, EventKind kind, const Member& m) {
+  effects_.push_back(MemberEvent{kind, m.name, m.addr, m.creation, m.incarnation, m.tags, now});
+}
+
+void Membership::take_effects(std::vector<Effect>& out) {
+  for (Effect& e : effects_)
+    out.push_back(std::move(e));
+  effects_.clear();
+}
+
+std::uint64_t Membership::incarnation() const {
+  return members_.at(self_.name).incarnation;
+}
+
+const Member* Membership::member(std::string_view name) const {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : &it->second;
+}
+
+std::size_t Membership::count(MemberStatus status) const {
+  std::size_t n = 0;
+  for (const auto& [name, m] : members_)
+    n += m.status == status ? 1 : 0;
+  return n;
+}
+
+}  // namespace shoal::cluster

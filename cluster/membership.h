@@ -1,0 +1,361 @@
+#pragma once
+
+// Membership: the SWIM failure detector and membership protocol with the Lifeguard refinements,
+// as a sans-IO state machine.
+//
+// SWIM (Das, Gupta and Motivala, 2002): every probe interval a node pings the next member of a
+// shuffled round-robin list. Without an ack within the probe timeout it asks `indirect_checks`
+// other members to ping the target for it (ping-req); without any ack by the end of the interval
+// it suspects the target. A suspected member that does not refute (by gossiping an alive message
+// with a higher incarnation) within the suspicion timeout is declared dead. Membership updates
+// travel piggybacked on probe traffic and in small gossip rounds, each update at most
+// retransmit_mult * ceil(log10(N + 1)) times; a periodic full-state exchange over TCP
+// (push-pull, also on join) repairs whatever gossip missed.
+//
+// Lifeguard (Dadgar, Phillips and Currey, 2018):
+//  - local health awareness: a score that rises when this node misses acks or nacks, or has to
+//    refute a suspicion of itself, and falls on successful probes; probe interval and timeout are
+//    multiplied by (score + 1), so a slow node stops accusing healthy ones;
+//  - dynamic suspicion: the timeout starts at a maximum and shrinks towards a minimum as
+//    independent suspicions of the same member arrive (timing.h);
+//  - nacks: an intermediary that cannot reach the target says so, which tells the prober that the
+//    intermediary itself is healthy;
+//  - a member that becomes suspect is told directly, so it can refute at once.
+//
+// Deviations, and why:
+//  - Crash fast path. A crashed process leaves a live host that answers probes with ICMP port
+//    unreachable. The driver reports that (on_unreachable); the prober then asks for indirect
+//    probes at once, and if another member confirms the target unreachable, the target is declared
+//    dead without the suspicion timeout. One signal alone never kills: a hung or cut-off node
+//    answers nothing and still goes through suspicion.
+//  - Identity over time. A member is (name, creation): a process restarted under the same name
+//    has a greater creation and is accepted as the name's new life at once, whatever state the
+//    old life was in; packets from an older life than the one known are dropped (a stale node's
+//    accusations are ignored).
+//  - Reconnect. Every reconnect interval one random dead member gets a push-pull, so the halves
+//    of a healed partition find each other without waiting for discovery.
+//
+// Driving it. Inputs carry the current time in ms: on_packet, on_unreachable, on_stream_request,
+// on_stream_reply, on_stream_failed, on_timer, and the API calls. Outputs are effects queued for
+// the driver, which drains them after every input (take_effects), and next_deadline(), the time at
+// which on_timer must next be called. Randomness comes from the seed given at construction. The
+// core reads no clock and touches no socket.
+//
+// Invariants:
+//  1. The local member is in members() as alive (or left after leave()), with this node's
+//     creation; its incarnation only grows.
+//  2. For every other member, (creation, incarnation) only grows.
+//  3. At most one probe of this node is outstanding.
+//
+// Owned by one loop thread; not thread-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "cluster/address.h"
+#include "cluster/broadcast_queue.h"
+#include "cluster/config.h"
+#include "cluster/wire.h"
+
+namespace shoal::cluster {
+
+// --- Effects ---
+
+struct SendPacket {
+  Address to;
+  std::string bytes;
+};
+// Open a stream to `to`, send `bytes` as one frame, and report the reply frame with
+// on_stream_reply(id, ...) or the failure with on_stream_failed(id).
+struct StreamRequest {
+  std::uint64_t id;
+  Address to;
+  std::string bytes;
+};
+
+enum class EventKind { joined, updated, suspect, alive_again, failed, left };
+const char* event_name(EventKind kind);
+
+struct MemberEvent {
+  EventKind kind;
+  std::string name;
+  Address addr;
+  std::uint64_t creation;
+  std::uint64_t incarnation;
+  Tags tags;
+  std::uint64_t at_ms;
+};
+
+// A payload of the layers above, received from `from`.
+struct UserMessage {
+  std::string from;
+  std::string payload;
+};
+
+using Effect = std::variant<SendPacket, StreamRequest, MemberEvent, UserMessage>;
+
+// --- The local node ---
+
+struct NodeIdentity {
+  std::string name;
+  Address addr;
+  std::uint64_t creation;  // process start, ms: a restart must give a greater one
+  Tags tags;
+};
+
+struct Member {
+  std::string name;
+  Address addr;
+  std::uint64_t creation = 0;
+  std::uint64_t incarnation = 0;
+  MemberStatus status = MemberStatus::alive;
+  Tags tags;
+  std::uint64_t since_ms = 0;  // when the status last changed
+
+  // Internal to Membership: this member's place in its list of live peers.
+  static constexpr std::size_t kNotListed = SIZE_MAX;
+  std::size_t live_slot = kNotListed;
+};
+
+// Counters for metrics and tests; all only grow.
+struct MembershipStats {
+  std::uint64_t packets_in = 0;
+  std::uint64_t packets_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t rejected = 0;  // undecodable packets and frames
+  std::uint64_t stale = 0;     // packets from an older life of their sender
+  std::uint64_t probes = 0;
+  std::uint64_t probes_failed = 0;
+  std::uint64_t indirect_probes = 0;
+  std::uint64_t suspicions = 0;
+  std::uint64_t deaths_declared = 0;
+  std::uint64_t fast_deaths = 0;  // declared through the crash fast path
+  std::uint64_t refutes = 0;
+  std::uint64_t push_pulls = 0;
+  std::uint64_t view_syncs = 0;   // push-pulls started because view digests differed
+  std::uint64_t corrections = 0;  // newer views sent back to senders of stale accusations
+  std::uint64_t user_in = 0;
+};
+
+class Membership {
+ public:
+  // REQUIRES: !config.validate().
+  Membership(MembershipConfig config, NodeIdentity self, std::uint64_t seed, std::uint64_t now_ms);
+
+  // --- Inputs ---
+
+  // A datagram from `from`.
+  void on_packet(std::uint64_t now_ms, const Address& from, std::string_view bytes);
+  // A datagram this node sent to `to` was answered "port unreachable" (the process there is gone).
+  void on_unreachable(std::uint64_t now_ms, const Address& to);
+  // A frame arrived on an inbound stream from `from`. Returns the reply frame (empty: none).
+  std::string on_stream_request(std::uint64_t now_ms, const Address& from, std::string_view bytes);
+  void on_stream_reply(std::uint64_t now_ms, std::uint64_t id, std::string_view bytes);
+  void on_stream_failed(std::uint64_t now_ms, std::uint64_t id);
+  // Time passed: runs every internal timer due at now_ms.
+  void on_timer(std::uint64_t now_ms);
+
+  // --- API ---
+
+  // Joins the cluster through `seeds` (push-pull with each). Retried with backoff while this node
+  // sees no peer; calling it again replaces the seed list.
+  void join(std::uint64_t now_ms, std::vector<Address> seeds);
+  // Another node announced itself at `addr` (multicast discovery): push-pull with it unless it
+  // is a known live member.
+  void on_announcement(std::uint64_t now_ms, const Address& addr, std::string_view name);
+  // Announces a graceful leave. The node stops probing; the driver may stop it once the leave
+  // has had time to spread (a few gossip intervals).
+  void leave(std::uint64_t now_ms);
+  // Changes this node's tags; spreads as an alive message with a new incarnation.
+  void set_tags(std::uint64_t now_ms, Tags tags);
+  // Sends `payload` to member `name` in one packet (with gossip piggybacked). Returns false if the
+  // member is unknown or not alive, or the payload cannot fit a packet.
+  bool send_user(std::uint64_t now_ms, std::string_view name, std::string_view payload);
+  // Gossips `payload` to the cluster (each member gets it with high probability). Returns false
+  // if it cannot fit a packet.
+  bool broadcast_user(std::uint64_t now_ms, std::string_view payload);
+
+  // --- Outputs ---
+
+  // Moves the queued effects into `out` (appending).
+  void take_effects(std::vector<Effect>& out);
+  // When on_timer must next be called.
+  std::uint64_t next_deadline() const;
+
+  // --- Reads ---
+
+  const std::string& name() const { return self_.name; }
+  std::uint64_t creation() const { return self_.creation; }
+  std::uint64_t incarnation() const;
+  const std::map<std::string, Member, std::less<>>& members() const { return members_; }
+  const Member* member(std::string_view name) const;
+  // Members (this node included) with the given status.
+  std::size_t count(MemberStatus status) const;
+  int health_score() const { return awareness_; }
+  // Updates waiting to be gossiped (membership, upper layers).
+  std::size_t pending_updates() const { return updates_.size(); }
+  std::size_t pending_user() const { return user_.size(); }
+  const MembershipStats& stats() const { return stats_; }
+  const MembershipConfig& config() const { return config_; }
+
+ private:
+  enum class TimerKind {
+    probe,           // start the next probe
+    probe_timeout,   // direct ping unanswered: go indirect
+    probe_deadline,  // end of the probe: suspect if no ack
+    relay_timeout,   // a ping we relay for someone went unanswered: nack
+    suspicion,       // a suspect member's time is up
+    gossip,
+    push_pull,
+    reconnect,
+    join_retry,
+    stream_timeout,
+    reap,
+  };
+  // Timers are data: a timer carries what it was armed for, and one that fires after its state
+  // moved on is a no-op.
+  struct Timer {
+    std::uint64_t at;
+    std::uint64_t order;  // tie-break: arming order
+    TimerKind kind;
+    std::uint64_t token;  // probe seq, stream id or suspicion token
+    std::string member;
+    friend bool operator>(const Timer& a, const Timer& b) {
+      return a.at != b.at ? a.at > b.at : a.order > b.order;
+    }
+  };
+  struct Probe {
+    std::uint64_t seq = 0;
+    std::string target;
+    std::uint64_t creation = 0;
+    std::uint64_t incarnation = 0;
+    bool acked = false;
+    bool indirect_sent = false;
+    bool unreachable = false;
+    std::size_t expected_nacks = 0;
+    std::size_t nacks = 0;
+    std::size_t unreachable_nacks = 0;
+  };
+  struct Relay {
+    Address requester;
+    std::uint64_t requester_seq;
+    std::string target;
+    Address target_addr;
+  };
+  struct Suspicion {
+    std::uint64_t token;
+    std::uint64_t started_ms;
+    std::set<std::string> confirmations;
+  };
+  enum class StreamPurpose { join, push_pull, reconnect };
+  struct PendingStream {
+    StreamPurpose purpose;
+    Address to;
+  };
+
+  // Timers.
+  void arm(std::uint64_t at, TimerKind kind, std::uint64_t token = 0, std::string member = {});
+  void fire(std::uint64_t now, const Timer& timer);
+  std::uint64_t scaled(std::uint64_t ms) const;
+
+  // Probing.
+  void start_probe(std::uint64_t now);
+  std::optional<std::string> next_probe_target();
+  void go_indirect(std::uint64_t now);
+  void end_probe(std::uint64_t now);
+  void adjust_health(int delta);
+
+  // Messages.
+  void handle(std::uint64_t now, const Address& from, const std::string& sender, Message& message);
+  void on_ping(std::uint64_t now, const Address& from, const Ping& ping);
+  void on_ack(std::uint64_t now, const Ack& ack);
+  void on_nack(std::uint64_t now, const Nack& nack);
+  void on_ping_req(std::uint64_t now, const Address& from, const PingReq& req);
+  void apply_alive(std::uint64_t now, const Alive& alive, bool from_gossip);
+  // `reply_to`, when set, is where the message came from: an accusation older than what we know
+  // is answered there with our newer view, so that a node that missed a refutation learns it.
+  void apply_suspect(std::uint64_t now, const Suspect& suspect, const Address* reply_to);
+  void apply_dead(std::uint64_t now, const std::string& name, std::uint64_t creation,
+                  std::uint64_t incarnation, const std::string& from, bool left,
+                  const Address* reply_to);
+  void correct(std::uint64_t now, const Address& to, const Member& m);
+  // View digests: the XOR of member_hash over members, kept up to date at every change (XOR out
+  // before, XOR in after); compared on every ping and ack, and a difference that lasts triggers a
+  // push-pull. member_hash is 0 for members that are not live.
+  static std::uint64_t member_hash(const Member& m);
+  void compare_views(std::uint64_t now, const std::string& peer, const Address& addr,
+                     std::uint64_t digest);
+  void refute(std::uint64_t now, std::uint64_t at_least);
+  void declare_dead(std::uint64_t now, Member& m, bool fast);
+
+  // Sending.
+  void send(std::uint64_t now, const Address& to, std::vector<std::string> primary);
+  void gossip(std::uint64_t now);
+  void queue_update(const std::string& name, const Message& message);
+  Alive self_alive() const;
+  std::size_t live_peers() const;
+  // Up to k distinct live peers, uniformly, none of `exclude`.
+  std::vector<const Member*> random_members(std::size_t k, const std::set<std::string>& exclude);
+  // Every change of a member goes between these two: they keep the view digest and the list of
+  // live peers up to date.
+  void before_change(const Member& m);
+  void after_change(Member& m);
+
+  // Full state.
+  PushPull local_state(bool join) const;
+  void merge(std::uint64_t now, const PushPull& remote);
+  void request_stream(std::uint64_t now, const Address& to, StreamPurpose purpose);
+  void retry_join(std::uint64_t now);
+
+  void emit(std::uint64_t now, EventKind kind, const Member& m);
+
+  // Fixed after construction.
+  const MembershipConfig config_;
+  const NodeIdentity self_;
+
+  // Changed by inputs.
+  std::mt19937_64 rng_;
+  std::map<std::string, Member, std::less<>> members_;  // includes this node
+  std::vector<Member*> live_;  // alive and suspect peers (not this node), in no order
+  std::deque<std::pair<std::uint64_t, std::string>> dead_log_;  // (declared at, name)
+  std::vector<std::string> probe_order_;
+  std::size_t probe_index_ = 0;
+  std::optional<Probe> probe_;
+  std::map<std::uint64_t, Relay> relays_;  // by the seq of our relayed ping
+  std::map<std::string, Suspicion, std::less<>> suspicions_;
+  std::map<std::uint64_t, PendingStream> streams_;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
+  BroadcastQueue updates_;
+  BroadcastQueue user_;
+  std::vector<Effect> effects_;
+  std::vector<Address> seeds_;
+  std::uint64_t join_backoff_ms_;
+  bool join_retry_armed_ = false;
+  bool leaving_ = false;
+  int awareness_ = 0;
+  std::uint64_t next_seq_ = 1;
+  std::uint64_t next_stream_ = 1;
+  std::uint64_t next_timer_order_ = 0;
+  std::uint64_t next_token_ = 1;
+  std::uint64_t user_key_ = 0;
+  // The digest of the live members (name, creation, incarnation).
+  std::uint64_t digest_ = 0;
+  std::map<std::string, std::uint64_t, std::less<>> mismatch_since_;
+  std::uint64_t last_view_sync_ = 0;
+  std::uint64_t last_change_ms_ = 0;  // when a member last changed in our view
+  std::uint64_t now_hint_ = 0;        // the time of the input being handled
+  MembershipStats stats_;
+};
+
+}  // namespace shoal::cluster

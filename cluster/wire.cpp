@@ -1,0 +1,382 @@
+#include "cluster/wire.h"
+
+#include <msgpack.hpp>
+
+#include "crdt/msgpack_reader.h"
+
+namespace shoal::cluster {
+
+namespace {
+
+using crdt::Errc;
+using crdt::MsgReader;
+
+struct Sink {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+using Packer = msgpack::packer<Sink>;
+
+void pack_str(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+void pack_bin(Packer& pk, std::string_view s) {
+  pk.pack_bin(static_cast<std::uint32_t>(s.size()));
+  pk.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+void pack_addr(Packer& pk, const Address& a) {
+  pk.pack_array(2);
+  pack_bin(pk, a.ip_bytes());
+  pk.pack_uint16(a.port);
+}
+
+void pack_tags(Packer& pk, const Tags& tags) {
+  pk.pack_array(static_cast<std::uint32_t>(2 * tags.size()));
+  for (const auto& [k, v] : tags) {
+    pack_str(pk, k);
+    pack_str(pk, v);
+  }
+}
+
+std::size_t array_header_bytes(std::size_t count) {
+  if (count < 16) return 1;
+  if (count <= 0xffff) return 3;
+  return 5;
+}
+
+std::string read_name(MsgReader& r, const char* field) {
+  const std::string_view name = r.bytes(field, kMaxNameBytes);
+  if (r.ok() && name.empty()) r.fail(Errc::invalid, field, "empty name");
+  return std::string(name);
+}
+
+Address read_addr(MsgReader& r, const char* field) {
+  Address a;
+  r.array_of(field, 2);
+  const std::string_view ip = r.bytes(field, 16);
+  if (r.ok() && ip.size() != 4 && ip.size() != 16) {
+    r.fail(Errc::invalid, field, "ip must be 4 or 16 bytes");
+  }
+  a.port = static_cast<std::uint16_t>(r.uint(field, 65535));
+  if (!r.ok()) return a;
+  a.ip_len = static_cast<std::uint8_t>(ip.size());
+  std::copy(ip.begin(), ip.end(), reinterpret_cast<char*>(a.ip.data()));
+  return a;
+}
+
+Tags read_tags(MsgReader& r, const char* field) {
+  Tags tags;
+  const std::uint32_t n = r.array(field, 2 * kMaxTags);
+  if (r.ok() && n % 2 != 0) r.fail(Errc::invalid, field, "odd tag list");
+  for (std::uint32_t i = 0; i + 1 < n && r.ok(); i += 2) {
+    const std::string_view k = r.bytes(field, kMaxTagKeyBytes);
+    const std::string_view v = r.bytes(field, kMaxTagValueBytes);
+    if (r.ok() && k.empty()) r.fail(Errc::invalid, field, "empty tag key");
+    if (r.ok() && !tags.emplace(std::string(k), std::string(v)).second) {
+      r.fail(Errc::invalid, field, "duplicate tag key");
+    }
+  }
+  return tags;
+}
+
+std::optional<Message> read_message(MsgReader& r) {
+  const std::uint32_t len = r.array("message", 8);
+  if (!r.ok()) return std::nullopt;
+  if (len == 0) {
+    r.fail(Errc::invalid, "message", "empty message");
+    return std::nullopt;
+  }
+  const auto type = static_cast<MessageType>(r.uint("type", 255));
+  auto expect = [&](std::uint32_t n) {
+    if (r.ok() && len != n) {
+      r.fail(Errc::invalid, "message", "wrong field count for its type");
+    }
+  };
+  switch (type) {
+    case MessageType::ping: {
+      expect(4);
+      Ping m;
+      m.seq = r.uint("seq");
+      m.target = read_name(r, "target");
+      m.view = r.uint("view");
+      if (r.ok()) return m;
+      break;
+    }
+    case MessageType::ack: {
+      expect(3);
+      Ack m;
+      m.seq = r.uint("seq");
+      m.view = r.uint("view");
+      if (r.ok()) return m;
+      break;
+    }
+    case MessageType::nack: {
+      expect(3);
+      Nack m{r.uint("seq"), static_cast<NackReason>(r.uint("reason", 1))};
+      if (r.ok()) return m;
+      break;
+    }
+    case MessageType::ping_req: {
+      expect(4);
+      PingReq m;
+      m.seq = r.uint("seq");
+      m.target = read_name(r, "target");
+      m.target_addr = read_addr(r, "addr");
+      if (r.ok()) return m;
+      break;
+    }
+    case MessageType::alive: {
+      expect(6);
+      Alive m;
+      m.name = read_name(r, "name");
+      m.addr = read_addr(r, "addr");
+      m.creation = r.uint("creation");
+      m.incarnation = r.uint("incarnation");
+      m.tags = read_tags(r, "tags");
+      if (r.ok()) return m;
+      break;
+    }
+    case MessageType::suspect:
+    case MessageType::dead: {
+      expect(5);
+      std::string name = read_name(r, "name");
+      const std::uint64_t creation = r.uint("creation");
+      const std::uint64_t incarnation = r.uint("incarnation");
+      std::string from = read_name(r, "from");
+      if (!r.ok()) break;
+      if (type == MessageType::suspect) {
+        return Suspect{std::move(name), creation, incarnation, std::move(from)};
+      }
+      return Dead{std::move(name), creation, incarnation, std::move(from)};
+    }
+    case MessageType::left: {
+      expect(4);
+      Left m;
+      m.name = read_name(r, "name");
+      m.creation = r.uint("creation");
+      m.incarnation = r.uint("incarnation");
+      if (r.ok()) return m;
+      break;
+    }
+    case MessageType::user: {
+      expect(2);
+      User m{std::string(r.bytes("payload", kMaxPacketBytes))};
+      if (r.ok()) return m;
+      break;
+    }
+    default:
+      r.fail(Errc::invalid, "type",
+             "unknown message type " + std::to_string(static_cast<int>(type)));
+  }
+  return std::nullopt;
+}
+
+void check_version(MsgReader& r) {
+  const std::uint64_t version = r.uint("version");
+  if (r.ok() && version != kWireVersion) {
+    r.fail(Errc::bad_version, "version",
+           "version " + std::to_string(version) + ", this build speaks 1");
+  }
+}
+
+}  // namespace
+
+const char* status_name(MemberStatus status) {
+  switch (status) {
+    case MemberStatus::alive:
+      return "alive";
+    case MemberStatus::suspect:
+      return "suspect";
+    case MemberStatus::dead:
+      return "dead";
+    case MemberStatus::left:
+      return "left";
+  }
+  return "unknown";
+}
+
+std::string encode_message(const Message& message) {
+  std::string out;
+  Sink sink{out};
+  Packer pk(sink);
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, Ping>) {
+          pk.pack_array(4);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::ping));
+          pk.pack_uint64(m.seq);
+          pack_str(pk, m.target);
+          pk.pack_uint64(m.view);
+        } else if constexpr (std::is_same_v<T, Ack>) {
+          pk.pack_array(3);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::ack));
+          pk.pack_uint64(m.seq);
+          pk.pack_uint64(m.view);
+        } else if constexpr (std::is_same_v<T, Nack>) {
+          pk.pack_array(3);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::nack));
+          pk.pack_uint64(m.seq);
+          pk.pack_uint8(static_cast<std::uint8_t>(m.reason));
+        } else if constexpr (std::is_same_v<T, PingReq>) {
+          pk.pack_array(4);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::ping_req));
+          pk.pack_uint64(m.seq);
+          pack_str(pk, m.target);
+          pack_addr(pk, m.target_addr);
+        } else if constexpr (std::is_same_v<T, Alive>) {
+          pk.pack_array(6);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::alive));
+          pack_str(pk, m.name);
+          pack_addr(pk, m.addr);
+          pk.pack_uint64(m.creation);
+          pk.pack_uint64(m.incarnation);
+          pack_tags(pk, m.tags);
+        } else if constexpr (std::is_same_v<T, Suspect> || std::is_same_v<T, Dead>) {
+          pk.pack_array(5);
+          pk.pack_uint8(static_cast<std::uint8_t>(std::is_same_v<T, Suspect> ? MessageType::suspect
+                                                                             : MessageType::dead));
+          pack_str(pk, m.name);
+          pk.pack_uint64(m.creation);
+          pk.pack_uint64(m.incarnation);
+          pack_str(pk, m.from);
+        } else if constexpr (std::is_same_v<T, Left>) {
+          pk.pack_array(4);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::left));
+          pack_str(pk, m.name);
+          pk.pack_uint64(m.creation);
+          pk.pack_uint64(m.incarnation);
+        } else if constexpr (std::is_same_v<T, User>) {
+          pk.pack_array(2);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::user));
+          pack_bin(pk, m.payload);
+        }
+      },
+      message);
+  return out;
+}
+
+PacketBuilder::PacketBuilder(std::string_view sender, std::uint64_t creation, std::size_t limit)
+    : limit_(limit) {
+  Sink sink{header_};
+  Packer pk(sink);
+  pk.pack_array(4);
+  pk.pack_uint64(kWireVersion);
+  pack_str(pk, sender);
+  pk.pack_uint64(creation);
+}
+
+std::size_t PacketBuilder::size() const {
+  return header_.size() + array_header_bytes(count_) + body_.size();
+}
+
+bool PacketBuilder::add(std::string_view encoded) {
+  const std::size_t after =
+      header_.size() + array_header_bytes(count_ + 1) + body_.size() + encoded.size();
+  if (after > limit_ || count_ + 1 > kMaxMessagesPerPacket) return false;
+  body_.append(encoded);
+  ++count_;
+  return true;
+}
+
+std::string PacketBuilder::finish() const {
+  std::string out;
+  out.reserve(size());
+  out = header_;
+  Sink sink{out};
+  Packer pk(sink);
+  pk.pack_array(static_cast<std::uint32_t>(count_));
+  out.append(body_);
+  return out;
+}
+
+std::expected<Packet, Error> decode_packet(std::string_view bytes) {
+  if (bytes.size() > kMaxPacketBytes) {
+    return std::unexpected(
+        Error{Errc::too_large, "packet", std::to_string(bytes.size()) + " bytes"});
+  }
+  MsgReader r(bytes);
+  r.array_of("packet", 4);
+  check_version(r);
+  Packet packet;
+  packet.sender = read_name(r, "sender");
+  packet.creation = r.uint("creation");
+  const std::uint32_t n = r.array("messages", kMaxMessagesPerPacket);
+  packet.messages.reserve(n);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    r.at("messages", i);
+    if (auto m = read_message(r)) packet.messages.push_back(std::move(*m));
+  }
+  if (r.ok() && r.remaining() != 0) {
+    r.at(nullptr, 0);
+    r.fail(Errc::invalid, "packet", "trailing bytes");
+  }
+  if (!r.ok()) return std::unexpected(r.error());
+  return packet;
+}
+
+std::string encode_push_pull(const PushPull& state) {
+  std::string out;
+  Sink sink{out};
+  Packer pk(sink);
+  pk.pack_array(7);
+  pk.pack_uint64(kWireVersion);
+  pk.pack_uint8(static_cast<std::uint8_t>(MessageType::push_pull));
+  pk.pack_uint8(state.join ? 1 : 0);
+  pack_str(pk, state.sender);
+  pk.pack_uint64(state.creation);
+  pk.pack_array(static_cast<std::uint32_t>(state.members.size()));
+  for (const MemberState& m : state.members) {
+    pk.pack_array(6);
+    pack_str(pk, m.name);
+    pack_addr(pk, m.addr);
+    pk.pack_uint64(m.creation);
+    pk.pack_uint64(m.incarnation);
+    pk.pack_uint8(static_cast<std::uint8_t>(m.status));
+    pack_tags(pk, m.tags);
+  }
+  pack_bin(pk, state.user_state);
+  return out;
+}
+
+std::expected<PushPull, Error> decode_push_pull(std::string_view bytes) {
+  if (bytes.size() > kMaxStreamBytes) {
+    return std::unexpected(
+        Error{Errc::too_large, "frame", std::to_string(bytes.size()) + " bytes"});
+  }
+  MsgReader r(bytes);
+  r.array_of("push_pull", 7);
+  check_version(r);
+  const std::uint64_t type = r.uint("type", 255);
+  if (r.ok() && type != static_cast<std::uint64_t>(MessageType::push_pull)) {
+    r.fail(Errc::invalid, "type", "expected push_pull");
+  }
+  PushPull state;
+  state.join = r.uint("join", 1) == 1;
+  state.sender = read_name(r, "sender");
+  state.creation = r.uint("creation");
+  const std::uint32_t n = r.array("members", kMaxMembers);
+  state.members.reserve(n);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    r.at("members", i);
+    r.array_of("member", 6);
+    MemberState m;
+    m.name = read_name(r, "name");
+    m.addr = read_addr(r, "addr");
+    m.creation = r.uint("creation");
+    m.incarnation = r.uint("incarnation");
+    m.status = static_cast<MemberStatus>(r.uint("status", 3));
+    m.tags = read_tags(r, "tags");
+    if (r.ok()) state.members.push_back(std::move(m));
+  }
+  r.at(nullptr, 0);
+  state.user_state = std::string(r.bytes("user_state", kMaxUserStateBytes));
+  if (r.ok() && r.remaining() != 0) r.fail(Errc::invalid, "push_pull", "trailing bytes");
+  if (!r.ok()) return std::unexpected(r.error());
+  return state;
+}
+
+}  // namespace shoal::cluster

@@ -1,0 +1,188 @@
+// Membership scenarios in the simulator: virtual time, seeded, no sleeps. Each case prints its
+// seed; SHOAL_SEED=N replays it exactly.
+
+#include <boost/test/unit_test.hpp>
+
+#include "cluster/sim/sim_cluster.h"
+#include "tests/support/seed.h"
+
+using shoal::cluster::MembershipConfig;
+using shoal::cluster::MemberStatus;
+using shoal::cluster::sim::SimCluster;
+using shoal::cluster::sim::SimNetConfig;
+
+namespace {
+
+std::size_t false_deaths(const SimCluster& c, const std::vector<std::size_t>& really_dead = {}) {
+  std::size_t n = 0;
+  for (const auto& e : c.events()) {
+    if (e.event.kind != shoal::cluster::EventKind::failed) continue;
+    bool expected = false;
+    for (std::size_t d : really_dead)
+      expected |= e.event.name == c.name(d);
+    n += expected ? 0 : 1;
+  }
+  return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(membership_sim)
+
+BOOST_AUTO_TEST_CASE(hundred_nodes_join_through_one_seed_and_converge) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(100, seed);
+  c.join_all(0);
+  const bool ok = c.wait_until([&] { return c.converged(); }, 30'000);
+  BOOST_TEST_MESSAGE("100 nodes converged after " << c.now() << " ms (virtual)");
+  BOOST_TEST(ok, "seed=" << seed << " not converged after " << c.now() << " ms");
+  BOOST_TEST(false_deaths(c) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(killed_node_is_declared_dead_by_every_survivor) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(10, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
+  const std::uint64_t killed_at = c.now();
+  c.kill(7);
+  BOOST_TEST(c.wait_until([&] { return c.all_see(7, MemberStatus::dead); }, 10'000),
+             "seed=" << seed);
+  BOOST_TEST_MESSAGE("kill detected by all after " << c.now() - killed_at << " ms");
+  // The crash fast path, not the suspicion timeout, did it: well under one suspicion timeout.
+  BOOST_TEST(c.now() - killed_at < 1500u);
+  BOOST_TEST(false_deaths(c, {7}) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(hung_node_goes_through_suspicion_and_is_declared_dead) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(10, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
+  const std::uint64_t paused_at = c.now();
+  c.pause(3);
+  BOOST_TEST(c.wait_until([&] { return c.all_see(3, MemberStatus::dead); }, 20'000),
+             "seed=" << seed);
+  BOOST_TEST_MESSAGE("pause detected by all after " << c.now() - paused_at << " ms");
+  bool suspected_first = false;
+  for (const auto& e : c.events()) {
+    suspected_first |= e.event.kind == shoal::cluster::EventKind::suspect && e.event.name == "n3";
+  }
+  BOOST_TEST(suspected_first);
+}
+
+BOOST_AUTO_TEST_CASE(node_paused_shorter_than_the_suspicion_timeout_stays_alive) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(10, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
+  c.pause(4);
+  c.run_for(300);  // default suspicion timeout at N = 10 is at least 800 ms
+  c.resume(4);
+  c.run_for(5'000);
+  BOOST_TEST(false_deaths(c) == 0u, "seed=" << seed);
+  BOOST_TEST(c.converged());
+}
+
+BOOST_AUTO_TEST_CASE(loss_and_duplication_declare_no_live_node_dead) {
+  const auto seed = shoal::test::test_seed();
+  SimNetConfig net;
+  net.loss = 0.10;
+  net.duplicate = 0.05;
+  SimCluster c(20, seed, MembershipConfig{}, net);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 30'000));
+  c.run_for(10 * 60'000);  // ten simulated minutes
+  BOOST_TEST(false_deaths(c) == 0u, "seed=" << seed);
+  // At any instant a member may be suspect for a moment under 10% loss; it must not last.
+  BOOST_TEST(c.wait_until([&] { return c.converged(); }, 5'000));
+}
+
+BOOST_AUTO_TEST_CASE(halves_merge_again_after_a_partition_heals) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(10, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
+  c.partition({{0, 1, 2, 3, 4}, {5, 6, 7, 8, 9}});
+  BOOST_TEST(c.wait_until(
+      [&] { return c.all_see(7, MemberStatus::dead) || c.sees(0, "n7", MemberStatus::dead); },
+      20'000));
+  c.run_for(5'000);
+  c.heal();
+  BOOST_TEST(c.wait_until([&] { return c.converged(); }, 30'000), "seed=" << seed);
+}
+
+BOOST_AUTO_TEST_CASE(restarted_node_is_accepted_as_a_new_life_at_once) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(5, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
+  const std::uint64_t old_creation = c.node(2).creation();
+  c.kill(2);
+  c.run_for(50);  // restarted faster than anyone can notice the crash
+  c.restart(2, {0});
+  BOOST_TEST(c.node(2).creation() > old_creation);
+  BOOST_TEST(c.wait_until(
+                 [&] {
+                   for (std::size_t i = 0; i < c.size(); ++i) {
+                     const auto* m = c.node(i).member("n2");
+                     if (m == nullptr || m->creation != c.node(2).creation() ||
+                         m->status != MemberStatus::alive) {
+                       return false;
+                     }
+                   }
+                   return true;
+                 },
+                 5'000),
+             "seed=" << seed);
+}
+
+BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(8, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
+  c.node(5).leave(c.now());
+  const std::uint64_t left_at = c.now();
+  BOOST_TEST(c.wait_until([&] { return c.all_see(5, MemberStatus::left); }, 5'000));
+  BOOST_TEST_MESSAGE("leave seen by all after " << c.now() - left_at << " ms");
+  BOOST_TEST(false_deaths(c) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(same_seed_replays_the_same_trace) {
+  const auto seed = shoal::test::test_seed();
+  auto run = [&] {
+    SimNetConfig net;
+    net.loss = 0.05;
+    SimCluster c(12, seed, MembershipConfig{}, net);
+    c.join_all(0);
+    c.run_for(3'000);
+    c.kill(5);
+    c.run_for(3'000);
+    return c.trace_hash();
+  };
+  BOOST_TEST(run() == run());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Large clusters: minutes under the sanitizers, so CI runs them in the Release build only
+// (ctest label "large").
+BOOST_AUTO_TEST_SUITE(membership_sim_large)
+
+BOOST_AUTO_TEST_CASE(thousand_nodes_converge_within_a_bounded_number_of_periods) {
+  const auto seed = shoal::test::test_seed();
+  const MembershipConfig config;
+  SimCluster c(1000, seed, config);
+  c.join_all(0);
+  const bool ok = c.wait_until([&] { return c.converged(); }, 60'000, 50);
+  const double periods =
+      static_cast<double>(c.now()) / static_cast<double>(config.probe_interval_ms);
+  BOOST_TEST_MESSAGE("1000 nodes converged after " << c.now() << " ms = " << periods
+                                                   << " probe periods (virtual)");
+  BOOST_TEST(ok, "seed=" << seed);
+  BOOST_TEST(periods <= 100.0);
+  BOOST_TEST(false_deaths(c) == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
