@@ -1,0 +1,196 @@
+#include "bin/agent.h"
+
+#include <fmt/format.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "cluster/keyring.h"
+#include "cluster/uv/uv_membership.h"
+
+namespace shoal::bin {
+
+namespace {
+
+using cluster::Address;
+
+std::uint64_t wall_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// 2026-11-23T17:40:01.123Z
+std::string timestamp() {
+  const std::uint64_t ms = wall_ms();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, ms % 1000);
+}
+
+int level_rank(const std::string& level) {
+  if (level == "debug") return 0;
+  if (level == "info") return 1;
+  if (level == "warn") return 2;
+  if (level == "error") return 3;
+  return -1;
+}
+
+struct Logger {
+  int threshold = 1;
+  template <typename... Args>
+  void log(int rank, const char* level, const char* component, fmt::format_string<Args...> f,
+           Args&&... args) const {
+    if (rank < threshold) return;
+    std::string line = fmt::format("{} {} {} ", timestamp(), level, component);
+    line += fmt::format(f, std::forward<Args>(args)...);
+    line += '\n';
+    std::fputs(line.c_str(), stderr);
+    std::fflush(stderr);
+  }
+};
+
+std::string hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+struct Agent {
+  uv_loop_t* loop = nullptr;
+  std::unique_ptr<cluster::UvMembership> membership;
+  uv_signal_t sigterm{};
+  uv_signal_t sigint{};
+  uv_timer_t leave_timer{};
+  int signals = 0;
+  Logger log;
+};
+
+void on_signal(uv_signal_t* handle, int signum) {
+  auto* agent = static_cast<Agent*>(handle->data);
+  if (++agent->signals > 1) {
+    agent->log.log(2, "warn", "agent", "second signal: exiting at once signal={}", signum);
+    std::_Exit(1);
+  }
+  agent->log.log(1, "info", "agent", "leaving signal={}", signum);
+  agent->membership->leave();
+  // Give the leave a few gossip rounds to spread, then close everything.
+  uv_timer_start(
+      &agent->leave_timer,
+      [](uv_timer_t* t) {
+        auto* a = static_cast<Agent*>(t->data);
+        a->membership->close([a] {
+          uv_close(reinterpret_cast<uv_handle_t*>(&a->sigterm), nullptr);
+          uv_close(reinterpret_cast<uv_handle_t*>(&a->sigint), nullptr);
+          uv_close(reinterpret_cast<uv_handle_t*>(&a->leave_timer), nullptr);
+        });
+      },
+      500, 0);
+}
+
+}  // namespace
+
+int run_agent(const AgentOptions& options) {
+  Agent agent;
+  agent.log.threshold = level_rank(options.log_level);
+  if (agent.log.threshold < 0) {
+    std::fprintf(stderr, "shoal agent: --log-level must be debug, info, warn or error\n");
+    return 2;
+  }
+  auto bind = Address::parse(options.bind);
+  if (!bind) {
+    std::fprintf(stderr, "shoal agent: --bind: %s\n", bind.error().c_str());
+    return 2;
+  }
+  cluster::UvMembershipOptions uv_options;
+  uv_options.bind = *bind;
+  if (!options.advertise.empty()) {
+    auto advertise = Address::parse(options.advertise);
+    if (!advertise) {
+      std::fprintf(stderr, "shoal agent: --advertise: %s\n", advertise.error().c_str());
+      return 2;
+    }
+    uv_options.advertise = *advertise;
+  }
+  std::vector<Address> seeds;
+  for (const std::string& s : options.join) {
+    auto seed = Address::parse(s);
+    if (!seed) {
+      std::fprintf(stderr, "shoal agent: --join: %s\n", seed.error().c_str());
+      return 2;
+    }
+    seeds.push_back(*seed);
+  }
+  for (const std::string& t : options.tags) {
+    const auto eq = t.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "shoal agent: --tag: expected key=value, got '%s'\n", t.c_str());
+      return 2;
+    }
+    uv_options.tags[t.substr(0, eq)] = t.substr(eq + 1);
+  }
+  if (!options.key_file.empty()) {
+    auto ring = cluster::Keyring::from_file(options.key_file);
+    if (!ring) {
+      std::fprintf(stderr, "shoal agent: --key-file: %s\n", ring.error().c_str());
+      return 2;
+    }
+    uv_options.keyring = std::move(*ring);
+  }
+  if (options.probe_interval_ms != 0)
+    uv_options.config.probe_interval_ms = options.probe_interval_ms;
+  if (options.probe_timeout_ms != 0) uv_options.config.probe_timeout_ms = options.probe_timeout_ms;
+  if (auto bad = uv_options.config.validate()) {
+    std::fprintf(stderr, "shoal agent: %s\n", bad->c_str());
+    return 2;
+  }
+  uv_options.name =
+      options.name.empty() ? hostname() + ":" + std::to_string(bind->port) : options.name;
+  uv_options.creation_ms = wall_ms();
+  uv_options.seed = uv_options.creation_ms ^ (static_cast<std::uint64_t>(getpid()) << 32);
+
+  agent.loop = uv_default_loop();
+  const Logger& log = agent.log;
+  auto started = cluster::UvMembership::start(
+      agent.loop, std::move(uv_options), [&log](const cluster::MemberEvent& e) {
+        log.log(1, "info", "membership", "{} name={} addr={} incarnation={} creation={}",
+                cluster::event_name(e.kind), e.name, e.addr.to_string(), e.incarnation, e.creation);
+      });
+  if (!started) {
+    std::fprintf(stderr, "shoal agent: %s\n", started.error().c_str());
+    uv_run(agent.loop, UV_RUN_NOWAIT);
+    return 1;
+  }
+  agent.membership = std::move(*started);
+  log.log(1, "info", "agent", "started name={} addr={} encrypted={}",
+          agent.membership->core().name(), agent.membership->address().to_string(),
+          options.key_file.empty() ? "no" : "yes");
+  if (!seeds.empty()) agent.membership->join(std::move(seeds));
+
+  uv_signal_init(agent.loop, &agent.sigterm);
+  uv_signal_init(agent.loop, &agent.sigint);
+  uv_timer_init(agent.loop, &agent.leave_timer);
+  agent.sigterm.data = agent.sigint.data = agent.leave_timer.data = &agent;
+  uv_signal_start(&agent.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&agent.sigint, on_signal, SIGINT);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  uv_run(agent.loop, UV_RUN_DEFAULT);
+  const auto& s = agent.membership->core().stats();
+  log.log(1, "info", "agent", "stopped packets_in={} packets_out={} rejected={} rejected_auth={}",
+          s.packets_in, s.packets_out, s.rejected, agent.membership->stats().rejected_auth);
+  agent.membership.reset();
+  uv_loop_close(agent.loop);
+  return 0;
+}
+
+}  // namespace shoal::bin

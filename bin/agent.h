@@ -1,0 +1,31 @@
+#pragma once
+
+// `shoal agent`: runs one node. Flags -> AgentOptions -> the library; events go to stderr as one
+// line each (time, level, component, message, key=value fields).
+
+#include <string>
+#include <vector>
+
+#include "cluster/address.h"
+#include "cluster/wire.h"
+
+namespace shoal::bin {
+
+struct AgentOptions {
+  std::string name;  // default: hostname:port
+  std::string bind = "127.0.0.1:7946";
+  std::string advertise;          // default: the bind address
+  std::vector<std::string> join;  // seeds, ip:port
+  std::string key_file;
+  std::vector<std::string> tags;  // k=v
+  std::string log_level = "info";
+  // Membership timing overrides (ms); 0 keeps the default.
+  unsigned probe_interval_ms = 0;
+  unsigned probe_timeout_ms = 0;
+};
+
+// Runs the agent until SIGTERM/SIGINT (graceful leave, exit 0) or a second signal. Returns the
+// process exit code; prints a one-line reason to stderr on failure.
+int run_agent(const AgentOptions& options);
+
+}  // namespace shoal::bin

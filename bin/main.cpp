@@ -1,0 +1,40 @@
+// shoal: the agent daemon and (in later issues) the CLI, as subcommands.
+
+#include <CLI/CLI.hpp>
+
+#include "bin/agent.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "shoal 0.1.0");
+
+  shoal::bin::AgentOptions agent;
+  CLI::App* run =
+      app.add_subcommand("agent", "Run a node: joins the cluster and prints membership events");
+  run->add_option("--name", agent.name,
+                  "Node name, unique in the cluster (default: hostname:port)");
+  run->add_option("--bind", agent.bind, "UDP and TCP address to bind, ip:port")
+      ->capture_default_str();
+  run->add_option("--advertise", agent.advertise,
+                  "Address others reach this node at (default: --bind)");
+  run->add_option("--join", agent.join, "Seed address ip:port to join through (repeatable)");
+  run->add_option("--key-file", agent.key_file,
+                  "Cluster keys, one per line (hex or base64); first is primary")
+      ->check(CLI::ExistingFile);
+  run->add_option("--tag", agent.tags, "Node tag key=value (repeatable)");
+  run->add_option("--log-level", agent.log_level, "debug, info, warn or error")
+      ->capture_default_str();
+  run->add_option("--probe-interval-ms", agent.probe_interval_ms,
+                  "Probe interval (ms); default 200");
+  run->add_option("--probe-timeout-ms", agent.probe_timeout_ms,
+                  "Direct probe timeout (ms); default 80");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (run->parsed()) return shoal::bin::run_agent(agent);
+  return 0;
+}

@@ -1,0 +1,502 @@
+#include "cluster/uv/uv_membership.h"
+
+#include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace shoal::cluster {
+
+namespace {
+
+// Most datagrams read per wake-up, so one busy socket cannot starve the loop.
+constexpr int kReadBudget = 256;
+// Most inbound TCP exchanges open at once; more are refused (and counted).
+constexpr std::size_t kMaxConns = 64;
+// Read chunk for TCP frames.
+constexpr std::size_t kChunk = 64 * 1024;
+
+socklen_t to_sockaddr(const Address& a, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof out);
+  if (a.ip_len == 4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&out);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(a.port);
+    std::memcpy(&sin->sin_addr, a.ip.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&out);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(a.port);
+  std::memcpy(&sin6->sin6_addr, a.ip.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+Address from_sockaddr(const sockaddr* sa) {
+  Address a;
+  if (sa->sa_family == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(sa);
+    a.ip_len = 4;
+    std::memcpy(a.ip.data(), &sin->sin_addr, 4);
+    a.port = ntohs(sin->sin_port);
+  } else if (sa->sa_family == AF_INET6) {
+    const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    a.ip_len = 16;
+    std::memcpy(a.ip.data(), &sin6->sin6_addr, 16);
+    a.port = ntohs(sin6->sin6_port);
+  }
+  return a;
+}
+
+std::string frame(const std::string& body) {
+  std::string out(4, '\0');
+  const auto n = static_cast<std::uint32_t>(body.size());
+  out[0] = static_cast<char>(n >> 24);
+  out[1] = static_cast<char>(n >> 16);
+  out[2] = static_cast<char>(n >> 8);
+  out[3] = static_cast<char>(n);
+  out += body;
+  return out;
+}
+
+}  // namespace
+
+// One TCP exchange: a push-pull we started (outbound) or one a peer started (inbound).
+struct UvMembership::Conn {
+  UvMembership* owner = nullptr;
+  uv_tcp_t tcp{};
+  uv_timer_t timer{};
+  uv_connect_t connect{};
+  uv_write_t write{};
+  bool inbound = false;
+  std::uint64_t stream = 0;
+  Address peer;
+  std::string in;
+  std::string out;
+  std::string chunk;
+  bool done = false;
+  bool answered = false;  // outbound: the core heard the outcome
+  int open = 0;
+};
+
+UvMembership::UvMembership(uv_loop_t* loop, UvMembershipOptions options, EventFn on_event,
+                           UserFn on_user)
+    : loop_(loop),
+      keyring_(std::move(options.keyring)),
+      on_event_(std::move(on_event)),
+      on_user_(std::move(on_user)) {}
+
+UvMembership::~UvMembership() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::expected<std::unique_ptr<UvMembership>, std::string> UvMembership::start(
+    uv_loop_t* loop, UvMembershipOptions options, EventFn on_event, UserFn on_user) {
+  if (auto bad = options.config.validate())
+    return std::unexpected("bad membership config: " + *bad);
+  if (options.name.empty() || options.name.size() > kMaxNameBytes) {
+    return std::unexpected("node name must be 1 to 255 bytes");
+  }
+  std::unique_ptr<UvMembership> self(
+      new UvMembership(loop, options, std::move(on_event), std::move(on_user)));
+  const int family = options.bind.ip_len == 4 ? AF_INET : AF_INET6;
+  self->fd_ = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (self->fd_ < 0)
+    return std::unexpected(std::string("cannot open a UDP socket: ") + strerror(errno));
+  sockaddr_storage ss;
+  socklen_t len = to_sockaddr(options.bind, ss);
+  if (::bind(self->fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    return std::unexpected("cannot bind UDP " + options.bind.to_string() + ": " + strerror(errno));
+  }
+  Address bound = options.bind;
+  len = sizeof ss;
+  getsockname(self->fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+  bound.port = from_sockaddr(reinterpret_cast<sockaddr*>(&ss)).port;
+  const int on = 1;
+  if (family == AF_INET) {
+    setsockopt(self->fd_, SOL_IP, IP_RECVERR, &on, sizeof on);
+  } else {
+    setsockopt(self->fd_, SOL_IPV6, IPV6_RECVERR, &on, sizeof on);
+  }
+  const int buffer = 4 * 1024 * 1024;
+  setsockopt(self->fd_, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
+
+  uv_tcp_init(loop, &self->listener_);
+  self->listener_.data = self.get();
+  ++self->open_handles_;
+  to_sockaddr(bound, ss);
+  int rc = uv_tcp_bind(&self->listener_, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&self->listener_), 128, listen_cb);
+  uv_poll_init_socket(loop, &self->poll_, self->fd_);
+  self->poll_.data = self.get();
+  ++self->open_handles_;
+  uv_timer_init(loop, &self->timer_);
+  self->timer_.data = self.get();
+  ++self->open_handles_;
+  if (rc != 0) {
+    std::string reason = "cannot listen on TCP " + bound.to_string() + ": " + uv_strerror(rc);
+    // The handles exist: close them on the loop before the object goes.
+    UvMembership* raw = self.release();
+    raw->close([raw] { delete raw; });
+    return std::unexpected(reason);
+  }
+  uv_poll_start(&self->poll_, UV_READABLE, poll_cb);
+
+  self->advertise_ = options.advertise.port != 0 ? options.advertise : bound;
+  NodeIdentity identity{options.name, self->advertise_, options.creation_ms, options.tags};
+  self->core_ = std::make_unique<Membership>(options.config, identity, options.seed, self->now());
+  self->flush();
+  return self;
+}
+
+void UvMembership::join(std::vector<Address> seeds) {
+  core_->join(now(), std::move(seeds));
+  flush();
+}
+
+void UvMembership::leave() {
+  core_->leave(now());
+  flush();
+}
+
+void UvMembership::set_tags(Tags tags) {
+  core_->set_tags(now(), std::move(tags));
+  flush();
+}
+
+void UvMembership::announced(const Address& addr, const std::string& name) {
+  core_->on_announcement(now(), addr, name);
+  flush();
+}
+
+void UvMembership::flush() {
+  if (closing_ || !core_) return;
+  effects_.clear();
+  core_->take_effects(effects_);
+  for (Effect& effect : effects_) {
+    if (auto* send = std::get_if<SendPacket>(&effect)) {
+      send_datagram(send->to, keyring_.seal(send->bytes));
+    } else if (auto* request = std::get_if<StreamRequest>(&effect)) {
+      open_stream(*request);
+    } else if (auto* event = std::get_if<MemberEvent>(&effect)) {
+      if (on_event_) on_event_(*event);
+    } else if (auto* user = std::get_if<UserMessage>(&effect)) {
+      if (on_user_) on_user_(*user);
+    }
+  }
+  effects_.clear();
+  const std::uint64_t deadline = core_->next_deadline();
+  const std::uint64_t t = now();
+  uv_timer_start(&timer_, timer_cb, deadline > t ? deadline - t : 0, 0);
+}
+
+void UvMembership::send_datagram(const Address& to, const std::string& bytes) {
+  sockaddr_storage ss;
+  const socklen_t len = to_sockaddr(to, ss);
+  if (::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss),
+               len) < 0) {
+    ++stats_.send_errors;
+  }
+}
+
+void UvMembership::timer_cb(uv_timer_t* handle) {
+  auto* self = static_cast<UvMembership*>(handle->data);
+  self->core_->on_timer(self->now());
+  self->flush();
+}
+
+void UvMembership::poll_cb(uv_poll_t* handle, int status, int /*events*/) {
+  auto* self = static_cast<UvMembership*>(handle->data);
+  if (self->closing_) return;
+  // libuv reports a pending socket error (POLLERR: our ICMP error queue) as a failure and stops
+  // the handle; drain the queue and watch again.
+  self->drain_errors();
+  if (status < 0) uv_poll_start(&self->poll_, UV_READABLE, poll_cb);
+  self->on_readable();
+  self->flush();
+}
+
+void UvMembership::drain_errors() {
+  for (int i = 0; i < kReadBudget; ++i) {
+    char control[512];
+    char data[64];
+    sockaddr_storage dest{};
+    iovec iov{data, sizeof data};
+    msghdr msg{};
+    msg.msg_name = &dest;
+    msg.msg_namelen = sizeof dest;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    if (::recvmsg(fd_, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      const bool v4 = c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR;
+      const bool v6 = c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR;
+      if (!v4 && !v6) continue;
+      sock_extended_err ee;
+      std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
+      const bool port_unreachable =
+          (ee.ee_origin == SO_EE_ORIGIN_ICMP && ee.ee_type == 3 && ee.ee_code == 3) ||
+          (ee.ee_origin == SO_EE_ORIGIN_ICMP6 && ee.ee_type == 1 && ee.ee_code == 4);
+      if (!port_unreachable || msg.msg_namelen == 0) continue;
+      ++stats_.unreachable;
+      core_->on_unreachable(now(), from_sockaddr(reinterpret_cast<sockaddr*>(&dest)));
+    }
+  }
+}
+
+void UvMembership::on_readable() {
+  char buffer[65536];
+  for (int i = 0; i < kReadBudget; ++i) {
+    sockaddr_storage from{};
+    socklen_t len = sizeof from;
+    const ssize_t n = ::recvfrom(fd_, buffer, sizeof buffer, MSG_DONTWAIT,
+                                 reinterpret_cast<sockaddr*>(&from), &len);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == ECONNREFUSED || errno == EHOSTUNREACH) {
+        drain_errors();  // a pending ICMP error surfaced here; its details are in the queue
+        continue;
+      }
+      return;
+    }
+    auto plain = keyring_.open(std::string_view(buffer, static_cast<std::size_t>(n)));
+    if (!plain) {
+      ++stats_.rejected_auth;
+      continue;
+    }
+    core_->on_packet(now(), from_sockaddr(reinterpret_cast<sockaddr*>(&from)), *plain);
+  }
+}
+
+// --- TCP push-pull ---
+
+void UvMembership::finish(Conn* conn) {
+  if (conn->done) return;
+  conn->done = true;
+  if (!conn->inbound && !conn->answered && !closing_) {
+    conn->answered = true;
+    ++stats_.stream_errors;
+    core_->on_stream_failed(now(), conn->stream);
+    flush();
+  }
+  auto on_close = [](uv_handle_t* h) {
+    auto* c = static_cast<Conn*>(h->data);
+    if (--c->open == 0) {
+      UvMembership* owner = c->owner;
+      owner->conns_.erase(c);
+      delete c;
+      if (owner->closing_ && owner->conns_.empty() && owner->open_handles_ == 0 &&
+          owner->on_closed_) {
+        auto done = std::move(owner->on_closed_);
+        owner->on_closed_ = nullptr;
+        done();
+      }
+    }
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&conn->timer), on_close);
+}
+
+namespace {
+
+// Reads into the connection's buffer; returns the complete frame body once there is one.
+std::optional<std::string> take_frame(std::string& in, bool& too_big) {
+  if (in.size() < 4) return std::nullopt;
+  const std::uint32_t n = (static_cast<std::uint32_t>(static_cast<unsigned char>(in[0])) << 24) |
+                          (static_cast<std::uint32_t>(static_cast<unsigned char>(in[1])) << 16) |
+                          (static_cast<std::uint32_t>(static_cast<unsigned char>(in[2])) << 8) |
+                          static_cast<std::uint32_t>(static_cast<unsigned char>(in[3]));
+  if (n > kMaxStreamBytes + kSealOverhead) {
+    too_big = true;
+    return std::nullopt;
+  }
+  if (in.size() < 4 + static_cast<std::size_t>(n)) return std::nullopt;
+  return in.substr(4, n);
+}
+
+}  // namespace
+
+void UvMembership::open_stream(const StreamRequest& request) {
+  auto* conn = new Conn();
+  conn->owner = this;
+  conn->inbound = false;
+  conn->stream = request.id;
+  conn->peer = request.to;
+  conn->out = frame(keyring_.seal(request.bytes));
+  conns_.insert(conn);
+  uv_tcp_init(loop_, &conn->tcp);
+  uv_timer_init(loop_, &conn->timer);
+  conn->tcp.data = conn;
+  conn->timer.data = conn;
+  conn->connect.data = conn;
+  conn->write.data = conn;
+  conn->open = 2;
+  uv_timer_start(
+      &conn->timer,
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Conn*>(t->data);
+        c->owner->finish(c);
+      },
+      core_->config().stream_timeout_ms, 0);
+  sockaddr_storage ss;
+  to_sockaddr(request.to, ss);
+  const int rc = uv_tcp_connect(
+      &conn->connect, &conn->tcp, reinterpret_cast<sockaddr*>(&ss),
+      [](uv_connect_t* req, int status) {
+        auto* c = static_cast<Conn*>(req->data);
+        if (status < 0 || c->done) {
+          c->owner->finish(c);
+          return;
+        }
+        uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+        uv_write(&c->write, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
+                 [](uv_write_t* w, int st) {
+                   auto* cc = static_cast<Conn*>(w->data);
+                   if (st < 0) cc->owner->finish(cc);
+                 });
+        uv_read_start(
+            reinterpret_cast<uv_stream_t*>(&c->tcp),
+            [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
+              auto* cc = static_cast<Conn*>(h->data);
+              cc->chunk.resize(kChunk);
+              *b = uv_buf_init(cc->chunk.data(), static_cast<unsigned>(kChunk));
+            },
+            [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+              auto* cc = static_cast<Conn*>(s->data);
+              UvMembership* self = cc->owner;
+              if (n < 0) {
+                self->finish(cc);
+                return;
+              }
+              cc->in.append(cc->chunk.data(), static_cast<std::size_t>(n));
+              bool too_big = false;
+              auto body = take_frame(cc->in, too_big);
+              if (too_big) {
+                ++self->stats_.frames_too_large;
+                self->finish(cc);
+                return;
+              }
+              if (!body) return;
+              auto plain = self->keyring_.open(*body);
+              if (!plain) {
+                ++self->stats_.rejected_auth;
+                self->finish(cc);
+                return;
+              }
+              cc->answered = true;
+              self->core_->on_stream_reply(self->now(), cc->stream, *plain);
+              self->flush();
+              self->finish(cc);
+            });
+      });
+  if (rc != 0) finish(conn);
+}
+
+void UvMembership::listen_cb(uv_stream_t* server, int status) {
+  auto* self = static_cast<UvMembership*>(server->data);
+  if (status < 0 || self->closing_) return;
+  self->on_connection();
+}
+
+void UvMembership::on_connection() {
+  auto* conn = new Conn();
+  conn->owner = this;
+  conn->inbound = true;
+  uv_tcp_init(loop_, &conn->tcp);
+  uv_timer_init(loop_, &conn->timer);
+  conn->tcp.data = conn;
+  conn->timer.data = conn;
+  conn->write.data = conn;
+  conn->open = 2;
+  conns_.insert(conn);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
+                reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0 ||
+      conns_.size() > kMaxConns) {
+    ++stats_.streams_refused;
+    finish(conn);
+    return;
+  }
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  uv_tcp_getpeername(&conn->tcp, reinterpret_cast<sockaddr*>(&ss), &len);
+  conn->peer = from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+  uv_timer_start(
+      &conn->timer,
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Conn*>(t->data);
+        c->owner->finish(c);
+      },
+      core_->config().stream_timeout_ms, 0);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&conn->tcp),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
+        auto* c = static_cast<Conn*>(h->data);
+        c->chunk.resize(kChunk);
+        *b = uv_buf_init(c->chunk.data(), static_cast<unsigned>(kChunk));
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+        auto* c = static_cast<Conn*>(s->data);
+        UvMembership* self = c->owner;
+        if (n < 0) {
+          self->finish(c);
+          return;
+        }
+        c->in.append(c->chunk.data(), static_cast<std::size_t>(n));
+        bool too_big = false;
+        auto body = take_frame(c->in, too_big);
+        if (too_big) {
+          ++self->stats_.frames_too_large;
+          self->finish(c);
+          return;
+        }
+        if (!body) return;
+        uv_read_stop(s);
+        auto plain = self->keyring_.open(*body);
+        if (!plain) {
+          ++self->stats_.rejected_auth;
+          self->finish(c);
+          return;
+        }
+        std::string reply = self->core_->on_stream_request(self->now(), c->peer, *plain);
+        self->flush();
+        if (reply.empty()) {
+          self->finish(c);
+          return;
+        }
+        c->out = frame(self->keyring_.seal(reply));
+        uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+        uv_write(&c->write, s, &buf, 1, [](uv_write_t* w, int) {
+          auto* cc = static_cast<Conn*>(w->data);
+          cc->owner->finish(cc);
+        });
+      });
+}
+
+void UvMembership::close(std::function<void()> done) {
+  if (closing_) return;
+  closing_ = true;
+  on_closed_ = std::move(done);
+  std::vector<Conn*> open(conns_.begin(), conns_.end());
+  for (Conn* c : open)
+    finish(c);
+  auto on_close = [](uv_handle_t* h) {
+    auto* self = static_cast<UvMembership*>(h->data);
+    if (--self->open_handles_ == 0 && self->conns_.empty() && self->on_closed_) {
+      auto cb = std::move(self->on_closed_);
+      self->on_closed_ = nullptr;
+      cb();
+    }
+  };
+  uv_poll_stop(&poll_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_close);
+}
+
+}  // namespace shoal::cluster

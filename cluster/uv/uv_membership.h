@@ -1,0 +1,113 @@
+#pragma once
+
+// UvMembership: the libuv driver of the membership core. It owns the node's UDP socket (probes and
+// gossip), its TCP listener (push-pull), one timer, and the core; it passes uv_now() as the time
+// of every input, drains the core's effects after each input, seals and opens everything with the
+// keyring, and re-arms its timer for the core's next deadline. It never re-enters the core from
+// inside a core call.
+//
+// The crash fast path: the UDP socket has IP_RECVERR set, so when a probe reaches a host whose
+// process is gone, the ICMP "port unreachable" lands on the socket's error queue with the probe's
+// destination; the driver hands it to the core as on_unreachable().
+//
+// Loop-bound: every method must be called on the loop's thread. Handle memory is freed only in
+// close callbacks; call close() and run the loop until `done` is called before destroying.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster/keyring.h"
+#include "cluster/membership.h"
+
+namespace shoal::cluster {
+
+struct UvMembershipOptions {
+  std::string name;
+  Address bind;       // UDP and TCP port
+  Address advertise;  // what others use to reach us; the bind address if left zero
+  Tags tags;
+  MembershipConfig config;
+  Keyring keyring;
+  std::uint64_t creation_ms = 0;  // wall-clock ms of this process's start
+  std::uint64_t seed = 0;         // RNG seed of the core
+};
+
+// Counters of the driver (the core counts the protocol).
+struct UvStats {
+  std::uint64_t rejected_auth = 0;     // packets or frames no key opened
+  std::uint64_t send_errors = 0;       // datagrams the kernel refused to send
+  std::uint64_t unreachable = 0;       // ICMP port-unreachable reports handed to the core
+  std::uint64_t stream_errors = 0;     // TCP exchanges that failed
+  std::uint64_t streams_refused = 0;   // inbound connections refused (too many open)
+  std::uint64_t frames_too_large = 0;  // TCP frames announcing more than kMaxStreamBytes
+};
+
+class UvMembership {
+ public:
+  using EventFn = std::function<void(const MemberEvent&)>;
+  using UserFn = std::function<void(const UserMessage&)>;
+
+  // Binds the UDP socket and the TCP listener and starts the core. Returns a one-line reason if
+  // the address is in use or invalid.
+  static std::expected<std::unique_ptr<UvMembership>, std::string> start(
+      uv_loop_t* loop, UvMembershipOptions options, EventFn on_event, UserFn on_user = {});
+  ~UvMembership();
+  UvMembership(const UvMembership&) = delete;
+  UvMembership& operator=(const UvMembership&) = delete;
+
+  void join(std::vector<Address> seeds);
+  void leave();
+  void set_tags(Tags tags);
+  // Another node announced itself (discovery).
+  void announced(const Address& addr, const std::string& name);
+  // Closes every handle; `done` runs once all are closed.
+  void close(std::function<void()> done);
+
+  const Membership& core() const { return *core_; }
+  const UvStats& stats() const { return stats_; }
+  const Address& address() const { return advertise_; }
+
+ private:
+  struct Conn;
+  UvMembership(uv_loop_t* loop, UvMembershipOptions options, EventFn on_event, UserFn on_user);
+
+  std::uint64_t now() const { return uv_now(loop_); }
+  // Drains the core's effects and re-arms the timer. Called after every input.
+  void flush();
+  void send_datagram(const Address& to, const std::string& bytes);
+  void on_readable();
+  void drain_errors();
+  void open_stream(const StreamRequest& request);
+  void on_connection();
+  void finish(Conn* conn);
+
+  static void poll_cb(uv_poll_t* handle, int status, int events);
+  static void timer_cb(uv_timer_t* handle);
+  static void listen_cb(uv_stream_t* server, int status);
+
+  uv_loop_t* loop_;
+  Address advertise_;
+  Keyring keyring_;
+  EventFn on_event_;
+  UserFn on_user_;
+  std::unique_ptr<Membership> core_;
+  int fd_ = -1;
+  uv_poll_t poll_{};
+  uv_timer_t timer_{};
+  uv_tcp_t listener_{};
+  std::set<Conn*> conns_;
+  std::vector<Effect> effects_;
+  UvStats stats_;
+  bool closing_ = false;
+  int open_handles_ = 0;
+  std::function<void()> on_closed_;
+};
+
+}  // namespace shoal::cluster
