@@ -71,6 +71,9 @@ struct Agent {
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
   uv_timer_t leave_timer{};
+  uv_timer_t report_timer{};  // logs rejected traffic once a second when there was some
+  std::uint64_t reported_auth = 0;
+  std::uint64_t reported_malformed = 0;
   int signals = 0;
   Logger log;
 };
@@ -92,6 +95,7 @@ void on_signal(uv_signal_t* handle, int signum) {
           uv_close(reinterpret_cast<uv_handle_t*>(&a->sigterm), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->sigint), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->leave_timer), nullptr);
+          uv_close(reinterpret_cast<uv_handle_t*>(&a->report_timer), nullptr);
         });
       },
       500, 0);
@@ -180,6 +184,22 @@ int run_agent(const AgentOptions& options) {
   uv_signal_init(agent.loop, &agent.sigint);
   uv_timer_init(agent.loop, &agent.leave_timer);
   agent.sigterm.data = agent.sigint.data = agent.leave_timer.data = &agent;
+  uv_timer_init(agent.loop, &agent.report_timer);
+  agent.report_timer.data = &agent;
+  uv_timer_start(
+      &agent.report_timer,
+      [](uv_timer_t* t) {
+        auto* a = static_cast<Agent*>(t->data);
+        const std::uint64_t auth = a->membership->stats().rejected_auth;
+        const std::uint64_t malformed = a->membership->core().stats().rejected;
+        if (auth != a->reported_auth || malformed != a->reported_malformed) {
+          a->log.log(2, "warn", "agent", "rejected packets auth={} malformed={} (totals)", auth,
+                     malformed);
+          a->reported_auth = auth;
+          a->reported_malformed = malformed;
+        }
+      },
+      1000, 1000);
   uv_signal_start(&agent.sigterm, on_signal, SIGTERM);
   uv_signal_start(&agent.sigint, on_signal, SIGINT);
   std::signal(SIGPIPE, SIG_IGN);

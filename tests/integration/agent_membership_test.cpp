@@ -1,0 +1,171 @@
+// Real `shoal agent` processes on 127.0.0.1: joining by seeds, kill -9, graceful leave, a wrong
+// cluster key, hostile packets. Conditions are awaited with generous deadlines.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/agent_process.h"
+#include "tests/support/seed.h"
+
+using namespace std::chrono_literals;
+using shoal::test::AgentProcess;
+
+namespace {
+
+struct Cluster {
+  std::string dir;
+  std::uint16_t base;
+  std::vector<std::unique_ptr<AgentProcess>> agents;
+
+  explicit Cluster(std::uint16_t ports) : base(shoal::test::free_ports(ports)) {
+    char tmpl[] = "/tmp/shoal-it-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+  }
+  std::string addr(int i) const { return "127.0.0.1:" + std::to_string(base + i); }
+  AgentProcess& start(int i, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"--name", "n" + std::to_string(i), "--bind", addr(i)};
+    if (i != 0) {
+      args.push_back("--join");
+      args.push_back(addr(0));
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    if (agents.size() <= static_cast<std::size_t>(i)) agents.resize(i + 1);
+    agents[i] = std::make_unique<AgentProcess>(args, dir + "/n" + std::to_string(i) + ".log");
+    return *agents[i];
+  }
+  AgentProcess& operator[](int i) { return *agents[i]; }
+  // Every agent in `who` has logged "joined" for every other agent in `who`.
+  bool converged(const std::vector<int>& who) {
+    for (int i : who) {
+      for (int j : who) {
+        if (i != j &&
+            agents[i]->count({"membership joined", "name=n" + std::to_string(j) + " "}) == 0) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+  std::string key_file(const std::string& name, const std::string& hex) const {
+    const std::string path = dir + "/" + name;
+    std::ofstream(path) << "# test key\n" << hex << "\n";
+    return path;
+  }
+};
+
+const std::vector<int> kFive{0, 1, 2, 3, 4};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(agent_membership)
+
+BOOST_AUTO_TEST_CASE(five_agents_join_through_a_seed_and_a_killed_one_is_declared_failed) {
+  Cluster c(5);
+  for (int i : kFive)
+    c.start(i);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged(kFive); }, 20s));
+  const auto killed = std::chrono::steady_clock::now();
+  c[3].signal(SIGKILL);
+  for (int i : {0, 1, 2, 4}) {
+    BOOST_TEST(c[i].wait_for({"membership failed", "name=n3 "}, 20s), "n" << i << " log:\n"
+                                                                          << c[i].log());
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed);
+  BOOST_TEST_MESSAGE("kill -9 seen as failed by all 4 survivors within " << ms.count() << " ms");
+}
+
+BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed_and_exits_zero) {
+  Cluster c(5);
+  for (int i : kFive)
+    c.start(i);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged(kFive); }, 20s));
+  c[4].signal(SIGTERM);
+  BOOST_TEST(c[4].wait_exit(10s) == 0);
+  for (int i : {0, 1, 2, 3}) {
+    BOOST_TEST(c[i].wait_for({"membership left", "name=n4 "}, 10s), "n" << i << " log:\n"
+                                                                        << c[i].log());
+    BOOST_TEST(c[i].count({"membership failed", "name=n4 "}) == 0u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(node_with_a_wrong_key_is_refused_and_counted) {
+  Cluster c(4);
+  const std::string good = c.key_file("good.key", std::string(64, 'a'));
+  const std::string bad = c.key_file("bad.key", std::string(64, 'b'));
+  for (int i : {0, 1, 2})
+    c.start(i, {"--key-file", good});
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged({0, 1, 2}); }, 20s));
+  c.start(3, {"--key-file", bad});
+  // The intruder's join attempts reach n0 and are rejected (n0 reports them once a second); by
+  // then nobody may have let it in.
+  BOOST_TEST(c[0].wait_for({"rejected packets auth="}, 10s), c[0].log());
+  BOOST_TEST(c[0].count({"rejected packets auth=0 "}) == 0u);
+  for (int i : {0, 1, 2}) {
+    BOOST_TEST(c[i].count({"membership joined", "name=n3 "}) == 0u);
+  }
+  BOOST_TEST(c[3].count({"membership joined"}) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(hostile_datagrams_and_frames_do_not_crash_a_node) {
+  const auto seed = shoal::test::test_seed();
+  auto rng = shoal::test::rng_for(seed);
+  Cluster c(3);
+  for (int i : {0, 1})
+    c.start(i);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged({0, 1}); }, 20s));
+  sockaddr_in target{};
+  target.sin_family = AF_INET;
+  target.sin_port = htons(c.base);
+  target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+  for (int i = 0; i < 20'000; ++i) {
+    std::string junk(rng() % 1500, '\0');
+    for (char& ch : junk)
+      ch = static_cast<char>(rng());
+    if (i % 4 == 0 && !junk.empty()) junk[0] = static_cast<char>(0x94);  // looks like a packet
+    ::sendto(udp, junk.data(), junk.size(), 0, reinterpret_cast<sockaddr*>(&target), sizeof target);
+  }
+  ::close(udp);
+  for (int i = 0; i < 50; ++i) {
+    const int tcp = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(tcp, reinterpret_cast<sockaddr*>(&target), sizeof target) == 0) {
+      std::string junk(1 + rng() % 4096, '\0');
+      for (char& ch : junk)
+        ch = static_cast<char>(rng());
+      if (i % 2 == 0) junk.replace(0, 4, "\xff\xff\xff\xff");  // announces a 4 GiB frame
+      (void)!::write(tcp, junk.data(), junk.size());
+    }
+    ::close(tcp);
+  }
+  // Still alive, still serving: a new node joins through it.
+  c.start(2);
+  BOOST_TEST(shoal::test::eventually([&] { return c.converged({0, 1, 2}); }, 20s), c[0].log());
+  BOOST_TEST(c[0].running());
+  BOOST_TEST(c[1].count({"membership failed", "name=n0 "}) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_flags_fail_fast_with_one_line) {
+  Cluster c(1);
+  AgentProcess bad_bind({"--bind", "not-an-address"}, c.dir + "/bad.log");
+  BOOST_TEST(bad_bind.wait_exit(10s) == 2);
+  BOOST_TEST(bad_bind.count({"--bind"}) == 1u);
+  AgentProcess first({"--name", "a", "--bind", c.addr(0)}, c.dir + "/a.log");
+  BOOST_TEST_REQUIRE(first.wait_for({"agent started"}, 10s));
+  AgentProcess second({"--name", "b", "--bind", c.addr(0)}, c.dir + "/b.log");
+  BOOST_TEST(second.wait_exit(10s) == 1);
+  BOOST_TEST(second.count({"Address already in use"}) == 1u, second.log());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,56 @@
+#pragma once
+
+// AgentProcess: a real `shoal agent` started by a test, its stderr captured to a file. Tests wait
+// on conditions in that log with generous deadlines (never fixed sleeps) and end only the
+// processes they started, by pid.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shoal::test {
+
+class AgentProcess {
+ public:
+  // Starts `shoal agent` with `args` (after "agent"); stderr goes to `log_path`.
+  AgentProcess(std::vector<std::string> args, std::string log_path);
+  ~AgentProcess();  // SIGKILLs the process if it still runs
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // The whole log so far.
+  std::string log() const;
+  // Number of log lines containing every one of `parts`.
+  std::size_t count(const std::vector<std::string>& parts) const;
+  // Waits until a log line contains every one of `parts`. Returns false at the deadline.
+  bool wait_for(const std::vector<std::string>& parts, std::chrono::milliseconds deadline) const;
+  void signal(int sig) const;
+  // Waits for the process to exit; returns its exit status (or -1 at the deadline).
+  int wait_exit(std::chrono::milliseconds deadline);
+  bool running();
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+// A base port with `count` consecutive free UDP+TCP ports on 127.0.0.1, chosen at random in
+// 20000..59999 and checked by binding.
+std::uint16_t free_ports(std::uint16_t count);
+
+// The path of the shoal binary under test.
+std::string shoal_binary();
+
+// Polls `pred` every 10 ms until it holds or `deadline` passes. Returns pred().
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds deadline);
+
+}  // namespace shoal::test
+
+#include "tests/support/agent_process_inl.h"
