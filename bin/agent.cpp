@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "cluster/keyring.h"
+#include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/uv_membership.h"
 
 namespace shoal::bin {
@@ -68,6 +69,7 @@ std::string hostname() {
 struct Agent {
   uv_loop_t* loop = nullptr;
   std::unique_ptr<cluster::UvMembership> membership;
+  std::unique_ptr<cluster::UvMulticastDiscovery> discovery;
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
   uv_timer_t leave_timer{};
@@ -91,6 +93,7 @@ void on_signal(uv_signal_t* handle, int signum) {
       &agent->leave_timer,
       [](uv_timer_t* t) {
         auto* a = static_cast<Agent*>(t->data);
+        if (a->discovery) a->discovery->close([] {});
         a->membership->close([a] {
           uv_close(reinterpret_cast<uv_handle_t*>(&a->sigterm), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->sigint), nullptr);
@@ -150,6 +153,21 @@ int run_agent(const AgentOptions& options) {
     }
     uv_options.keyring = std::move(*ring);
   }
+  if (options.discovery != "multicast" && options.discovery != "seeds" &&
+      options.discovery != "none") {
+    std::fprintf(stderr, "shoal agent: --discovery must be multicast, seeds or none\n");
+    return 2;
+  }
+  auto group = Address::parse(options.multicast_group);
+  if (!group) {
+    std::fprintf(stderr, "shoal agent: --multicast-group: %s\n", group.error().c_str());
+    return 2;
+  }
+  if (options.discovery == "none" && !seeds.empty()) {
+    std::fprintf(stderr, "shoal agent: --discovery none runs a standalone node: drop --join\n");
+    return 2;
+  }
+  const cluster::Keyring keyring_copy = uv_options.keyring;
   if (options.probe_interval_ms != 0)
     uv_options.config.probe_interval_ms = options.probe_interval_ms;
   if (options.probe_timeout_ms != 0) uv_options.config.probe_timeout_ms = options.probe_timeout_ms;
@@ -179,6 +197,33 @@ int run_agent(const AgentOptions& options) {
           agent.membership->core().name(), agent.membership->address().to_string(),
           options.key_file.empty() ? "no" : "yes");
   if (!seeds.empty()) agent.membership->join(std::move(seeds));
+  if (options.discovery == "multicast") {
+    cluster::MulticastOptions mc;
+    mc.group = *group;
+    mc.interface = *bind;
+    mc.name = agent.membership->core().name();
+    mc.advertise = agent.membership->address();
+    cluster::UvMembership* membership = agent.membership.get();
+    auto discovery = cluster::UvMulticastDiscovery::start(
+        agent.loop, mc, keyring_copy,
+        [membership](const Address& addr, const std::string& name) {
+          membership->announced(addr, name);
+        },
+        [membership] {
+          const auto& core = membership->core();
+          return core.count(cluster::MemberStatus::alive) +
+                 core.count(cluster::MemberStatus::suspect) - 1;
+        });
+    if (!discovery) {
+      std::fprintf(stderr, "shoal agent: --discovery multicast: %s\n", discovery.error().c_str());
+      agent.membership->close([] {});
+      uv_run(agent.loop, UV_RUN_DEFAULT);
+      return 1;
+    }
+    agent.discovery = std::move(*discovery);
+    log.log(1, "info", "discovery", "multicast group={} interface={}", mc.group.to_string(),
+            mc.interface.to_string());
+  }
 
   uv_signal_init(agent.loop, &agent.sigterm);
   uv_signal_init(agent.loop, &agent.sigint);

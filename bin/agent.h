@@ -16,6 +16,8 @@ struct AgentOptions {
   std::string bind = "127.0.0.1:7946";
   std::string advertise;          // default: the bind address
   std::vector<std::string> join;  // seeds, ip:port
+  std::string discovery = "multicast";  // multicast | seeds | none
+  std::string multicast_group = "239.255.77.46:7900";
   std::string key_file;
   std::vector<std::string> tags;  // k=v
   std::string log_level = "info";

@@ -19,6 +19,14 @@ int main(int argc, char** argv) {
   run->add_option("--advertise", agent.advertise,
                   "Address others reach this node at (default: --bind)");
   run->add_option("--join", agent.join, "Seed address ip:port to join through (repeatable)");
+  run->add_option(
+         "--discovery", agent.discovery,
+         "How to find peers: multicast (and --join), seeds (--join only) or none (standalone)")
+      ->check(CLI::IsMember({"multicast", "seeds", "none"}))
+      ->capture_default_str();
+  run->add_option("--multicast-group", agent.multicast_group,
+                  "Multicast group ip:port for announcements (sent on the --bind interface only)")
+      ->capture_default_str();
   run->add_option("--key-file", agent.key_file,
                   "Cluster keys, one per line (hex or base64); first is primary")
       ->check(CLI::ExistingFile);

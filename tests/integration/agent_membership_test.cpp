@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -35,7 +36,11 @@ struct Cluster {
   std::string addr(int i) const { return "127.0.0.1:" + std::to_string(base + i); }
   AgentProcess& start(int i, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{"--name", "n" + std::to_string(i), "--bind", addr(i)};
-    if (i != 0) {
+    if (std::find(extra.begin(), extra.end(), "--discovery") == extra.end()) {
+      // Seeds only: tests running side by side must not find each other by multicast.
+      args.insert(args.end(), {"--discovery", "seeds"});
+    }
+    if (i != 0 && std::find(extra.begin(), extra.end(), "multicast") == extra.end()) {
       args.push_back("--join");
       args.push_back(addr(0));
     }
@@ -84,6 +89,14 @@ BOOST_AUTO_TEST_CASE(five_agents_join_through_a_seed_and_a_killed_one_is_declare
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - killed);
   BOOST_TEST_MESSAGE("kill -9 seen as failed by all 4 survivors within " << ms.count() << " ms");
+}
+
+BOOST_AUTO_TEST_CASE(five_agents_find_each_other_by_multicast_on_loopback) {
+  Cluster c(6);  // the last port is this test's own multicast group port
+  const std::string group = "239.255.77.46:" + std::to_string(c.base + 5);
+  for (int i : kFive)
+    c.start(i, {"--discovery", "multicast", "--multicast-group", group});
+  BOOST_TEST(shoal::test::eventually([&] { return c.converged(kFive); }, 20s), c[0].log());
 }
 
 BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed_and_exits_zero) {
@@ -158,12 +171,14 @@ BOOST_AUTO_TEST_CASE(hostile_datagrams_and_frames_do_not_crash_a_node) {
 
 BOOST_AUTO_TEST_CASE(bad_flags_fail_fast_with_one_line) {
   Cluster c(1);
-  AgentProcess bad_bind({"--bind", "not-an-address"}, c.dir + "/bad.log");
+  AgentProcess bad_bind({"--bind", "not-an-address", "--discovery", "seeds"}, c.dir + "/bad.log");
   BOOST_TEST(bad_bind.wait_exit(10s) == 2);
   BOOST_TEST(bad_bind.count({"--bind"}) == 1u);
-  AgentProcess first({"--name", "a", "--bind", c.addr(0)}, c.dir + "/a.log");
+  AgentProcess first({"--name", "a", "--bind", c.addr(0), "--discovery", "seeds"},
+                     c.dir + "/a.log");
   BOOST_TEST_REQUIRE(first.wait_for({"agent started"}, 10s));
-  AgentProcess second({"--name", "b", "--bind", c.addr(0)}, c.dir + "/b.log");
+  AgentProcess second({"--name", "b", "--bind", c.addr(0), "--discovery", "seeds"},
+                      c.dir + "/b.log");
   BOOST_TEST(second.wait_exit(10s) == 1);
   BOOST_TEST(second.count({"Address already in use"}) == 1u, second.log());
 }
