@@ -74,6 +74,7 @@ struct Agent {
   uv_signal_t sigint{};
   uv_timer_t leave_timer{};
   uv_timer_t report_timer{};  // logs rejected traffic once a second when there was some
+  uv_timer_t stats_timer{};   // --stats-interval-ms
   std::uint64_t reported_auth = 0;
   std::uint64_t reported_malformed = 0;
   int signals = 0;
@@ -99,6 +100,7 @@ void on_signal(uv_signal_t* handle, int signum) {
           uv_close(reinterpret_cast<uv_handle_t*>(&a->sigint), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->leave_timer), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->report_timer), nullptr);
+          uv_close(reinterpret_cast<uv_handle_t*>(&a->stats_timer), nullptr);
         });
       },
       500, 0);
@@ -245,6 +247,25 @@ int run_agent(const AgentOptions& options) {
         }
       },
       1000, 1000);
+  uv_timer_init(agent.loop, &agent.stats_timer);
+  agent.stats_timer.data = &agent;
+  if (options.stats_interval_ms > 0) {
+    uv_timer_start(
+        &agent.stats_timer,
+        [](uv_timer_t* t) {
+          auto* a = static_cast<Agent*>(t->data);
+          const auto& s = a->membership->core().stats();
+          const auto& core = a->membership->core();
+          a->log.log(
+              1, "info", "stats",
+              "alive={} suspect={} dead={} packets_in={} packets_out={} bytes_in={} bytes_out={} "
+              "probes={} suspicions={} refutes={} health={}",
+              core.count(cluster::MemberStatus::alive), core.count(cluster::MemberStatus::suspect),
+              core.count(cluster::MemberStatus::dead), s.packets_in, s.packets_out, s.bytes_in,
+              s.bytes_out, s.probes, s.suspicions, s.refutes, core.health_score());
+        },
+        options.stats_interval_ms, options.stats_interval_ms);
+  }
   uv_signal_start(&agent.sigterm, on_signal, SIGTERM);
   uv_signal_start(&agent.sigint, on_signal, SIGINT);
   std::signal(SIGPIPE, SIG_IGN);

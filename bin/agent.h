@@ -14,13 +14,15 @@ namespace shoal::bin {
 struct AgentOptions {
   std::string name;  // default: hostname:port
   std::string bind = "127.0.0.1:7946";
-  std::string advertise;          // default: the bind address
-  std::vector<std::string> join;  // seeds, ip:port
+  std::string advertise;                // default: the bind address
+  std::vector<std::string> join;        // seeds, ip:port
   std::string discovery = "multicast";  // multicast | seeds | none
   std::string multicast_group = "239.255.77.46:7900";
   std::string key_file;
   std::vector<std::string> tags;  // k=v
   std::string log_level = "info";
+  // ms between "stats" log lines (counters, for benchmarks and operators); 0: none.
+  unsigned stats_interval_ms = 0;
   // Membership timing overrides (ms); 0 keeps the default.
   unsigned probe_interval_ms = 0;
   unsigned probe_timeout_ms = 0;

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   run->add_option("--tag", agent.tags, "Node tag key=value (repeatable)");
   run->add_option("--log-level", agent.log_level, "debug, info, warn or error")
       ->capture_default_str();
+  run->add_option("--stats-interval-ms", agent.stats_interval_ms,
+                  "Log traffic counters every so many ms (0: never)");
   run->add_option("--probe-interval-ms", agent.probe_interval_ms,
                   "Probe interval (ms); default 200");
   run->add_option("--probe-timeout-ms", agent.probe_timeout_ms,

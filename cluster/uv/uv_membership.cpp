@@ -200,7 +200,9 @@ void UvMembership::send_datagram(const Address& to, const std::string& bytes) {
   if (::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss),
                len) < 0) {
     ++stats_.send_errors;
+    return;
   }
+  stats_.udp_bytes_out += bytes.size();
 }
 
 void UvMembership::timer_cb(uv_timer_t* handle) {
@@ -265,6 +267,7 @@ void UvMembership::on_readable() {
       }
       return;
     }
+    stats_.udp_bytes_in += static_cast<std::uint64_t>(n);
     auto plain = keyring_.open(std::string_view(buffer, static_cast<std::size_t>(n)));
     if (!plain) {
       ++stats_.rejected_auth;

@@ -47,6 +47,8 @@ struct UvStats {
   std::uint64_t stream_errors = 0;     // TCP exchanges that failed
   std::uint64_t streams_refused = 0;   // inbound connections refused (too many open)
   std::uint64_t frames_too_large = 0;  // TCP frames announcing more than kMaxStreamBytes
+  std::uint64_t udp_bytes_in = 0;      // datagram bytes as on the wire (sealed)
+  std::uint64_t udp_bytes_out = 0;
 };
 
 class UvMembership {
