@@ -256,13 +256,14 @@ int run_agent(const AgentOptions& options) {
           auto* a = static_cast<Agent*>(t->data);
           const auto& s = a->membership->core().stats();
           const auto& core = a->membership->core();
-          a->log.log(
-              1, "info", "stats",
-              "alive={} suspect={} dead={} packets_in={} packets_out={} bytes_in={} bytes_out={} "
-              "probes={} suspicions={} refutes={} health={}",
-              core.count(cluster::MemberStatus::alive), core.count(cluster::MemberStatus::suspect),
-              core.count(cluster::MemberStatus::dead), s.packets_in, s.packets_out, s.bytes_in,
-              s.bytes_out, s.probes, s.suspicions, s.refutes, core.health_score());
+          a->log.log(1, "info", "stats",
+                     "alive={} suspect={} dead={} packets_in={} packets_out={} udp_bytes_in={} "
+                     "udp_bytes_out={} probes={} suspicions={} refutes={} health={}",
+                     core.count(cluster::MemberStatus::alive),
+                     core.count(cluster::MemberStatus::suspect),
+                     core.count(cluster::MemberStatus::dead), s.packets_in, s.packets_out,
+                     a->membership->stats().udp_bytes_in, a->membership->stats().udp_bytes_out,
+                     s.probes, s.suspicions, s.refutes, core.health_score());
         },
         options.stats_interval_ms, options.stats_interval_ms);
   }

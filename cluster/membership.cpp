@@ -246,9 +246,11 @@ void Membership::end_probe(std::uint64_t now) {
   }
   auto it = members_.find(probe.target);
   if (it == members_.end() || it->second.creation != probe.creation ||
-      it->second.status != MemberStatus::alive) {
+      !is_live(it->second.status)) {
     return;
   }
+  // Already suspect: our own failed probe is an independent confirmation (Lifeguard), which
+  // shortens the suspicion here and, gossiped, everywhere.
   apply_suspect(now, Suspect{probe.target, probe.creation, it->second.incarnation, self_.name},
                 nullptr);
 }
@@ -392,6 +394,11 @@ void Membership::apply_alive(std::uint64_t now, const Alive& a, bool /*from_goss
     Member m{a.name, a.addr, a.creation, a.incarnation, MemberStatus::alive, a.tags, now};
     auto& added = members_.emplace(a.name, std::move(m)).first->second;
     after_change(added);
+    // Into the current probe round at a random place, so a newcomer is probed (and a crash of it
+    // noticed) within one round rather than after the next reshuffle.
+    const std::size_t span = probe_order_.size() - probe_index_ + 1;
+    probe_order_.insert(
+        probe_order_.begin() + static_cast<std::ptrdiff_t>(probe_index_ + rng_() % span), a.name);
     emit(now, EventKind::joined, added);
     queue_update(a.name, a);
     return;
