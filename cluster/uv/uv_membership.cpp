@@ -187,20 +187,24 @@ void UvMembership::announced(const Address& addr, const std::string& name) {
 
 void UvMembership::flush() {
   if (closing_ || !core_) return;
-  effects_.clear();
-  core_->take_effects(effects_);
-  for (Effect& effect : effects_) {
-    if (auto* send = std::get_if<SendPacket>(&effect)) {
-      send_datagram(send->to, keyring_.seal(send->bytes));
-    } else if (auto* request = std::get_if<StreamRequest>(&effect)) {
-      open_stream(*request);
-    } else if (auto* event = std::get_if<MemberEvent>(&effect)) {
-      if (on_event_) on_event_(*event);
-    } else if (auto* user = std::get_if<UserMessage>(&effect)) {
-      if (on_user_) on_user_(*user);
+  // Sending may surface an ICMP error that is handed to the core (send_datagram), which can queue
+  // more effects: drain until none is left. Each pass works on its own vector.
+  for (int pass = 0; pass < 16; ++pass) {
+    std::vector<Effect> effects;
+    core_->take_effects(effects);
+    if (effects.empty()) break;
+    for (Effect& effect : effects) {
+      if (auto* send = std::get_if<SendPacket>(&effect)) {
+        send_datagram(send->to, keyring_.seal(send->bytes));
+      } else if (auto* request = std::get_if<StreamRequest>(&effect)) {
+        open_stream(*request);
+      } else if (auto* event = std::get_if<MemberEvent>(&effect)) {
+        if (on_event_) on_event_(*event);
+      } else if (auto* user = std::get_if<UserMessage>(&effect)) {
+        if (on_user_) on_user_(*user);
+      }
     }
   }
-  effects_.clear();
   const std::uint64_t deadline = core_->next_deadline();
   const std::uint64_t t = now();
   uv_timer_start(&timer_, timer_cb, deadline > t ? deadline - t : 0, 0);
@@ -209,12 +213,22 @@ void UvMembership::flush() {
 void UvMembership::send_datagram(const Address& to, const std::string& bytes) {
   sockaddr_storage ss;
   const socklen_t len = to_sockaddr(to, ss);
-  if (::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss),
-               len) < 0) {
-    ++stats_.send_errors;
-    return;
+  // With IP_RECVERR, an ICMP error about an earlier datagram (to any destination) makes the next
+  // sendto() fail with that error, and that datagram is not sent. The error is consumed by the
+  // failed call: read the details from the error queue and send again.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    if (::sendto(fd_, bytes.data(), bytes.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&ss),
+                 len) >= 0) {
+      stats_.udp_bytes_out += bytes.size();
+      return;
+    }
+    if (errno != ECONNREFUSED && errno != EHOSTUNREACH && errno != ENETUNREACH &&
+        errno != EHOSTDOWN) {
+      break;
+    }
+    drain_errors();
   }
-  stats_.udp_bytes_out += bytes.size();
+  ++stats_.send_errors;
 }
 
 void UvMembership::timer_cb(uv_timer_t* handle) {

@@ -109,7 +109,6 @@ class UvMembership {
   uv_timer_t timer_{};
   uv_tcp_t listener_{};
   std::set<Conn*> conns_;
-  std::vector<Effect> effects_;
   UvStats stats_;
   bool closing_ = false;
   int open_handles_ = 0;
