@@ -1,0 +1,122 @@
+// The membership core driven by hand: packets built with the wire codec, time passed explicitly.
+
+#include "cluster/membership.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace shoal::cluster;
+
+namespace {
+
+Address addr(std::uint8_t last) {
+  return Address::v4(127, 0, 0, last, 7946);
+}
+
+struct Core {
+  Membership m{MembershipConfig{}, NodeIdentity{"me", addr(1), 100, {}}, 7, 0};
+  std::vector<Effect> effects;
+
+  void packet(std::uint64_t now, const std::string& sender, std::uint64_t creation,
+              std::vector<Message> messages, std::uint8_t from = 2) {
+    PacketBuilder b(sender, creation);
+    for (const Message& msg : messages)
+      b.add(encode_message(msg));
+    m.on_packet(now, addr(from), b.finish());
+    m.take_effects(effects);
+  }
+  std::vector<MemberEvent> events() const {
+    std::vector<MemberEvent> out;
+    for (const Effect& e : effects) {
+      if (auto* ev = std::get_if<MemberEvent>(&e)) out.push_back(*ev);
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(membership_core)
+
+BOOST_AUTO_TEST_CASE(alive_gossip_adds_a_member_and_emits_joined) {
+  Core c;
+  c.packet(10, "peer", 50, {Alive{"peer", addr(2), 50, 0, {{"role", "db"}}}});
+  const Member* m = c.m.member("peer");
+  BOOST_TEST_REQUIRE(m != nullptr);
+  BOOST_TEST((m->status == MemberStatus::alive));
+  BOOST_TEST(m->tags.at("role") == "db");
+  BOOST_TEST_REQUIRE(c.events().size() == 1u);
+  BOOST_TEST((c.events()[0].kind == EventKind::joined));
+  BOOST_TEST(c.events()[0].at_ms == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(suspicion_of_this_node_is_refuted_with_a_higher_incarnation) {
+  Core c;
+  c.packet(10, "peer", 50, {Suspect{"me", 100, 0, "peer"}});
+  BOOST_TEST(c.m.incarnation() == 1u);
+  BOOST_TEST(c.m.stats().refutes == 1u);
+  BOOST_TEST(c.m.health_score() == 1);
+  // An older accusation than what we already refuted is answered, not refuted again.
+  c.packet(20, "peer", 50, {Dead{"me", 100, 0, "peer"}});
+  BOOST_TEST(c.m.incarnation() == 1u);
+  BOOST_TEST(c.m.stats().corrections == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(packets_from_an_older_life_of_their_sender_are_ignored) {
+  Core c;
+  c.packet(10, "peer", 50, {Alive{"peer", addr(2), 50, 0, {}}, Alive{"other", addr(3), 60, 0, {}}});
+  c.packet(20, "peer", 70, {Alive{"peer", addr(2), 70, 0, {}}});  // peer restarted
+  BOOST_TEST(c.m.member("peer")->creation == 70u);
+  // The old process (creation 50) still accuses "other": nobody listens.
+  c.packet(30, "peer", 50, {Dead{"other", 60, 0, "peer"}});
+  BOOST_TEST((c.m.member("other")->status == MemberStatus::alive));
+  BOOST_TEST(c.m.stats().stale == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(new_creation_replaces_a_dead_member_at_once) {
+  Core c;
+  c.packet(10, "peer", 50, {Alive{"peer", addr(2), 50, 3, {}}});
+  c.packet(20, "x", 9, {Dead{"peer", 50, 3, "x"}}, 4);
+  BOOST_TEST((c.m.member("peer")->status == MemberStatus::dead));
+  c.packet(30, "peer", 80, {Alive{"peer", addr(9), 80, 0, {}}}, 9);
+  const Member* m = c.m.member("peer");
+  BOOST_TEST((m->status == MemberStatus::alive));
+  BOOST_TEST(m->creation == 80u);
+  BOOST_TEST(m->addr.to_string() == addr(9).to_string());
+}
+
+BOOST_AUTO_TEST_CASE(suspect_with_lower_incarnation_than_known_is_ignored) {
+  Core c;
+  c.packet(10, "peer", 50, {Alive{"peer", addr(2), 50, 5, {}}});
+  c.packet(20, "x", 9, {Suspect{"peer", 50, 4, "x"}}, 4);
+  BOOST_TEST((c.m.member("peer")->status == MemberStatus::alive));
+}
+
+BOOST_AUTO_TEST_CASE(undecodable_packets_are_counted_and_change_nothing) {
+  Core c;
+  c.m.on_packet(10, addr(2), "\x94\x01garbage");
+  c.m.on_packet(10, addr(2), std::string(2000, 'x'));
+  BOOST_TEST(c.m.stats().rejected == 2u);
+  BOOST_TEST(c.m.members().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ping_for_another_name_at_this_address_gets_no_ack) {
+  Core c;
+  c.packet(10, "peer", 50, {Ping{1, "someone-else", 0}});
+  for (const Effect& e : c.effects)
+    BOOST_TEST(!std::holds_alternative<SendPacket>(e));
+  c.packet(11, "peer", 50, {Ping{2, "me", 0}});
+  bool acked = false;
+  for (const Effect& e : c.effects)
+    acked |= std::holds_alternative<SendPacket>(e);
+  BOOST_TEST(acked);
+}
+
+BOOST_AUTO_TEST_CASE(next_deadline_never_lies_in_the_past_after_on_timer) {
+  Core c;
+  for (std::uint64_t t = 0; t < 10'000; t += 37) {
+    c.m.on_timer(t);
+    BOOST_TEST(c.m.next_deadline() > t);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
