@@ -24,7 +24,8 @@ void BroadcastQueue::erase(std::string_view key) {
   items_.erase(it);
 }
 
-std::size_t BroadcastQueue::fill(PacketBuilder& packet, std::size_t budget, std::size_t limit) {
+std::size_t BroadcastQueue::fill(PacketBuilder& packet, std::size_t budget, std::size_t limit,
+                                 bool count) {
   std::size_t used = 0;
   int misfits = 0;
   std::vector<Order> sent;
@@ -42,6 +43,10 @@ std::size_t BroadcastQueue::fill(PacketBuilder& packet, std::size_t budget, std:
   }
   for (Order& o : sent) {
     Item& item = o.item->second;
+    if (!count) {
+      order_.insert(o);
+      continue;
+    }
     if (++item.transmits >= limit) {
       items_.erase(o.item);
       continue;

@@ -28,8 +28,9 @@ class BroadcastQueue {
   void push(std::string_view key, std::string encoded);
   // Appends queued updates to `packet` while they fit and their total stays within `budget` bytes.
   // Each appended update counts one transmission and leaves the queue after `limit`. Returns the
-  // number of bytes appended.
-  std::size_t fill(PacketBuilder& packet, std::size_t budget, std::size_t limit);
+  // number of bytes appended. With count = false nothing counts as transmitted (for packets to
+  // members declared dead, which must not use up an update's chances to reach the living).
+  std::size_t fill(PacketBuilder& packet, std::size_t budget, std::size_t limit, bool count = true);
   // Drops what is queued under `key`.
   void erase(std::string_view key);
 

@@ -336,6 +336,12 @@ void Membership::handle(std::uint64_t now, const Address& from, const std::strin
         } else if constexpr (std::is_same_v<T, User>) {
           ++stats_.user_in;
           effects_.push_back(UserMessage{sender, std::move(m.payload)});
+        } else if constexpr (std::is_same_v<T, UserBroadcast>) {
+          if (m.origin == self_.name || !first_sight(m.origin, m.id)) return;
+          ++stats_.user_in;
+          // Spread it further (epidemic), then hand it up.
+          user_.push(m.origin + "/" + std::to_string(m.id), encode_message(m));
+          effects_.push_back(UserMessage{m.origin, std::move(m.payload)});
         }
       },
       message);
@@ -618,7 +624,8 @@ void Membership::queue_update(const std::string& name, const Message& message) {
   updates_.push(name, encode_message(message));
 }
 
-void Membership::send(std::uint64_t /*now*/, const Address& to, std::vector<std::string> primary) {
+void Membership::send(std::uint64_t /*now*/, const Address& to, std::vector<std::string> primary,
+                      bool to_dead) {
   PacketBuilder packet(self_.name, self_.creation, config_.max_packet_bytes);
   for (const std::string& p : primary) {
     if (!packet.add(p)) return;  // cannot happen for protocol messages; user sends are pre-checked
@@ -630,8 +637,8 @@ void Membership::send(std::uint64_t /*now*/, const Address& to, std::vector<std:
       user_.empty() ? room
                     : static_cast<std::size_t>(static_cast<double>(room) * config_.gossip_share);
   // One pass each: a second pass over the same queue would put an update in the packet twice.
-  updates_.fill(packet, share, limit);
-  user_.fill(packet, packet.room(), limit);
+  updates_.fill(packet, share, limit, !to_dead);
+  user_.fill(packet, packet.room(), limit, !to_dead);
   if (packet.count() == 0) return;
   std::string bytes = packet.finish();
   ++stats_.packets_out;
@@ -652,7 +659,7 @@ void Membership::gossip(std::uint64_t now) {
   }
   if (dead_log_.empty()) return;
   const Member* m = member(dead_log_[rng_() % dead_log_.size()].second);
-  if (m != nullptr && m->status == MemberStatus::dead) send(now, m->addr, {});
+  if (m != nullptr && m->status == MemberStatus::dead) send(now, m->addr, {}, true);
 }
 
 std::size_t Membership::live_peers() const {
@@ -842,10 +849,22 @@ bool Membership::send_user(std::uint64_t now_ms, std::string_view name, std::str
 }
 
 bool Membership::broadcast_user(std::uint64_t /*now_ms*/, std::string_view payload) {
-  std::string encoded = encode_message(User{std::string(payload)});
+  const std::uint64_t id = user_key_++;
+  std::string encoded = encode_message(UserBroadcast{self_.name, id, std::string(payload)});
   PacketBuilder probe(self_.name, self_.creation, config_.max_packet_bytes);
   if (!probe.add(encoded)) return false;
-  user_.push(std::to_string(user_key_++), std::move(encoded));
+  first_sight(self_.name, id);
+  user_.push(self_.name + "/" + std::to_string(id), std::move(encoded));
+  return true;
+}
+
+bool Membership::first_sight(const std::string& origin, std::uint64_t id) {
+  if (!user_seen_.emplace(origin, id).second) return false;
+  user_seen_order_.emplace_back(origin, id);
+  if (user_seen_order_.size() > kUserSeenMax) {
+    user_seen_.erase(user_seen_order_.front());
+    user_seen_order_.pop_front();
+  }
   return true;
 }
 

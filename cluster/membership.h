@@ -300,7 +300,10 @@ class Membership {
   void declare_dead(std::uint64_t now, Member& m, bool fast);
 
   // Sending.
-  void send(std::uint64_t now, const Address& to, std::vector<std::string> primary);
+  // Sends `primary` with as much gossip as fits. `to_dead`: the packet goes to a member declared
+  // dead, and its gossip does not count against the retransmit limit.
+  void send(std::uint64_t now, const Address& to, std::vector<std::string> primary,
+            bool to_dead = false);
   void gossip(std::uint64_t now);
   void queue_update(const std::string& name, const Message& message);
   Alive self_alive() const;
@@ -349,6 +352,12 @@ class Membership {
   std::uint64_t next_timer_order_ = 0;
   std::uint64_t next_token_ = 1;
   std::uint64_t user_key_ = 0;
+  // Upper-layer broadcasts seen (origin, id), to deliver and re-gossip each once; bounded FIFO.
+  std::set<std::pair<std::string, std::uint64_t>> user_seen_;
+  std::deque<std::pair<std::string, std::uint64_t>> user_seen_order_;
+  static constexpr std::size_t kUserSeenMax = 16384;
+  // Returns true iff (origin, id) was not seen before (and records it).
+  bool first_sight(const std::string& origin, std::uint64_t id);
   // The digest of the live members (name, creation, incarnation).
   std::uint64_t digest_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> mismatch_since_;

@@ -167,6 +167,15 @@ std::optional<Message> read_message(MsgReader& r) {
       if (r.ok()) return m;
       break;
     }
+    case MessageType::user_broadcast: {
+      expect(4);
+      UserBroadcast m;
+      m.origin = read_name(r, "origin");
+      m.id = r.uint("id");
+      m.payload = std::string(r.bytes("payload", kMaxPacketBytes));
+      if (r.ok()) return m;
+      break;
+    }
     default:
       r.fail(Errc::invalid, "type",
              "unknown message type " + std::to_string(static_cast<int>(type)));
@@ -252,6 +261,12 @@ std::string encode_message(const Message& message) {
         } else if constexpr (std::is_same_v<T, User>) {
           pk.pack_array(2);
           pk.pack_uint8(static_cast<std::uint8_t>(MessageType::user));
+          pack_bin(pk, m.payload);
+        } else if constexpr (std::is_same_v<T, UserBroadcast>) {
+          pk.pack_array(4);
+          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::user_broadcast));
+          pack_str(pk, m.origin);
+          pk.pack_uint64(m.id);
           pack_bin(pk, m.payload);
         }
       },

@@ -16,7 +16,9 @@
 //     6 suspect  [6, name, creation, incarnation, from]
 //     7 dead     [7, name, creation, incarnation, from]
 //     8 left     [8, name, creation, incarnation]
-//     9 user     [9, payload]                  a message of the layers above
+//     9 user     [9, payload]                  a message of the layers above, to this node
+//    11 user_broadcast [11, origin, id, payload]  one for every node, re-gossiped by each
+//                                            receiver once ((origin, id) is its identity)
 //   addr := [ip (bin, 4 or 16 bytes), port];  tags := [key, value, key, value, ...]
 //
 // TCP stream frame (length-prefixed by the driver: u32 big-endian length, then the body):
@@ -70,6 +72,7 @@ enum class MessageType : std::uint8_t {  // only append
   left = 8,
   user = 9,
   push_pull = 10,
+  user_broadcast = 11,
 };
 
 enum class NackReason : std::uint8_t { timeout = 0, unreachable = 1 };
@@ -122,8 +125,14 @@ struct Left {
 struct User {
   std::string payload;
 };
+struct UserBroadcast {
+  std::string origin;
+  std::uint64_t id;
+  std::string payload;
+};
 
-using Message = std::variant<Ping, Ack, Nack, PingReq, Alive, Suspect, Dead, Left, User>;
+using Message =
+    std::variant<Ping, Ack, Nack, PingReq, Alive, Suspect, Dead, Left, User, UserBroadcast>;
 
 struct Packet {
   std::string sender;

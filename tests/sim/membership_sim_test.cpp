@@ -149,6 +149,31 @@ BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed) {
   BOOST_TEST(false_deaths(c) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(upper_layer_payloads_reach_one_member_or_all) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(30, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
+  BOOST_TEST(c.node(3).send_user(c.now(), "n7", "direct"));
+  BOOST_TEST(!c.node(3).send_user(c.now(), "nobody", "direct"));
+  BOOST_TEST(!c.node(3).broadcast_user(c.now(), std::string(2000, 'x')));  // cannot fit a packet
+  BOOST_TEST(c.node(0).broadcast_user(c.now(), "to-everyone"));
+  auto everyone_has_it = [&] {
+    for (std::size_t i = 1; i < c.size(); ++i) {
+      bool got = false;
+      for (const auto& m : c.user_messages()[i])
+        got |= m.payload == "to-everyone" && m.from == "n0";
+      if (!got) return false;
+    }
+    return true;
+  };
+  BOOST_TEST(c.wait_until(everyone_has_it, 5'000), "seed=" << seed);
+  std::size_t direct = 0;
+  for (const auto& m : c.user_messages()[7])
+    direct += m.payload == "direct" ? 1 : 0;
+  BOOST_TEST(direct == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(same_seed_replays_the_same_trace) {
   const auto seed = shoal::test::test_seed();
   auto run = [&] {

@@ -29,6 +29,20 @@ BOOST_AUTO_TEST_CASE(update_is_sent_limit_times_then_dropped) {
   BOOST_TEST(sent(3, q).empty());
 }
 
+BOOST_AUTO_TEST_CASE(uncounted_sends_do_not_use_up_the_limit) {
+  BroadcastQueue q(16);
+  q.push("n1", update("n1", 1));
+  for (int i = 0; i < 5; ++i) {
+    PacketBuilder packet("n0", 1);
+    q.fill(packet, 10'000, 2, /*count=*/false);
+    BOOST_TEST(packet.count() == 1u);
+  }
+  BOOST_TEST(q.size() == 1u);
+  sent(2, q);
+  sent(2, q);
+  BOOST_TEST(q.empty());
+}
+
 BOOST_AUTO_TEST_CASE(newer_update_about_a_member_replaces_the_queued_one) {
   BroadcastQueue q(16);
   q.push("n1", update("n1", 1));

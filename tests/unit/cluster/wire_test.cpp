@@ -21,7 +21,8 @@ std::vector<Message> every_message() {
           Suspect{"n4", 17, 6, "n1"},
           Dead{"n5", 18, 7, "n2"},
           Left{"n6", 19, 8},
-          User{std::string("\0\1payload", 9)}};
+          User{std::string("\0\1payload", 9)},
+          UserBroadcast{"origin", 77, "to all"}};
 }
 
 }  // namespace
