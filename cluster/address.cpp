@@ -36,7 +36,8 @@ Address Address::v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t
   return out;
 }
 
-std::expected<Address, std::string> Address::parse(std::string_view text) {
+std::expected<std::pair<std::string_view, std::uint16_t>, std::string> split_host_port(
+    std::string_view text) {
   std::string_view host;
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
@@ -49,7 +50,7 @@ std::expected<Address, std::string> Address::parse(std::string_view text) {
   } else {
     const auto colon = text.rfind(':');
     if (colon == std::string_view::npos) {
-      return std::unexpected("expected ip:port, got '" + std::string(text) + "'");
+      return std::unexpected("expected host:port, got '" + std::string(text) + "'");
     }
     host = text.substr(0, colon);
     port_text = text.substr(colon + 1);
@@ -57,18 +58,26 @@ std::expected<Address, std::string> Address::parse(std::string_view text) {
   unsigned port = 0;
   const auto [end, ec] =
       std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return std::unexpected("bad port '" + std::string(port_text) + "'");
+  if (host.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
+      port > 65535) {
+    return std::unexpected("expected host:port with a port in 0..65535, got '" + std::string(text) +
+                           "'");
   }
+  return std::pair{host, static_cast<std::uint16_t>(port)};
+}
+
+std::expected<Address, std::string> Address::parse(std::string_view text) {
+  auto parts = split_host_port(text);
+  if (!parts) return std::unexpected(parts.error());
   Address out;
-  out.port = static_cast<std::uint16_t>(port);
-  const std::string host_z(host);
-  if (inet_pton(AF_INET, host_z.c_str(), out.ip.data()) == 1) {
+  out.port = parts->second;
+  const std::string host(parts->first);
+  if (inet_pton(AF_INET, host.c_str(), out.ip.data()) == 1) {
     out.ip_len = 4;
-  } else if (inet_pton(AF_INET6, host_z.c_str(), out.ip.data()) == 1) {
+  } else if (inet_pton(AF_INET6, host.c_str(), out.ip.data()) == 1) {
     out.ip_len = 16;
   } else {
-    return std::unexpected("not an IP address: '" + host_z + "'");
+    return std::unexpected("not an IP address: '" + host + "'");
   }
   return out;
 }

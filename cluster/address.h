@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace shoal::cluster {
 
@@ -32,6 +33,11 @@ struct Address {
   friend auto operator<=>(const Address&, const Address&) = default;
   friend bool operator==(const Address&, const Address&) = default;
 };
+
+// Splits "host:port" or "[ipv6]:port" into the host (without brackets) and the port. Returns a
+// one-line reason on failure. The host is not checked: it may be an IP literal or a name.
+std::expected<std::pair<std::string_view, std::uint16_t>, std::string> split_host_port(
+    std::string_view text);
 
 struct AddressHash {
   std::size_t operator()(const Address& a) const;

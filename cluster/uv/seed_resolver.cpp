@@ -3,7 +3,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
-#include <charconv>
 #include <cstring>
 
 namespace shoal::cluster {
@@ -14,32 +13,11 @@ std::string SeedSpec::to_string() const {
 }
 
 std::expected<SeedSpec, std::string> parse_seed(std::string_view text) {
-  std::string_view host;
-  std::string_view port_text;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return std::unexpected("expected [ipv6]:port, got '" + std::string(text) + "'");
-    }
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      return std::unexpected("expected host:port, got '" + std::string(text) + "'");
-    }
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
-  }
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (host.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      port == 0 || port > 65535) {
-    return std::unexpected("expected host:port with a port in 1..65535, got '" + std::string(text) +
-                           "'");
-  }
-  return SeedSpec{std::string(host), static_cast<std::uint16_t>(port)};
+  auto parts = split_host_port(text);
+  if (!parts) return std::unexpected(parts.error());
+  if (parts->second == 0)
+    return std::unexpected("a seed needs a port, got '" + std::string(text) + "'");
+  return SeedSpec{std::string(parts->first), parts->second};
 }
 
 struct UvSeedResolver::Batch {

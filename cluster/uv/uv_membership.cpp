@@ -351,13 +351,10 @@ std::optional<std::string> take_frame(std::string& in, bool& too_big) {
 
 }  // namespace
 
-void UvMembership::open_stream(const StreamRequest& request) {
+UvMembership::Conn* UvMembership::new_conn(bool inbound) {
   auto* conn = new Conn();
   conn->owner = this;
-  conn->inbound = false;
-  conn->stream = request.id;
-  conn->peer = request.to;
-  conn->out = frame(keyring_.seal(request.bytes));
+  conn->inbound = inbound;
   conns_.insert(conn);
   uv_tcp_init(loop_, &conn->tcp);
   uv_timer_init(loop_, &conn->timer);
@@ -366,6 +363,7 @@ void UvMembership::open_stream(const StreamRequest& request) {
   conn->connect.data = conn;
   conn->write.data = conn;
   conn->open = 2;
+  // Every exchange is bounded in time, whatever the peer does.
   uv_timer_start(
       &conn->timer,
       [](uv_timer_t* t) {
@@ -373,57 +371,32 @@ void UvMembership::open_stream(const StreamRequest& request) {
         c->owner->finish(c);
       },
       core_->config().stream_timeout_ms, 0);
+  return conn;
+}
+
+void UvMembership::open_stream(const StreamRequest& request) {
+  Conn* conn = new_conn(false);
+  conn->stream = request.id;
+  conn->peer = request.to;
+  conn->out = frame(keyring_.seal(request.bytes));
   sockaddr_storage ss;
   to_sockaddr(request.to, ss);
-  const int rc = uv_tcp_connect(
-      &conn->connect, &conn->tcp, reinterpret_cast<sockaddr*>(&ss),
-      [](uv_connect_t* req, int status) {
-        auto* c = static_cast<Conn*>(req->data);
-        if (status < 0 || c->done) {
-          c->owner->finish(c);
-          return;
-        }
-        uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
-        uv_write(&c->write, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
-                 [](uv_write_t* w, int st) {
-                   auto* cc = static_cast<Conn*>(w->data);
-                   if (st < 0) cc->owner->finish(cc);
-                 });
-        uv_read_start(
-            reinterpret_cast<uv_stream_t*>(&c->tcp),
-            [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
-              auto* cc = static_cast<Conn*>(h->data);
-              cc->chunk.resize(kChunk);
-              *b = uv_buf_init(cc->chunk.data(), static_cast<unsigned>(kChunk));
-            },
-            [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
-              auto* cc = static_cast<Conn*>(s->data);
-              UvMembership* self = cc->owner;
-              if (n < 0) {
-                self->finish(cc);
-                return;
-              }
-              cc->in.append(cc->chunk.data(), static_cast<std::size_t>(n));
-              bool too_big = false;
-              auto body = take_frame(cc->in, too_big);
-              if (too_big) {
-                ++self->stats_.frames_too_large;
-                self->finish(cc);
-                return;
-              }
-              if (!body) return;
-              auto plain = self->keyring_.open(*body);
-              if (!plain) {
-                ++self->stats_.rejected_auth;
-                self->finish(cc);
-                return;
-              }
-              cc->answered = true;
-              self->core_->on_stream_reply(self->now(), cc->stream, *plain);
-              self->flush();
-              self->finish(cc);
-            });
-      });
+  const int rc = uv_tcp_connect(&conn->connect, &conn->tcp, reinterpret_cast<sockaddr*>(&ss),
+                                [](uv_connect_t* req, int status) {
+                                  auto* c = static_cast<Conn*>(req->data);
+                                  if (status < 0 || c->done) {
+                                    c->owner->finish(c);
+                                    return;
+                                  }
+                                  uv_buf_t buf = uv_buf_init(c->out.data(),
+                                                             static_cast<unsigned>(c->out.size()));
+                                  uv_write(&c->write, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf,
+                                           1, [](uv_write_t* w, int st) {
+                                             auto* cc = static_cast<Conn*>(w->data);
+                                             if (st < 0) cc->owner->finish(cc);
+                                           });
+                                  c->owner->read_frame(c);
+                                });
   if (rc != 0) finish(conn);
 }
 
@@ -434,16 +407,7 @@ void UvMembership::listen_cb(uv_stream_t* server, int status) {
 }
 
 void UvMembership::on_connection() {
-  auto* conn = new Conn();
-  conn->owner = this;
-  conn->inbound = true;
-  uv_tcp_init(loop_, &conn->tcp);
-  uv_timer_init(loop_, &conn->timer);
-  conn->tcp.data = conn;
-  conn->timer.data = conn;
-  conn->write.data = conn;
-  conn->open = 2;
-  conns_.insert(conn);
+  Conn* conn = new_conn(true);
   if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
                 reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0 ||
       conns_.size() > kMaxConns) {
@@ -455,13 +419,10 @@ void UvMembership::on_connection() {
   int len = sizeof ss;
   uv_tcp_getpeername(&conn->tcp, reinterpret_cast<sockaddr*>(&ss), &len);
   conn->peer = from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
-  uv_timer_start(
-      &conn->timer,
-      [](uv_timer_t* t) {
-        auto* c = static_cast<Conn*>(t->data);
-        c->owner->finish(c);
-      },
-      core_->config().stream_timeout_ms, 0);
+  read_frame(conn);
+}
+
+void UvMembership::read_frame(Conn* conn) {
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&conn->tcp),
       [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
@@ -492,19 +453,31 @@ void UvMembership::on_connection() {
           self->finish(c);
           return;
         }
-        std::string reply = self->core_->on_stream_request(self->now(), c->peer, *plain);
-        self->flush();
-        if (reply.empty()) {
-          self->finish(c);
-          return;
-        }
-        c->out = frame(self->keyring_.seal(reply));
-        uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
-        uv_write(&c->write, s, &buf, 1, [](uv_write_t* w, int) {
-          auto* cc = static_cast<Conn*>(w->data);
-          cc->owner->finish(cc);
-        });
+        self->on_frame(c, *plain);
       });
+}
+
+void UvMembership::on_frame(Conn* conn, const std::string& plain) {
+  if (!conn->inbound) {
+    conn->answered = true;
+    core_->on_stream_reply(now(), conn->stream, plain);
+    flush();
+    finish(conn);
+    return;
+  }
+  std::string reply = core_->on_stream_request(now(), conn->peer, plain);
+  flush();
+  if (reply.empty()) {
+    finish(conn);
+    return;
+  }
+  conn->out = frame(keyring_.seal(reply));
+  uv_buf_t buf = uv_buf_init(conn->out.data(), static_cast<unsigned>(conn->out.size()));
+  uv_write(&conn->write, reinterpret_cast<uv_stream_t*>(&conn->tcp), &buf, 1,
+           [](uv_write_t* w, int) {
+             auto* c = static_cast<Conn*>(w->data);
+             c->owner->finish(c);
+           });
 }
 
 void UvMembership::close(std::function<void()> done) {

@@ -91,6 +91,10 @@ class UvMembership {
   void on_readable();
   void drain_errors();
   void open_stream(const StreamRequest& request);
+  Conn* new_conn(bool inbound);
+  // Reads one length-prefixed frame, opens it, and hands it to on_frame.
+  void read_frame(Conn* conn);
+  void on_frame(Conn* conn, const std::string& plain);
   void on_connection();
   void finish(Conn* conn);
 
