@@ -17,6 +17,9 @@ namespace {
 constexpr int kReadBudget = 256;
 // Most inbound TCP exchanges open at once; more are refused (and counted).
 constexpr std::size_t kMaxConns = 64;
+// Most bytes all TCP exchanges together may hold in their read buffers. A frame may announce up to
+// kMaxStreamBytes, but hostile peers opening many connections must not make that 64 times over.
+constexpr std::size_t kMaxBufferedBytes = 96 * 1024 * 1024;
 // Read chunk for TCP frames.
 constexpr std::size_t kChunk = 64 * 1024;
 
@@ -308,6 +311,9 @@ void UvMembership::on_readable() {
 void UvMembership::finish(Conn* conn) {
   if (conn->done) return;
   conn->done = true;
+  buffered_ -= conn->in.size();
+  conn->in.clear();
+  conn->in.shrink_to_fit();
   if (!conn->inbound && !conn->answered && !closing_) {
     conn->answered = true;
     ++stats_.stream_errors;
@@ -437,7 +443,13 @@ void UvMembership::read_frame(Conn* conn) {
           self->finish(c);
           return;
         }
+        if (self->buffered_ + static_cast<std::size_t>(n) > kMaxBufferedBytes) {
+          ++self->stats_.streams_refused;
+          self->finish(c);
+          return;
+        }
         c->in.append(c->chunk.data(), static_cast<std::size_t>(n));
+        self->buffered_ += static_cast<std::size_t>(n);
         bool too_big = false;
         auto body = take_frame(c->in, too_big);
         if (too_big) {

@@ -45,7 +45,7 @@ struct UvStats {
   std::uint64_t send_errors = 0;       // datagrams the kernel refused to send
   std::uint64_t unreachable = 0;       // ICMP port-unreachable reports handed to the core
   std::uint64_t stream_errors = 0;     // TCP exchanges that failed
-  std::uint64_t streams_refused = 0;   // inbound connections refused (too many open)
+  std::uint64_t streams_refused = 0;   // exchanges refused: too many open, or buffers full
   std::uint64_t frames_too_large = 0;  // TCP frames announcing more than kMaxStreamBytes
   std::uint64_t udp_bytes_in = 0;      // datagram bytes as on the wire (sealed)
   std::uint64_t udp_bytes_out = 0;
@@ -113,6 +113,7 @@ class UvMembership {
   uv_timer_t timer_{};
   uv_tcp_t listener_{};
   std::set<Conn*> conns_;
+  std::size_t buffered_ = 0;  // bytes held in the read buffers of all TCP exchanges
   UvStats stats_;
   bool closing_ = false;
   int open_handles_ = 0;
