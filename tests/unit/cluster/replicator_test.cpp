@@ -1,0 +1,244 @@
+// Replicators on a fake lossy network: convergence, no entry lost, backpressure, hostile input.
+
+#include "cluster/replicator.h"
+
+#include <boost/test/unit_test.hpp>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "tests/support/seed.h"
+
+using namespace shoal::cluster;
+using shoal::crdt::AwLwwMap;
+
+namespace {
+
+struct Net {
+  struct Msg {
+    std::uint64_t at;
+    std::string from;
+    std::string to;
+    std::string bytes;
+  };
+  double loss = 0;
+  double dup = 0;
+  std::mt19937_64 rng;
+  std::vector<Msg> pool;
+  std::uint64_t lost = 0;
+
+  bool chance(double p) { return static_cast<double>(rng() % 1'000'000) < p * 1'000'000.0; }
+};
+
+struct Cluster {
+  Net net;
+  std::uint64_t now = 0;
+  std::vector<std::string> names;
+  std::map<std::string, std::unique_ptr<Replicator>> nodes;
+  std::uint64_t lives = 0;
+
+  Cluster(std::size_t n, std::uint64_t seed, ReplicatorConfig config, double loss, double dup) {
+    net.rng = shoal::test::rng_for(seed);
+    net.loss = loss;
+    net.dup = dup;
+    for (std::size_t i = 0; i < n; ++i)
+      names.push_back("n" + std::to_string(i));
+    for (const std::string& name : names)
+      start(name, config, seed);
+  }
+  void start(const std::string& name, ReplicatorConfig config, std::uint64_t seed) {
+    // A replica id is the node name plus its life, as the agent forms it from name + creation.
+    nodes[name] = std::make_unique<Replicator>(name + "." + std::to_string(++lives), config,
+                                               seed ^ std::hash<std::string>{}(name), now);
+    std::vector<std::string> peers;
+    for (const std::string& other : names) {
+      if (other != name) peers.push_back(other);
+    }
+    nodes[name]->set_peers(now, peers);
+  }
+  void drain(const std::string& name) {
+    std::vector<ReplicaEffect> effects;
+    nodes[name]->take_effects(effects);
+    for (ReplicaEffect& e : effects) {
+      auto* send = std::get_if<ReplicaSend>(&e);
+      if (send == nullptr) continue;
+      // Streams are reliable (TCP); datagrams may be lost or duplicated.
+      if (!send->stream && net.chance(net.loss)) {
+        ++net.lost;
+        continue;
+      }
+      const int copies = !send->stream && net.chance(net.dup) ? 2 : 1;
+      for (int c = 0; c < copies; ++c) {
+        net.pool.push_back({now + 1 + net.rng() % 20, name, send->to, send->bytes});
+      }
+    }
+  }
+  // One 5 ms step: timers, then deliveries due, in random order.
+  void step() {
+    now += 5;
+    for (const std::string& name : names) {
+      nodes[name]->on_timer(now);
+      drain(name);
+    }
+    std::vector<Net::Msg> due;
+    for (auto it = net.pool.begin(); it != net.pool.end();) {
+      if (it->at <= now) {
+        due.push_back(std::move(*it));
+        it = net.pool.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    std::shuffle(due.begin(), due.end(), net.rng);
+    for (Net::Msg& m : due) {
+      nodes[m.to]->on_message(now, m.from, m.bytes);
+      drain(m.to);
+    }
+  }
+  bool all_equal(const AwLwwMap& reference) const {
+    for (const auto& [name, node] : nodes) {
+      if (!(node->state() == reference)) return false;
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(replicator)
+
+BOOST_AUTO_TEST_CASE(ten_thousand_puts_under_loss_reach_every_replica_none_lost) {
+  const auto seed = shoal::test::test_seed();
+  ReplicatorConfig config;
+  config.replica.max_log_entries = 512;  // small: lagging replicas need full states too
+  config.replica.max_interval_entries = 64;
+  Cluster c(5, seed, config, 0.10, 0.05);
+  auto rng = shoal::test::rng_for(seed + 1);
+  AwLwwMap reference;
+  std::set<std::string> removed;
+  for (int i = 0; i < 10'000; ++i) {
+    const std::string& name = c.names[rng() % c.names.size()];
+    const std::string key = "reg/" + std::to_string(i);
+    c.nodes[name]->put(c.now, key, name);
+    if (i % 10 == 3) {  // some names are unregistered again
+      const std::string gone = "reg/" + std::to_string(rng() % (i + 1));
+      if (c.nodes[name]->remove(c.now, gone)) removed.insert(gone);
+    }
+    reference.join(c.nodes[name]->state());
+    if (i % 25 == 0) {
+      for (const std::string& n : c.names) {
+        c.nodes[n]->flush(c.now);
+        c.drain(n);
+      }
+      c.step();
+    }
+  }
+  for (const std::string& n : c.names)
+    reference.join(c.nodes[n]->state());
+  int steps = 0;
+  while (!c.all_equal(reference) && steps < 20'000) {
+    c.step();
+    ++steps;
+  }
+  BOOST_TEST_MESSAGE("converged after " << steps * 5 << " ms of anti-entropy; " << c.net.lost
+                                        << " datagrams lost");
+  BOOST_TEST(c.all_equal(reference), "seed=" << seed);
+  // No entry lost: every key put and never removed is on every replica.
+  for (const auto& [name, node] : c.nodes) {
+    std::size_t present = 0;
+    node->state().scan("reg/", [&](std::string_view, const auto&) {
+      ++present;
+      return true;
+    });
+    BOOST_TEST(present == reference.size());
+  }
+  std::size_t full = 0;
+  for (const auto& [name, node] : c.nodes)
+    full += node->stats().full_states_sent;
+  BOOST_TEST_MESSAGE("full states sent: " << full);
+}
+
+BOOST_AUTO_TEST_CASE(a_new_replica_catches_up_by_full_state) {
+  const auto seed = shoal::test::test_seed();
+  ReplicatorConfig config;
+  config.replica.max_log_entries = 128;
+  Cluster c(3, seed, config, 0.0, 0.0);
+  for (int i = 0; i < 2'000; ++i)
+    c.nodes["n0"]->put(c.now, "k" + std::to_string(i), "v");
+  for (int s = 0; s < 400; ++s)
+    c.step();
+  // n2 restarts empty (a new life: new replica id) and must receive everything. Membership reports
+  // the old life failed and the new one joined: the others drop n2 and add it again.
+  for (const std::string n : {"n0", "n1"}) {
+    c.nodes[n]->set_peers(c.now, {n == "n0" ? "n1" : "n0"});
+    c.nodes[n]->set_peers(c.now, {"n0", "n1", "n2"});
+  }
+  c.start("n2", config, seed + 7);
+  for (int s = 0; s < 2'000 && !(c.nodes["n2"]->state().size() == 2'000u); ++s)
+    c.step();
+  BOOST_TEST(c.nodes["n2"]->state().size() == 2'000u, "seed=" << seed);
+  BOOST_TEST(c.nodes["n0"]->stats().full_states_sent + c.nodes["n1"]->stats().full_states_sent >
+             0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_peer_that_never_acknowledges_gets_one_interval_per_timeout) {
+  ReplicatorConfig config;
+  config.round_ms = 10;
+  config.fanout = 1;
+  config.ack_timeout_ms = 1000;
+  Replicator r("a.1", config, 1, 0);
+  r.set_peers(0, {"silent"});
+  std::vector<ReplicaEffect> effects;
+  std::size_t sends = 0;
+  for (std::uint64_t t = 0; t <= 2'500; t += 10) {
+    r.put(t, "k" + std::to_string(t), "v");
+    r.on_timer(t);
+    effects.clear();
+    r.take_effects(effects);
+    sends += static_cast<std::size_t>(r.stats().intervals_sent + r.stats().full_states_sent);
+    (void)sends;
+  }
+  // Eager batches go out every round, but anti-entropy intervals only at t ~ 10, 1010 and 2010.
+  BOOST_TEST(r.stats().intervals_sent + r.stats().full_states_sent == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(changes_are_reported_with_values) {
+  Replicator a("a.1", {}, 1, 0);
+  Replicator b("b.1", {}, 2, 0);
+  a.set_peers(0, {"b"});
+  b.set_peers(0, {"a"});
+  a.put(1, "name", "pid-1");
+  a.flush(1);
+  std::vector<ReplicaEffect> effects;
+  a.take_effects(effects);
+  for (ReplicaEffect& e : effects) {
+    if (auto* s = std::get_if<ReplicaSend>(&e)) b.on_message(2, "a", s->bytes);
+  }
+  effects.clear();
+  b.take_effects(effects);
+  bool seen = false;
+  for (ReplicaEffect& e : effects) {
+    if (auto* c = std::get_if<ReplicaChange>(&e)) {
+      seen = c->key == "name" && !c->before && c->after == "pid-1";
+    }
+  }
+  BOOST_TEST(seen);
+  BOOST_TEST(b.state().get("name")->value == "pid-1");
+}
+
+BOOST_AUTO_TEST_CASE(hostile_messages_are_rejected_and_counted) {
+  const auto seed = shoal::test::test_seed();
+  auto rng = shoal::test::rng_for(seed);
+  Replicator r("a.1", {}, 1, 0);
+  for (int i = 0; i < 5'000; ++i) {
+    std::string junk(rng() % 300, '\0');
+    for (char& ch : junk)
+      ch = static_cast<char>(rng());
+    if (i % 2 == 0 && junk.size() > 3) junk.replace(0, 3, "\x94\x01\x01");
+    r.on_message(0, "x", junk);
+  }
+  BOOST_TEST(r.stats().rejected > 4'000u);
+  BOOST_TEST(r.state().size() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
