@@ -307,11 +307,11 @@ void Membership::on_packet(std::uint64_t now_ms, const Address& from, std::strin
     return;
   }
   for (Message& message : packet->messages)
-    handle(now_ms, from, packet->sender, message);
+    handle(now_ms, from, packet->sender, packet->creation, message);
 }
 
 void Membership::handle(std::uint64_t now, const Address& from, const std::string& sender,
-                        Message& message) {
+                        std::uint64_t creation, Message& message) {
   std::visit(
       [&](auto& m) {
         using T = std::decay_t<decltype(m)>;
@@ -335,13 +335,13 @@ void Membership::handle(std::uint64_t now, const Address& from, const std::strin
           apply_dead(now, m.name, m.creation, m.incarnation, m.name, true, &from);
         } else if constexpr (std::is_same_v<T, User>) {
           ++stats_.user_in;
-          effects_.push_back(UserMessage{sender, std::move(m.payload)});
+          effects_.push_back(UserMessage{sender, std::move(m.payload), creation});
         } else if constexpr (std::is_same_v<T, UserBroadcast>) {
           if (m.origin == self_.name || !first_sight(m.origin, m.id)) return;
           ++stats_.user_in;
           // Spread it further (epidemic), then hand it up.
           user_.push(m.origin + "/" + std::to_string(m.id), encode_message(m));
-          effects_.push_back(UserMessage{m.origin, std::move(m.payload)});
+          effects_.push_back(UserMessage{m.origin, std::move(m.payload), 0});
         }
       },
       message);
@@ -746,6 +746,23 @@ std::string Membership::on_stream_request(std::uint64_t now_ms, const Address& /
   now_hint_ = now_ms;
   ++stats_.packets_in;
   stats_.bytes_in += bytes.size();
+  if (stream_type(bytes) == MessageType::user_stream) {
+    auto user = decode_user_stream(bytes);
+    if (!user) {
+      ++stats_.rejected;
+      return {};
+    }
+    if (auto known = members_.find(user->sender);
+        user->sender == self_.name ||
+        (known != members_.end() && known->second.creation > user->creation)) {
+      ++stats_.stale;
+      return {};
+    }
+    ++stats_.user_in;
+    effects_.push_back(
+        UserMessage{std::move(user->sender), std::move(user->payload), user->creation});
+    return {};  // one way
+  }
   auto remote = decode_push_pull(bytes);
   if (!remote) {
     ++stats_.rejected;
@@ -845,6 +862,26 @@ bool Membership::send_user(std::uint64_t now_ms, std::string_view name, std::str
   PacketBuilder probe(self_.name, self_.creation, config_.max_packet_bytes);
   if (!probe.add(encoded)) return false;
   send(now_ms, it->second.addr, {std::move(encoded)});
+  return true;
+}
+
+bool Membership::send_stream(std::uint64_t now_ms, std::string_view name,
+                             std::string_view payload) {
+  auto it = members_.find(name);
+  if (it == members_.end() || !is_live(it->second.status) || payload.size() > kMaxUserStateBytes) {
+    return false;
+  }
+  std::size_t open = 0;
+  for (const auto& [id, pending] : streams_) {
+    open += pending.to == it->second.addr && pending.purpose == StreamPurpose::user ? 1 : 0;
+  }
+  if (open >= kMaxUserStreamsPerPeer) return false;
+  const std::uint64_t id = next_stream_++;
+  streams_[id] = PendingStream{StreamPurpose::user, it->second.addr};
+  effects_.push_back(StreamRequest{
+      id, it->second.addr,
+      encode_user_stream(UserStream{self_.name, self_.creation, std::string(payload)})});
+  arm(now_ms + config_.stream_timeout_ms, TimerKind::stream_timeout, id);
   return true;
 }
 

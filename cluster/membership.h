@@ -100,6 +100,7 @@ struct MemberEvent {
 struct UserMessage {
   std::string from;
   std::string payload;
+  std::uint64_t creation = 0;  // the sender's life (0 for gossiped broadcasts)
 };
 
 using Effect = std::variant<SendPacket, StreamRequest, MemberEvent, UserMessage>;
@@ -185,6 +186,10 @@ class Membership {
   // Gossips `payload` to the cluster (each member gets it with high probability). Returns false
   // if it cannot fit a packet.
   bool broadcast_user(std::uint64_t now_ms, std::string_view payload);
+  // Sends `payload` (up to kMaxUserStateBytes) to member `name` over a reliable stream, one way:
+  // for what does not fit a packet. Delivery is not confirmed; the layer above acknowledges by
+  // its own messages. Returns false if the member is not live or too many streams to it are open.
+  bool send_stream(std::uint64_t now_ms, std::string_view name, std::string_view payload);
 
   // --- Outputs ---
 
@@ -258,7 +263,7 @@ class Membership {
     std::uint64_t started_ms;
     std::set<std::string> confirmations;
   };
-  enum class StreamPurpose { join, push_pull, reconnect };
+  enum class StreamPurpose { join, push_pull, reconnect, user };
   struct PendingStream {
     StreamPurpose purpose;
     Address to;
@@ -277,7 +282,8 @@ class Membership {
   void adjust_health(int delta);
 
   // Messages.
-  void handle(std::uint64_t now, const Address& from, const std::string& sender, Message& message);
+  void handle(std::uint64_t now, const Address& from, const std::string& sender,
+              std::uint64_t creation, Message& message);
   void on_ping(std::uint64_t now, const Address& from, const Ping& ping);
   void on_ack(std::uint64_t now, const Ack& ack);
   void on_nack(std::uint64_t now, const Nack& nack);
@@ -338,6 +344,8 @@ class Membership {
   std::map<std::uint64_t, Relay> relays_;  // by the seq of our relayed ping
   std::map<std::string, Suspicion, std::less<>> suspicions_;
   std::map<std::uint64_t, PendingStream> streams_;
+  // Upper-layer streams open to one peer at most; more are refused (the layer above retries).
+  static constexpr std::size_t kMaxUserStreamsPerPeer = 4;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers_;
   BroadcastQueue updates_;
   BroadcastQueue user_;

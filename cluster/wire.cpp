@@ -395,3 +395,46 @@ std::expected<PushPull, Error> decode_push_pull(std::string_view bytes) {
 }
 
 }  // namespace shoal::cluster
+
+namespace shoal::cluster {
+
+std::optional<MessageType> stream_type(std::string_view bytes) {
+  crdt::MsgReader r(bytes);
+  r.array("frame", 16);
+  r.uint("version");
+  const std::uint64_t type = r.uint("type", 255);
+  if (!r.ok()) return std::nullopt;
+  return static_cast<MessageType>(type);
+}
+
+std::string encode_user_stream(const UserStream& message) {
+  std::string out;
+  Sink sink{out};
+  Packer pk(sink);
+  pk.pack_array(5);
+  pk.pack_uint64(kWireVersion);
+  pk.pack_uint8(static_cast<std::uint8_t>(MessageType::user_stream));
+  pack_str(pk, message.sender);
+  pk.pack_uint64(message.creation);
+  pack_bin(pk, message.payload);
+  return out;
+}
+
+std::expected<UserStream, Error> decode_user_stream(std::string_view bytes) {
+  crdt::MsgReader r(bytes);
+  r.array_of("user_stream", 5);
+  check_version(r);
+  const std::uint64_t type = r.uint("type", 255);
+  if (r.ok() && type != static_cast<std::uint64_t>(MessageType::user_stream)) {
+    r.fail(crdt::Errc::invalid, "type", "expected user_stream");
+  }
+  UserStream out;
+  out.sender = read_name(r, "sender");
+  out.creation = r.uint("creation");
+  out.payload = std::string(r.bytes("payload", kMaxUserStateBytes));
+  if (r.ok() && r.remaining() != 0) r.fail(crdt::Errc::invalid, "user_stream", "trailing bytes");
+  if (!r.ok()) return std::unexpected(r.error());
+  return out;
+}
+
+}  // namespace shoal::cluster

@@ -25,6 +25,7 @@
 //   push_pull := [ version, 10, join, sender, creation, members, user_state ]
 //   members   := [ [name, addr, creation, incarnation, status, tags], ... ]
 //   status    := 0 alive | 1 suspect | 2 dead | 3 left
+//   user_stream := [ version, 12, sender, creation, payload ]   one way, for the layers above
 //
 // A decoder checks type and bounds before every read and names the field in its error; a packet
 // that fails is dropped and counted by the caller, never half-applied.
@@ -32,6 +33,7 @@
 #include <cstdint>
 #include <expected>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -73,6 +75,7 @@ enum class MessageType : std::uint8_t {  // only append
   user = 9,
   push_pull = 10,
   user_broadcast = 11,
+  user_stream = 12,
 };
 
 enum class NackReason : std::uint8_t { timeout = 0, unreachable = 1 };
@@ -182,6 +185,17 @@ class PacketBuilder {
 };
 
 std::expected<Packet, Error> decode_packet(std::string_view bytes);
+
+struct UserStream {
+  std::string sender;
+  std::uint64_t creation = 0;
+  std::string payload;
+};
+
+// The type of a stream frame (push_pull or user_stream), or nullopt if it is not even that.
+std::optional<MessageType> stream_type(std::string_view bytes);
+std::string encode_user_stream(const UserStream& message);
+std::expected<UserStream, Error> decode_user_stream(std::string_view bytes);
 
 std::string encode_push_pull(const PushPull& state);
 std::expected<PushPull, Error> decode_push_pull(std::string_view bytes);

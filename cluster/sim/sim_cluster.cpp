@@ -1,6 +1,7 @@
 #include "cluster/sim/sim_cluster.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace shoal::cluster::sim {
 
@@ -20,7 +21,7 @@ SimCluster::SimCluster(std::size_t n, std::uint64_t seed, MembershipConfig confi
   nodes_.resize(n);
   user_.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    Node& node = nodes_[i];
+    Host& node = nodes_[i];
     node.name = "n" + std::to_string(i);
     // Simulated addresses stay inside 127.0.0.0/8 all the same.
     node.addr = Address::v4(127, static_cast<std::uint8_t>(1 + i / 62500),
@@ -32,15 +33,15 @@ SimCluster::SimCluster(std::size_t n, std::uint64_t seed, MembershipConfig confi
 }
 
 void SimCluster::start(std::size_t i) {
-  Node& node = nodes_[i];
+  Host& node = nodes_[i];
   ++node.life;
   node.running = true;
   node.paused = false;
   node.buffered.clear();
   node.wake_at = UINT64_MAX;
   NodeIdentity identity{node.name, node.addr, now_ + 1, {}};
-  node.core = std::make_unique<Membership>(
-      config_, identity, splitmix64(seed_ ^ (i * 0x1234567ULL) ^ node.life), now_);
+  node.core = std::make_unique<Node>(config_, net_.replication, identity,
+                                     splitmix64(seed_ ^ (i * 0x1234567ULL) ^ node.life), now_);
   after_input(i);
 }
 
@@ -48,8 +49,8 @@ void SimCluster::join(std::size_t i, const std::vector<std::size_t>& seeds) {
   std::vector<Address> addrs;
   for (std::size_t s : seeds)
     addrs.push_back(nodes_[s].addr);
-  nodes_[i].core->join(now_, std::move(addrs));
-  after_input(i);
+  nodes_[i].core->membership().join(now_, std::move(addrs));
+  settle(i);
 }
 
 void SimCluster::join_all(std::size_t seed) {
@@ -82,11 +83,22 @@ void SimCluster::mix(std::uint64_t v) {
   trace_ = (trace_ ^ v) * 1099511628211ULL;
 }
 
+Replicator& SimCluster::replicator(std::size_t i) {
+  Replicator* r = nodes_[i].core->replicator();
+  if (r == nullptr) std::abort();  // the cluster was made without SimNetConfig::replication
+  return *r;
+}
+
+void SimCluster::settle(std::size_t i) {
+  nodes_[i].core->settle(now_);
+  after_input(i);
+}
+
 void SimCluster::after_input(std::size_t i) {
-  Node& node = nodes_[i];
+  Host& node = nodes_[i];
   scratch_.clear();
   node.core->take_effects(scratch_);
-  for (Effect& effect : scratch_) {
+  for (NodeEffect& effect : scratch_) {
     if (auto* send = std::get_if<SendPacket>(&effect)) {
       ++packets_sent_;
       const std::size_t to = node_at(send->to);
@@ -114,6 +126,8 @@ void SimCluster::after_input(std::size_t i) {
       if (!routine || net_.record_joins) events_.push_back(SimEvent{i, std::move(*event)});
     } else if (auto* user = std::get_if<UserMessage>(&effect)) {
       user_[i].push_back(std::move(*user));
+    } else if (std::holds_alternative<ReplicaChange>(effect)) {
+      ++node.changes;
     }
   }
   const std::uint64_t deadline = node.core->next_deadline();
@@ -124,7 +138,7 @@ void SimCluster::after_input(std::size_t i) {
 }
 
 void SimCluster::deliver(Ev& ev) {
-  Node& node = nodes_[ev.to];
+  Host& node = nodes_[ev.to];
   if (ev.life != node.life) return;  // meant for an earlier life of this node
   if (!node.running) {
     if (ev.kind == Kind::packet && nodes_[ev.from].running) {
@@ -151,7 +165,7 @@ void SimCluster::deliver(Ev& ev) {
   mix(ev.to);
   for (char c : ev.bytes)
     mix(static_cast<unsigned char>(c));
-  Membership& core = *node.core;
+  Node& core = *node.core;
   switch (ev.kind) {
     case Kind::packet:
       core.on_packet(now_, ev.from_addr, ev.bytes);
@@ -161,7 +175,7 @@ void SimCluster::deliver(Ev& ev) {
       break;
     case Kind::stream_request: {
       std::string reply = core.on_stream_request(now_, ev.from_addr, ev.bytes);
-      Node& requester = nodes_[ev.from];
+      Host& requester = nodes_[ev.from];
       if (!requester.running || !linked(ev.to, ev.from)) break;
       if (reply.empty()) {
         push(Ev{now_ + latency(),
@@ -227,7 +241,7 @@ void SimCluster::pause(std::size_t i) {
 }
 
 void SimCluster::resume(std::size_t i) {
-  Node& node = nodes_[i];
+  Host& node = nodes_[i];
   if (!node.paused) return;
   node.paused = false;
   std::deque<Ev> buffered = std::move(node.buffered);
@@ -247,7 +261,7 @@ void SimCluster::restart(std::size_t i, const std::vector<std::size_t>& seeds) {
 }
 
 void SimCluster::partition(const std::vector<std::vector<std::size_t>>& groups) {
-  for (Node& node : nodes_)
+  for (Host& node : nodes_)
     node.group = 0;
   int g = 1;
   for (const auto& group : groups) {
@@ -258,26 +272,26 @@ void SimCluster::partition(const std::vector<std::vector<std::size_t>>& groups) 
 }
 
 void SimCluster::heal() {
-  for (Node& node : nodes_)
+  for (Host& node : nodes_)
     node.group = 0;
 }
 
 bool SimCluster::sees(std::size_t i, const std::string& name, MemberStatus status) const {
-  const Member* m = nodes_[i].core->member(name);
+  const Member* m = nodes_[i].core->membership().member(name);
   return m != nullptr && m->status == status;
 }
 
 bool SimCluster::converged() const {
   std::size_t running = 0;
-  for (const Node& node : nodes_)
+  for (const Host& node : nodes_)
     running += node.running ? 1 : 0;
   // Counts first: cheap, and enough to say "no" while news is still spreading.
-  for (const Node& node : nodes_) {
-    if (node.running && node.core->count(MemberStatus::alive) != running) return false;
+  for (const Host& node : nodes_) {
+    if (node.running && node.core->membership().count(MemberStatus::alive) != running) return false;
   }
-  for (const Node& node : nodes_) {
+  for (const Host& node : nodes_) {
     if (!node.running) continue;
-    for (const Node& other : nodes_) {
+    for (const Host& other : nodes_) {
       if (other.running &&
           !sees(static_cast<std::size_t>(&node - nodes_.data()), other.name, MemberStatus::alive)) {
         return false;

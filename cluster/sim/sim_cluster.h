@@ -20,6 +20,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <random>
 #include <string>
@@ -27,6 +28,8 @@
 #include <vector>
 
 #include "cluster/membership.h"
+#include "cluster/node.h"
+#include "cluster/replicator.h"
 
 namespace shoal::cluster::sim {
 
@@ -42,6 +45,8 @@ struct SimNetConfig {
   // Whether events() also keeps "joined" and "updated" events (N^2 of them while a large cluster
   // forms; the failure-related ones are always kept).
   bool record_joins = false;
+  // Whether every node also runs the replicator of the shared map (with this configuration).
+  std::optional<ReplicatorConfig> replication;
 };
 
 struct SimEvent {
@@ -58,8 +63,15 @@ class SimCluster {
   std::size_t size() const { return nodes_.size(); }
   std::uint64_t now() const { return now_; }
   std::uint64_t seed() const { return seed_; }
-  Membership& node(std::size_t i) { return *nodes_[i].core; }
-  const Membership& node(std::size_t i) const { return *nodes_[i].core; }
+  Membership& node(std::size_t i) { return nodes_[i].core->membership(); }
+  const Membership& node(std::size_t i) const { return nodes_[i].core->membership(); }
+  // Node i's replicator (REQUIRES: SimNetConfig::replication).
+  Replicator& replicator(std::size_t i);
+  // Routes the effects of API calls made on node i's parts (node(i).leave(...),
+  // replicator(i).put(...)).
+  void settle(std::size_t i);
+  // Replicated-map changes reported by node i so far.
+  std::uint64_t changes(std::size_t i) const { return nodes_[i].changes; }
   const std::string& name(std::size_t i) const { return nodes_[i].name; }
   const Address& addr(std::size_t i) const { return nodes_[i].addr; }
   bool running(std::size_t i) const { return nodes_[i].running; }
@@ -122,10 +134,11 @@ class SimCluster {
       return a.at != b.at ? a.at > b.at : a.seq > b.seq;
     }
   };
-  struct Node {
+  struct Host {
     std::string name;
     Address addr;
-    std::unique_ptr<Membership> core;
+    std::unique_ptr<Node> core;
+    std::uint64_t changes = 0;
     std::uint64_t life = 0;  // bumped on every restart
     bool running = true;
     bool paused = false;
@@ -152,12 +165,12 @@ class SimCluster {
   std::mt19937_64 rng_;
   std::uint64_t now_ = 0;
   std::uint64_t next_seq_ = 0;
-  std::vector<Node> nodes_;
+  std::vector<Host> nodes_;
   std::unordered_map<Address, std::size_t, AddressHash> by_addr_;
   std::priority_queue<Ev, std::vector<Ev>, std::greater<>> heap_;
   std::vector<SimEvent> events_;
   std::vector<std::vector<UserMessage>> user_;
-  std::vector<Effect> scratch_;
+  std::vector<NodeEffect> scratch_;
   std::uint64_t trace_ = 1469598103934665603ULL;
   std::uint64_t packets_sent_ = 0;
   std::uint64_t packets_dropped_ = 0;
