@@ -89,6 +89,12 @@ Replicator& SimCluster::replicator(std::size_t i) {
   return *r;
 }
 
+std::vector<ReplicaChange> SimCluster::take_changes(std::size_t i) {
+  std::vector<ReplicaChange> out = std::move(nodes_[i].recorded);
+  nodes_[i].recorded.clear();
+  return out;
+}
+
 void SimCluster::settle(std::size_t i) {
   nodes_[i].core->settle(now_);
   after_input(i);
@@ -126,8 +132,9 @@ void SimCluster::after_input(std::size_t i) {
       if (!routine || net_.record_joins) events_.push_back(SimEvent{i, std::move(*event)});
     } else if (auto* user = std::get_if<UserMessage>(&effect)) {
       user_[i].push_back(std::move(*user));
-    } else if (std::holds_alternative<ReplicaChange>(effect)) {
+    } else if (auto* change = std::get_if<ReplicaChange>(&effect)) {
       ++node.changes;
+      if (net_.record_changes) node.recorded.push_back(std::move(*change));
     }
   }
   const std::uint64_t deadline = node.core->next_deadline();

@@ -47,6 +47,8 @@ struct SimNetConfig {
   bool record_joins = false;
   // Whether every node also runs the replicator of the shared map (with this configuration).
   std::optional<ReplicatorConfig> replication;
+  // Whether replicated-map changes are kept per node (take_changes) rather than only counted.
+  bool record_changes = false;
 };
 
 struct SimEvent {
@@ -72,6 +74,8 @@ class SimCluster {
   void settle(std::size_t i);
   // Replicated-map changes reported by node i so far.
   std::uint64_t changes(std::size_t i) const { return nodes_[i].changes; }
+  // The changes node i reported since the last call (with SimNetConfig::record_changes).
+  std::vector<ReplicaChange> take_changes(std::size_t i);
   const std::string& name(std::size_t i) const { return nodes_[i].name; }
   const Address& addr(std::size_t i) const { return nodes_[i].addr; }
   bool running(std::size_t i) const { return nodes_[i].running; }
@@ -139,6 +143,7 @@ class SimCluster {
     Address addr;
     std::unique_ptr<Node> core;
     std::uint64_t changes = 0;
+    std::vector<ReplicaChange> recorded;
     std::uint64_t life = 0;  // bumped on every restart
     bool running = true;
     bool paused = false;

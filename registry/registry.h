@@ -1,0 +1,120 @@
+#pragma once
+
+// Registry: global names and groups of pids over the replicated map, like Erlang's :global and
+// pg, or Horde.Registry. Local and non-blocking (AP): reads answer from the local replica, writes
+// are deltas that replication spreads (eagerly, then by anti-entropy).
+//
+// Key spaces of the shared map (values: msgpack [node, creation, id, meta]):
+//   "n/" + name                       a unique name
+//   "g/" + group + "\0" + pid text    one member of a group
+//
+// Dead members. set_members() hands down membership's live view (node name -> creation). A read
+// never returns a pid whose node is not in it, or whose creation is not the live one (a pid from
+// before a restart), even before the entries are removed. purge() removes such entries as one
+// delta per dead owner; which live node does it is decided by rendezvous hashing over the view, so
+// normally exactly one does (and if views disagree, two do, harmlessly).
+//
+// Conflicts. Concurrent registrations of one name (in a partition, say) converge on the same winner
+// everywhere (the map's LWW order: hybrid logical clock, then replica id). When a change leaves
+// more than one version of a name, a conflict event names the winner and each losing pid, so
+// whoever owns a loser can stop it; the losing versions stay until a later write replaces them.
+//
+// Loop-bound, like the replicator it writes to; not thread-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/replicator.h"
+#include "registry/pid.h"
+
+namespace shoal::registry {
+
+struct RegistryLimits {
+  std::size_t max_name_bytes = 255;
+  std::size_t max_meta_bytes = 1024;
+  // Most names and group memberships held by pids of this node.
+  std::size_t max_entries_per_node = 1'000'000;
+};
+
+enum class RegisterErrc { already_registered, bad_name, meta_too_large, too_many_entries };
+
+struct RegisterError {
+  RegisterErrc code;
+  std::optional<Pid> holder;  // for already_registered
+  std::string message;        // one line, for people
+};
+
+struct Registration {
+  Pid pid;
+  std::string meta;
+};
+
+enum class RegistryEventKind { registered, unregistered, moved, conflict };
+const char* event_name(RegistryEventKind kind);
+
+struct RegistryEvent {
+  RegistryEventKind kind;
+  std::string name;             // the name (unique names only)
+  std::optional<Pid> pid;       // the holder after the change (the winner, for conflicts)
+  std::optional<Pid> previous;  // the holder before
+  std::vector<Pid> losers;      // conflict: the other registrations of the name
+};
+
+class Registry {
+ public:
+  // `self_node` is this node's name: its pids count against max_entries_per_node.
+  Registry(cluster::Replicator& replicator, std::string self_node, RegistryLimits limits = {});
+
+  // --- Names ---
+  // Registers `name` for `pid`. Fails with already_registered (and the holder) if a live pid
+  // holds it; registering the same pid again updates its meta.
+  std::expected<void, RegisterError> register_name(std::uint64_t now_ms, std::string_view name,
+                                                   const Pid& pid, std::string_view meta = {});
+  // Removes `name`. Returns false if it was not registered.
+  bool unregister(std::uint64_t now_ms, std::string_view name);
+  std::optional<Registration> whereis(std::string_view name) const;
+  // Live registrations whose name starts with `prefix`, in name order, at most `limit`.
+  std::vector<std::pair<std::string, Registration>> names(std::string_view prefix,
+                                                          std::size_t limit) const;
+
+  // --- Groups ---
+  std::expected<void, RegisterError> join(std::uint64_t now_ms, std::string_view group,
+                                          const Pid& pid, std::string_view meta = {});
+  bool leave(std::uint64_t now_ms, std::string_view group, const Pid& pid);
+  std::vector<Registration> members(std::string_view group) const;
+
+  // --- Membership and maintenance ---
+  // The live members: node name -> creation (this node included).
+  void set_members(std::map<std::string, std::uint64_t, std::less<>> live);
+  // Removes the entries of dead owners this node is responsible for. Returns entries removed.
+  std::size_t purge(std::uint64_t now_ms);
+
+  // Turns a change of the map into registry events (appended to `out`). Feed every ReplicaChange
+  // of the node, local and remote.
+  void on_change(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out);
+
+  // Entries (names and group memberships) whose winning pid belongs to this node.
+  std::size_t own_entries() const { return own_entries_; }
+
+ private:
+  bool live(const Pid& pid) const;
+  std::optional<RegisterError> check(std::string_view name, std::string_view meta) const;
+
+  cluster::Replicator& replicator_;
+  const std::string self_;
+  const RegistryLimits limits_;
+  std::map<std::string, std::uint64_t, std::less<>> live_;
+  std::size_t own_entries_ = 0;
+};
+
+// The value format of registry entries, exposed for tests and tools.
+std::string encode_registration(const Registration& r);
+std::optional<Registration> decode_registration(std::string_view bytes);
+
+}  // namespace shoal::registry

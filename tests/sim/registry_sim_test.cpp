@@ -1,0 +1,237 @@
+// The registry over a simulated cluster (membership + replication). Every case prints its seed.
+
+#include <boost/test/unit_test.hpp>
+#include <memory>
+#include <ostream>
+
+#include "cluster/sim/sim_cluster.h"
+#include "registry/registry.h"
+#include "tests/support/seed.h"
+
+using namespace shoal;
+using cluster::MembershipConfig;
+using cluster::MemberStatus;
+using cluster::sim::SimCluster;
+using cluster::sim::SimNetConfig;
+using registry::Pid;
+using registry::Registry;
+using registry::RegistryEvent;
+using registry::RegistryEventKind;
+
+namespace shoal::registry {
+// For Boost.Test's messages.
+std::ostream& operator<<(std::ostream& os, const Pid& pid) {
+  return os << pid.to_string();
+}
+}  // namespace shoal::registry
+
+namespace {
+
+struct World {
+  SimCluster c;
+  std::vector<std::unique_ptr<Registry>> regs;
+  std::vector<std::vector<RegistryEvent>> events;
+
+  World(std::size_t n, std::uint64_t seed, registry::RegistryLimits limits = {})
+      : c(n, seed, MembershipConfig{}, [] {
+          SimNetConfig net;
+          net.replication = cluster::ReplicatorConfig{};
+          net.record_changes = true;
+          return net;
+        }()) {
+    for (std::size_t i = 0; i < n; ++i) {
+      regs.push_back(std::make_unique<Registry>(c.replicator(i), c.name(i), limits));
+    }
+    events.resize(n);
+    c.join_all(0);
+  }
+  Pid pid(std::size_t i, std::uint64_t id) { return Pid{c.name(i), c.node(i).creation(), id}; }
+  // Hands each registry its node's live view and its changes, as the agent's loop will.
+  void feed() {
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (!c.running(i)) continue;
+      c.settle(i);  // route the effects of direct calls (local changes included)
+      std::map<std::string, std::uint64_t, std::less<>> live;
+      for (const auto& [name, m] : c.node(i).members()) {
+        if (m.status == MemberStatus::alive || m.status == MemberStatus::suspect)
+          live[name] = m.creation;
+      }
+      regs[i]->set_members(std::move(live));
+      for (const auto& change : c.take_changes(i))
+        regs[i]->on_change(change, events[i]);
+    }
+  }
+  void settle_all() {
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (!c.running(i)) continue;
+      c.replicator(i).flush(c.now());
+      c.settle(i);
+    }
+  }
+  bool wait(const std::function<bool()>& pred, std::uint64_t ms) {
+    return c.wait_until(
+        [&] {
+          feed();
+          return pred();
+        },
+        ms, 10);
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(registry_sim)
+
+BOOST_AUTO_TEST_CASE(a_name_registered_on_one_node_is_found_on_every_other) {
+  World w(5, shoal::test::test_seed());
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  BOOST_TEST_REQUIRE(
+      w.regs[2]->register_name(w.c.now(), "job-7", w.pid(2, 42), "meta").has_value());
+  w.settle_all();
+  BOOST_TEST(w.wait(
+      [&] {
+        for (auto& r : w.regs) {
+          auto where = r->whereis("job-7");
+          if (!where || where->pid != w.pid(2, 42)) return false;
+        }
+        return true;
+      },
+      5'000));
+  // Taken: another node cannot register it, and is told who holds it.
+  auto refused = w.regs[4]->register_name(w.c.now(), "job-7", w.pid(4, 1));
+  BOOST_TEST_REQUIRE(!refused.has_value());
+  BOOST_TEST((refused.error().code == registry::RegisterErrc::already_registered));
+  BOOST_TEST(refused.error().holder.value() == w.pid(2, 42));
+  bool seen = false;
+  for (const auto& e : w.events[0])
+    seen |= e.kind == RegistryEventKind::registered && e.name == "job-7";
+  BOOST_TEST(seen);
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_nodes_names_vanish_from_reads_and_are_purged) {
+  World w(5, shoal::test::test_seed());
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  for (std::uint64_t k = 0; k < 100; ++k) {
+    BOOST_TEST_REQUIRE(
+        w.regs[3]->register_name(w.c.now(), "n3/" + std::to_string(k), w.pid(3, k)).has_value());
+  }
+  w.settle_all();
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[0]->names("n3/", 1000).size() == 100u; }, 5'000));
+  w.c.kill(3);
+  // Reads stop answering as soon as the death is known, before any removal spreads.
+  BOOST_TEST(
+      w.wait([&] { return w.regs[0]->names("n3/", 1000).empty() && !w.regs[0]->whereis("n3/5"); },
+             10'000));
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.all_see(3, MemberStatus::dead); }, 10'000));
+  // Survivors purge periodically (the agent does it on every membership change and on a timer);
+  // the node responsible for n3 removes its entries, and the removal reaches every map. The
+  // responsible node may purge before all of n3's entries reached it: the next run catches up.
+  std::size_t purged = 0;
+  BOOST_TEST(w.wait(
+      [&] {
+        for (std::size_t i = 0; i < 5; ++i) {
+          if (i != 3) purged += w.regs[i]->purge(w.c.now());
+        }
+        w.settle_all();
+        for (std::size_t i = 0; i < 5; ++i) {
+          if (i != 3 && w.c.replicator(i).state().size() != 0) return false;
+        }
+        return true;
+      },
+      10'000));
+  BOOST_TEST(purged >= 100u);
+  BOOST_TEST(purged < 200u);  // one node did it, not every survivor
+}
+
+BOOST_AUTO_TEST_CASE(pids_from_before_a_restart_never_answer) {
+  World w(4, shoal::test::test_seed());
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  const Pid old = w.pid(1, 9);
+  BOOST_TEST_REQUIRE(w.regs[1]->register_name(w.c.now(), "svc", old).has_value());
+  w.settle_all();
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[0]->whereis("svc").has_value(); }, 5'000));
+  w.c.kill(1);
+  w.c.run_for(20);
+  w.c.restart(1, {0});  // same name, new creation: the old pid is gone
+  w.regs[1] = std::make_unique<Registry>(w.c.replicator(1), w.c.name(1));
+  BOOST_TEST(w.wait(
+      [&] {
+        const auto* m = w.c.node(0).member("n1");
+        return m != nullptr && m->creation == w.c.node(1).creation() && !w.regs[0]->whereis("svc");
+      },
+      10'000));
+}
+
+BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner) {
+  const auto seed = shoal::test::test_seed();
+  World w(6, seed);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  w.c.partition({{0, 1, 2}, {3, 4, 5}});
+  w.c.run_for(200);
+  BOOST_TEST_REQUIRE(w.regs[1]->register_name(w.c.now(), "leader", w.pid(1, 1)).has_value());
+  w.c.run_for(3);
+  BOOST_TEST_REQUIRE(w.regs[4]->register_name(w.c.now(), "leader", w.pid(4, 1)).has_value());
+  w.settle_all();
+  w.c.run_for(3'000);
+  w.c.heal();
+  BOOST_TEST(w.wait(
+                 [&] {
+                   if (!w.c.converged()) return false;
+                   std::optional<Pid> first;
+                   for (auto& r : w.regs) {
+                     auto where = r->whereis("leader");
+                     if (!where) return false;
+                     if (!first) first = where->pid;
+                     if (where->pid != *first) return false;
+                   }
+                   return true;
+                 },
+                 60'000),
+             "seed=" << seed);
+  // Somebody reported the conflict, naming the loser.
+  bool conflict = false;
+  for (const auto& list : w.events) {
+    for (const auto& e : list)
+      conflict |= e.kind == RegistryEventKind::conflict && !e.losers.empty();
+  }
+  BOOST_TEST(conflict);
+}
+
+BOOST_AUTO_TEST_CASE(groups_hold_many_pids) {
+  World w(3, shoal::test::test_seed());
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_TEST_REQUIRE(w.regs[i]->join(w.c.now(), "workers", w.pid(i, 1)).has_value());
+  }
+  BOOST_TEST(w.regs[0]->leave(w.c.now(), "workers", w.pid(0, 1)));
+  w.settle_all();
+  BOOST_TEST(w.wait([&] { return w.regs[2]->members("workers").size() == 2u; }, 5'000));
+}
+
+BOOST_AUTO_TEST_CASE(bounds_are_enforced_with_clear_errors) {
+  registry::RegistryLimits limits;
+  limits.max_entries_per_node = 3;
+  World w(1, shoal::test::test_seed(), limits);
+  w.feed();
+  auto& r = *w.regs[0];
+  auto too_long = r.register_name(0, std::string(300, 'x'), w.pid(0, 1));
+  BOOST_TEST((too_long.error().code == registry::RegisterErrc::bad_name));
+  auto meta = r.register_name(0, "m", w.pid(0, 1), std::string(2000, 'm'));
+  BOOST_TEST((meta.error().code == registry::RegisterErrc::meta_too_large));
+  for (int k = 0; k < 3; ++k) {
+    BOOST_TEST(r.register_name(0, "k" + std::to_string(k), w.pid(0, k)).has_value());
+    w.feed();
+  }
+  auto full = r.register_name(0, "k3", w.pid(0, 3));
+  BOOST_TEST_REQUIRE(!full.has_value());
+  BOOST_TEST((full.error().code == registry::RegisterErrc::too_many_entries));
+  BOOST_TEST(Pid::parse(w.pid(0, 7).to_string()).value() == w.pid(0, 7));
+  BOOST_TEST(!Pid::parse("<bad>").has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
