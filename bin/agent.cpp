@@ -15,6 +15,7 @@
 #include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/uv/uv_membership.h"
+#include "registry/registry.h"
 
 namespace shoal::bin {
 
@@ -67,11 +68,18 @@ std::string hostname() {
   return buf;
 }
 
+struct Agent;
+void registry_tick_impl(uv_timer_t* timer);
+
 struct Agent {
   uv_loop_t* loop = nullptr;
   std::unique_ptr<cluster::UvMembership> membership;
   std::unique_ptr<cluster::UvMulticastDiscovery> discovery;
   std::unique_ptr<cluster::UvSeedResolver> resolver;
+  std::unique_ptr<registry::Registry> registry;
+  uv_timer_t registry_timer{};  // refreshes the live view and purges dead owners' names
+  bool view_changed = true;
+  static void registry_tick(uv_timer_t* timer) { registry_tick_impl(timer); }
   uv_timer_t resolve_timer{};
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
@@ -83,6 +91,24 @@ struct Agent {
   int signals = 0;
   Logger log;
 };
+
+// Hands the registry membership's live view and lets it purge the names of dead owners.
+void registry_tick_impl(uv_timer_t* timer) {
+  auto* a = static_cast<Agent*>(timer->data);
+  if (!a->registry || a->signals > 0) return;
+  std::map<std::string, std::uint64_t, std::less<>> live;
+  for (const auto& [name, m] : a->membership->core().members()) {
+    if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect) {
+      live[name] = m.creation;
+    }
+  }
+  a->registry->set_members(std::move(live));
+  a->view_changed = false;
+  if (const std::size_t purged = a->registry->purge(uv_now(a->loop)); purged > 0) {
+    a->log.log(1, "info", "registry", "purged entries={} (owners no longer alive)", purged);
+  }
+  a->membership->settle();
+}
 
 void on_signal(uv_signal_t* handle, int signum) {
   auto* agent = static_cast<Agent*>(handle->data);
@@ -108,6 +134,7 @@ void on_signal(uv_signal_t* handle, int signum) {
           uv_close(reinterpret_cast<uv_handle_t*>(&a->leave_timer), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->report_timer), nullptr);
           uv_close(reinterpret_cast<uv_handle_t*>(&a->stats_timer), nullptr);
+          uv_close(reinterpret_cast<uv_handle_t*>(&a->registry_timer), nullptr);
         });
       },
       500, 0);
@@ -187,14 +214,20 @@ int run_agent(const AgentOptions& options) {
   uv_options.name =
       options.name.empty() ? hostname() + ":" + std::to_string(bind->port) : options.name;
   uv_options.creation_ms = wall_ms();
+  uv_options.replication = cluster::ReplicatorConfig{};
   uv_options.seed = uv_options.creation_ms ^ (static_cast<std::uint64_t>(getpid()) << 32);
 
   agent.loop = uv_default_loop();
   const Logger& log = agent.log;
   auto started = cluster::UvMembership::start(
-      agent.loop, std::move(uv_options), [&log](const cluster::MemberEvent& e) {
-        log.log(1, "info", "membership", "{} name={} addr={} incarnation={} creation={}",
-                cluster::event_name(e.kind), e.name, e.addr.to_string(), e.incarnation, e.creation);
+      agent.loop, std::move(uv_options), [&agent](const cluster::MemberEvent& e) {
+        agent.log.log(1, "info", "membership", "{} name={} addr={} incarnation={} creation={}",
+                      cluster::event_name(e.kind), e.name, e.addr.to_string(), e.incarnation,
+                      e.creation);
+        // The registry follows the live view from a timer, outside the driver's flush: purging
+        // writes to the map.
+        agent.view_changed = true;
+        if (agent.registry) uv_timer_start(&agent.registry_timer, Agent::registry_tick, 0, 5000);
       });
   if (!started) {
     std::fprintf(stderr, "shoal agent: %s\n", started.error().c_str());
@@ -202,6 +235,36 @@ int run_agent(const AgentOptions& options) {
     return 1;
   }
   agent.membership = std::move(*started);
+  agent.registry = std::make_unique<registry::Registry>(*agent.membership->replicator(),
+                                                        agent.membership->core().name());
+  agent.membership->on_change([&agent](const cluster::ReplicaChange& change) {
+    std::vector<registry::RegistryEvent> events;
+    agent.registry->on_change(change, events);
+    for (const auto& e : events) {
+      std::string line = fmt::format("{} name={}", registry::event_name(e.kind), e.name);
+      if (e.pid) line += " pid=" + e.pid->to_string();
+      if (e.previous) line += " previous=" + e.previous->to_string();
+      for (const auto& loser : e.losers)
+        line += " loser=" + loser.to_string();
+      agent.log.log(1, "info", "registry", "{}", line);
+    }
+  });
+  uv_timer_init(agent.loop, &agent.registry_timer);
+  agent.registry_timer.data = &agent;
+  agent.registry_tick(&agent.registry_timer);
+  uv_timer_start(&agent.registry_timer, agent.registry_tick, 5000, 5000);
+  std::uint64_t local_id = 0;
+  for (const std::string& name : options.register_names) {
+    const registry::Pid pid{agent.membership->core().name(), agent.membership->core().creation(),
+                            ++local_id};
+    auto done = agent.registry->register_name(wall_ms(), name, pid);
+    if (!done) {
+      log.log(2, "warn", "registry", "register failed name={} reason=\"{}\"", name,
+              done.error().message);
+    }
+  }
+  agent.membership->replicator()->flush(uv_now(agent.loop));
+  agent.membership->settle();
   log.log(1, "info", "agent", "started name={} addr={} encrypted={}",
           agent.membership->core().name(), agent.membership->address().to_string(),
           options.key_file.empty() ? "no" : "yes");

@@ -19,7 +19,8 @@ struct AgentOptions {
   std::string discovery = "multicast";  // multicast | seeds | none
   std::string multicast_group = "239.255.77.46:7900";
   std::string key_file;
-  std::vector<std::string> tags;  // k=v
+  std::vector<std::string> tags;            // k=v
+  std::vector<std::string> register_names;  // names the agent registers for itself at start
   std::string log_level = "info";
   // ms between "stats" log lines (counters, for benchmarks and operators); 0: none.
   unsigned stats_interval_ms = 0;

@@ -31,6 +31,8 @@ int main(int argc, char** argv) {
                   "Cluster keys, one per line (hex or base64); first is primary")
       ->check(CLI::ExistingFile);
   run->add_option("--tag", agent.tags, "Node tag key=value (repeatable)");
+  run->add_option("--register", agent.register_names,
+                  "Register this global name for the agent itself at start (repeatable)");
   run->add_option("--log-level", agent.log_level, "debug, info, warn or error")
       ->capture_default_str();
   run->add_option("--stats-interval-ms", agent.stats_interval_ms,

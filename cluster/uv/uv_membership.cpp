@@ -151,40 +151,56 @@ std::expected<std::unique_ptr<UvMembership>, std::string> UvMembership::start(
 
   self->advertise_ = options.advertise.port != 0 ? options.advertise : bound;
   NodeIdentity identity{options.name, self->advertise_, options.creation_ms, options.tags};
-  self->core_ = std::make_unique<Membership>(options.config, identity, options.seed, self->now());
+  self->core_ = std::make_unique<Node>(options.config, options.replication, identity, options.seed,
+                                       self->now());
   self->flush();
   return self;
 }
 
 void UvMembership::join(std::vector<Address> seeds) {
-  core_->join(now(), std::move(seeds));
+  core_->membership().join(now(), std::move(seeds));
+  core_->settle(now());
   flush();
 }
 
 void UvMembership::leave() {
-  core_->leave(now());
+  core_->membership().leave(now());
+  core_->settle(now());
   flush();
 }
 
 void UvMembership::set_tags(Tags tags) {
-  core_->set_tags(now(), std::move(tags));
+  core_->membership().set_tags(now(), std::move(tags));
+  core_->settle(now());
   flush();
 }
 
 bool UvMembership::send_user(const std::string& member, std::string_view payload) {
-  const bool ok = core_->send_user(now(), member, payload);
+  std::string framed(1, static_cast<char>(Channel::application));
+  framed += payload;
+  const bool ok = core_->membership().send_user(now(), member, framed);
+  core_->settle(now());
   flush();
   return ok;
 }
 
 bool UvMembership::broadcast_user(std::string_view payload) {
-  const bool ok = core_->broadcast_user(now(), payload);
+  std::string framed(1, static_cast<char>(Channel::application));
+  framed += payload;
+  const bool ok = core_->membership().broadcast_user(now(), framed);
+  core_->settle(now());
   flush();
   return ok;
 }
 
+void UvMembership::settle() {
+  core_->settle(now());
+  flush();
+}
+
 void UvMembership::announced(const Address& addr, const std::string& name) {
-  core_->on_announcement(now(), addr, name);
+  core_->membership().on_announcement(now(), addr, name);
+  core_->settle(now());
   flush();
 }
 
@@ -193,10 +209,10 @@ void UvMembership::flush() {
   // Sending may surface an ICMP error that is handed to the core (send_datagram), which can queue
   // more effects: drain until none is left. Each pass works on its own vector.
   for (int pass = 0; pass < 16; ++pass) {
-    std::vector<Effect> effects;
+    std::vector<NodeEffect> effects;
     core_->take_effects(effects);
     if (effects.empty()) break;
-    for (Effect& effect : effects) {
+    for (NodeEffect& effect : effects) {
       if (auto* send = std::get_if<SendPacket>(&effect)) {
         send_datagram(send->to, keyring_.seal(send->bytes));
       } else if (auto* request = std::get_if<StreamRequest>(&effect)) {
@@ -204,7 +220,17 @@ void UvMembership::flush() {
       } else if (auto* event = std::get_if<MemberEvent>(&effect)) {
         if (on_event_) on_event_(*event);
       } else if (auto* user = std::get_if<UserMessage>(&effect)) {
-        if (on_user_) on_user_(*user);
+        // Application payloads carry their channel byte; strip it for the caller. Anything else
+        // (another channel, with no part here to take it) is dropped.
+        const bool application =
+            !user->payload.empty() && static_cast<std::uint8_t>(user->payload[0]) ==
+                                          static_cast<std::uint8_t>(Channel::application);
+        if (on_user_ && application) {
+          user->payload.erase(0, 1);
+          on_user_(*user);
+        }
+      } else if (auto* change = std::get_if<ReplicaChange>(&effect)) {
+        if (on_change_) on_change_(*change);
       }
     }
   }
@@ -376,7 +402,7 @@ UvMembership::Conn* UvMembership::new_conn(bool inbound) {
         auto* c = static_cast<Conn*>(t->data);
         c->owner->finish(c);
       },
-      core_->config().stream_timeout_ms, 0);
+      core_->membership().config().stream_timeout_ms, 0);
   return conn;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
-// UvMembership: the libuv driver of the membership core. It owns the node's UDP socket (probes and
+// UvMembership: the libuv driver of a cluster Node (the membership core, and the replicator of the
+// shared map when configured). It owns the node's UDP socket (probes and
 // gossip), its TCP listener (push-pull), one timer, and the core; it passes uv_now() as the time
 // of every input, drains the core's effects after each input, seals and opens everything with the
 // keyring, and re-arms its timer for the core's next deadline. It never re-enters the core from
@@ -19,12 +20,14 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "cluster/keyring.h"
 #include "cluster/membership.h"
+#include "cluster/node.h"
 
 namespace shoal::cluster {
 
@@ -37,6 +40,8 @@ struct UvMembershipOptions {
   Keyring keyring;
   std::uint64_t creation_ms = 0;  // wall-clock ms of this process's start
   std::uint64_t seed = 0;         // RNG seed of the core
+  // Replicate the shared map (the registry's store) with this configuration; none: membership only.
+  std::optional<ReplicatorConfig> replication;
 };
 
 // Counters of the driver (the core counts the protocol).
@@ -55,6 +60,7 @@ class UvMembership {
  public:
   using EventFn = std::function<void(const MemberEvent&)>;
   using UserFn = std::function<void(const UserMessage&)>;
+  using ChangeFn = std::function<void(const ReplicaChange&)>;
 
   // Binds the UDP socket and the TCP listener and starts the core. Returns a one-line reason if
   // the address is in use or invalid.
@@ -76,7 +82,13 @@ class UvMembership {
   // Closes every handle; `done` runs once all are closed.
   void close(std::function<void()> done);
 
-  const Membership& core() const { return *core_; }
+  const Membership& core() const { return core_->membership(); }
+  // The replicator (null without UvMembershipOptions::replication). After calling it directly
+  // (put, remove...), call settle() so that its effects go out.
+  Replicator* replicator() { return core_->replicator(); }
+  void settle();
+  // Hears every change of the replicated map (local and remote).
+  void on_change(ChangeFn fn) { on_change_ = std::move(fn); }
   const UvStats& stats() const { return stats_; }
   const Address& address() const { return advertise_; }
 
@@ -107,7 +119,8 @@ class UvMembership {
   Keyring keyring_;
   EventFn on_event_;
   UserFn on_user_;
-  std::unique_ptr<Membership> core_;
+  std::unique_ptr<Node> core_;
+  ChangeFn on_change_;
   int fd_ = -1;
   uv_poll_t poll_{};
   uv_timer_t timer_{};

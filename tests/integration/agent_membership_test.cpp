@@ -177,6 +177,27 @@ BOOST_AUTO_TEST_CASE(hostile_datagrams_and_frames_do_not_crash_a_node) {
   BOOST_TEST(c[1].count({"membership failed", "name=n0 "}) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(names_registered_on_one_agent_are_found_on_every_other) {
+  Cluster c(4);
+  c.start(0, {"--register", "svc-a", "--register", "svc-b"});
+  for (int i : {1, 2, 3})
+    c.start(i);
+  for (int i : {1, 2, 3}) {
+    for (const char* name : {"name=svc-a ", "name=svc-b "}) {
+      BOOST_TEST(c[i].wait_for({"registry registered", name, "pid=<n0."}, 20s), c[i].log());
+    }
+  }
+  // The owner dies: every survivor stops answering for its names, and they leave the map.
+  c[0].signal(SIGKILL);
+  for (int i : {1, 2, 3}) {
+    BOOST_TEST(c[i].wait_for({"registry unregistered", "name=svc-a "}, 20s), c[i].log());
+  }
+  std::size_t purgers = 0;
+  for (int i : {1, 2, 3})
+    purgers += c[i].count({"registry purged entries=2"});
+  BOOST_TEST(purgers >= 1u);
+}
+
 BOOST_AUTO_TEST_CASE(bad_flags_fail_fast_with_one_line) {
   Cluster c(1);
   AgentProcess bad_bind({"--bind", "not-an-address", "--discovery", "seeds"}, c.dir + "/bad.log");
