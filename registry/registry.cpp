@@ -204,7 +204,28 @@ std::size_t Registry::purge(std::uint64_t now_ms) {
   return removed;
 }
 
+Registry::WatchId Registry::watch(std::string prefix, WatchFn fn) {
+  const WatchId id = next_watch_++;
+  watches_.emplace(id, Watch{std::move(prefix), std::move(fn)});
+  return id;
+}
+
+bool Registry::unwatch(WatchId id) {
+  return watches_.erase(id) > 0;
+}
+
 void Registry::on_change(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out) {
+  const std::size_t first = out.size();
+  classify(change, out);
+  if (watches_.empty()) return;
+  for (std::size_t i = first; i < out.size(); ++i) {
+    for (const auto& [id, w] : watches_) {
+      if (std::string_view(out[i].name).starts_with(w.prefix)) w.fn(out[i]);
+    }
+  }
+}
+
+void Registry::classify(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out) {
   std::optional<Registration> before;
   std::optional<Registration> after;
   if (change.before) before = decode_registration(*change.before);

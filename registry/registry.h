@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -95,15 +96,26 @@ class Registry {
   // Removes the entries of dead owners this node is responsible for. Returns entries removed.
   std::size_t purge(std::uint64_t now_ms);
 
-  // Turns a change of the map into registry events (appended to `out`). Feed every ReplicaChange
-  // of the node, local and remote.
+  // Turns a change of the map into registry events (appended to `out`, and handed to matching
+  // watchers). Feed every ReplicaChange of the node, local and remote.
   void on_change(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out);
+
+  // --- Watches ---
+  using WatchId = std::uint64_t;
+  using WatchFn = std::function<void(const RegistryEvent&)>;
+  // Calls `fn` (on the loop, from on_change) for every event of a name starting with `prefix`
+  // (a whole name watches that name, and names it prefixes). Returns an id for unwatch().
+  WatchId watch(std::string prefix, WatchFn fn);
+  // Returns false if `id` was not watching.
+  bool unwatch(WatchId id);
 
   // Entries (names and group memberships) whose winning pid belongs to this node.
   std::size_t own_entries() const { return own_entries_; }
 
  private:
   bool live(const Pid& pid) const;
+  // The events one change of the map means (appended to `out`).
+  void classify(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out);
   std::optional<RegisterError> check(std::string_view name, std::string_view meta) const;
 
   cluster::Replicator& replicator_;
@@ -111,6 +123,12 @@ class Registry {
   const RegistryLimits limits_;
   std::map<std::string, std::uint64_t, std::less<>> live_;
   std::size_t own_entries_ = 0;
+  struct Watch {
+    std::string prefix;
+    WatchFn fn;
+  };
+  std::map<WatchId, Watch> watches_;
+  WatchId next_watch_ = 1;
 };
 
 // The value format of registry entries, exposed for tests and tools.

@@ -201,6 +201,28 @@ BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner
   BOOST_TEST(conflict);
 }
 
+BOOST_AUTO_TEST_CASE(watchers_hear_the_names_they_watch_until_they_stop) {
+  World w(3, shoal::test::test_seed());
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  std::vector<std::string> heard;
+  const auto id = w.regs[0]->watch("job-", [&](const RegistryEvent& e) {
+    heard.push_back(std::string(registry::event_name(e.kind)) + ":" + e.name);
+  });
+  BOOST_TEST_REQUIRE(w.regs[2]->register_name(w.c.now(), "job-1", w.pid(2, 1)).has_value());
+  BOOST_TEST_REQUIRE(w.regs[2]->register_name(w.c.now(), "other", w.pid(2, 2)).has_value());
+  w.settle_all();
+  BOOST_TEST(w.wait([&] { return heard.size() == 1u; }, 5'000));
+  BOOST_TEST(heard.at(0) == "registered:job-1");
+  BOOST_TEST(w.regs[0]->unwatch(id));
+  BOOST_TEST(!w.regs[0]->unwatch(id));
+  BOOST_TEST(w.regs[2]->unregister(w.c.now(), "job-1"));
+  w.settle_all();
+  BOOST_TEST(w.wait([&] { return !w.regs[0]->whereis("job-1"); }, 5'000));
+  w.feed();
+  BOOST_TEST(heard.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(groups_hold_many_pids) {
   World w(3, shoal::test::test_seed());
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
