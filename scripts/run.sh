@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build shoal (Release), start a 5-node cluster on 127.0.0.1, and show it working:
-# the nodes find each other by multicast on loopback, one is killed with SIGKILL and the others
-# declare it failed, one leaves gracefully, then everything stops. Ends with the replicated-map
+# the nodes find each other by multicast on loopback, node3 registers a global name that every
+# node learns, node3 is killed with SIGKILL and the others declare it failed and drop its name,
+# one node leaves gracefully, then everything stops. Ends with the replicated-map
 # benchmark. Every node's log stays in out/demo/.
 #
 #   SHOAL_DEMO_PORT=7946 scripts/run.sh    (first of 5 consecutive ports; the default)
@@ -34,7 +35,8 @@ echo "== starting 5 agents on 127.0.0.1:$base..$((base + 4)) (multicast discover
 start=$(ms)
 for i in 1 2 3 4 5; do
   ./build/release/bin/shoal agent --name "node$i" --bind "127.0.0.1:$((base + i - 1))" \
-    --multicast-group "$group" --tag "role=demo" 2> "$logs/node$i.log" &
+    --multicast-group "$group" --tag "role=demo" $( [ "$i" = 3 ] && echo --register payments ) \
+    2> "$logs/node$i.log" &
   pids+=($!)
 done
 for i in 1 2 3 4 5; do
@@ -43,6 +45,9 @@ for i in 1 2 3 4 5; do
   done
 done
 echo "every node sees all 5 alive after $(( $(ms) - start )) ms"
+for i in 1 2 4 5; do wait_for "$logs/node$i.log" "registry registered name=payments " 20; done
+echo "the global name 'payments' (registered by node3) is known on every node:"
+grep -h "registry registered name=payments " "$logs/node1.log"
 echo
 echo "-- node1's log so far:"
 cat "$logs/node1.log"
@@ -54,6 +59,9 @@ kill -9 "${pids[2]}"
 for i in 1 2 4 5; do wait_for "$logs/node$i.log" "failed name=node3 " 20; done
 echo "all 4 survivors declared node3 failed within $(( $(ms) - killed )) ms"
 grep -h "failed name=node3 " "$logs"/node{1,2,4,5}.log
+for i in 1 2 4 5; do wait_for "$logs/node$i.log" "registry unregistered name=payments " 20; done
+echo "its name 'payments' is gone on every survivor $(( $(ms) - killed )) ms after the kill:"
+grep -h "registry unregistered name=payments \|registry purged" "$logs"/node{1,2,4,5}.log
 echo
 
 echo "== node5 leaves gracefully (SIGTERM)"
