@@ -326,7 +326,7 @@ void Membership::handle(std::uint64_t now, const Address& from, const std::strin
         } else if constexpr (std::is_same_v<T, PingReq>) {
           on_ping_req(now, from, m);
         } else if constexpr (std::is_same_v<T, Alive>) {
-          apply_alive(now, m, true);
+          apply_alive(now, m);
         } else if constexpr (std::is_same_v<T, Suspect>) {
           apply_suspect(now, m, &from);
         } else if constexpr (std::is_same_v<T, Dead>) {
@@ -385,7 +385,7 @@ void Membership::on_ping_req(std::uint64_t now, const Address& from, const PingR
   arm(now + scaled(config_.probe_timeout_ms), TimerKind::relay_timeout, seq);
 }
 
-void Membership::apply_alive(std::uint64_t now, const Alive& a, bool /*from_gossip*/) {
+void Membership::apply_alive(std::uint64_t now, const Alive& a) {
   if (a.name == self_.name) {
     if (a.creation != self_.creation || leaving_) return;
     const Member& me = members_.at(self_.name);
@@ -397,7 +397,7 @@ void Membership::apply_alive(std::uint64_t now, const Alive& a, bool /*from_goss
   }
   auto it = members_.find(a.name);
   if (it == members_.end()) {
-    Member m{a.name, a.addr, a.creation, a.incarnation, MemberStatus::alive, a.tags, now};
+    Member m{{a.name, a.addr, a.creation, a.incarnation, MemberStatus::alive, a.tags}, now};
     auto& added = members_.emplace(a.name, std::move(m)).first->second;
     after_change(added);
     // Into the current probe round at a random place, so a newcomer is probed (and a crash of it
@@ -417,7 +417,7 @@ void Membership::apply_alive(std::uint64_t now, const Alive& a, bool /*from_goss
     suspicions_.erase(a.name);
     before_change(m);
     const std::size_t slot = m.live_slot;
-    m = Member{a.name, a.addr, a.creation, a.incarnation, MemberStatus::alive, a.tags, now};
+    m = Member{{a.name, a.addr, a.creation, a.incarnation, MemberStatus::alive, a.tags}, now};
     m.live_slot = slot;
     after_change(m);
     emit(now, EventKind::joined, m);
@@ -698,8 +698,7 @@ PushPull Membership::local_state(bool join) const {
   state.creation = self_.creation;
   state.members.reserve(members_.size());
   for (const auto& [name, m] : members_) {
-    state.members.push_back(
-        MemberState{m.name, m.addr, m.creation, m.incarnation, m.status, m.tags});
+    state.members.push_back(m);  // its MemberState part
   }
   return state;
 }
@@ -708,13 +707,13 @@ void Membership::merge(std::uint64_t now, const PushPull& remote) {
   for (const MemberState& s : remote.members) {
     switch (s.status) {
       case MemberStatus::alive:
-        apply_alive(now, Alive{s.name, s.addr, s.creation, s.incarnation, s.tags}, false);
+        apply_alive(now, Alive{s.name, s.addr, s.creation, s.incarnation, s.tags});
         break;
       case MemberStatus::suspect:
       case MemberStatus::dead:
         // A remote verdict of death only makes us suspect: the member gets its chance to refute.
         if (!members_.count(s.name) && s.status == MemberStatus::suspect) {
-          apply_alive(now, Alive{s.name, s.addr, s.creation, s.incarnation, s.tags}, false);
+          apply_alive(now, Alive{s.name, s.addr, s.creation, s.incarnation, s.tags});
         }
         if (s.status == MemberStatus::suspect) {
           apply_suspect(now, Suspect{s.name, s.creation, s.incarnation, remote.sender}, nullptr);

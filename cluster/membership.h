@@ -114,13 +114,8 @@ struct NodeIdentity {
   Tags tags;
 };
 
-struct Member {
-  std::string name;
-  Address addr;
-  std::uint64_t creation = 0;
-  std::uint64_t incarnation = 0;
-  MemberStatus status = MemberStatus::alive;
-  Tags tags;
+// A member as this node knows it: what push-pull carries (wire.h's MemberState), and local state.
+struct Member : MemberState {
   std::uint64_t since_ms = 0;  // when the status last changed
 
   // Internal to Membership: this member's place in its list of live peers.
@@ -208,9 +203,6 @@ class Membership {
   // Members (this node included) with the given status.
   std::size_t count(MemberStatus status) const;
   int health_score() const { return awareness_; }
-  // Updates waiting to be gossiped (membership, upper layers).
-  std::size_t pending_updates() const { return updates_.size(); }
-  std::size_t pending_user() const { return user_.size(); }
   const MembershipStats& stats() const { return stats_; }
   const MembershipConfig& config() const { return config_; }
 
@@ -288,7 +280,7 @@ class Membership {
   void on_ack(std::uint64_t now, const Ack& ack);
   void on_nack(std::uint64_t now, const Nack& nack);
   void on_ping_req(std::uint64_t now, const Address& from, const PingReq& req);
-  void apply_alive(std::uint64_t now, const Alive& alive, bool from_gossip);
+  void apply_alive(std::uint64_t now, const Alive& alive);
   // `reply_to`, when set, is where the message came from: an accusation older than what we know
   // is answered there with our newer view, so that a node that missed a refutation learns it.
   void apply_suspect(std::uint64_t now, const Suspect& suspect, const Address* reply_to);

@@ -16,6 +16,15 @@ struct Sink {
   std::string& out;
   void write(const char* data, std::size_t size) { out.append(data, size); }
 };
+using Packer = msgpack::packer<Sink>;
+
+// [1, kind, upto, ...]: the common head of both messages; `fields` counts all of them.
+void pack_head(Packer& pk, std::uint32_t fields, Kind kind, std::uint64_t upto) {
+  pk.pack_array(fields);
+  pk.pack_uint8(1);
+  pk.pack_uint8(static_cast<std::uint8_t>(kind));
+  pk.pack_uint64(upto);
+}
 
 }  // namespace
 
@@ -81,11 +90,8 @@ void Replicator::flush(std::uint64_t /*now_ms*/) {
 void Replicator::send(const std::string& to, std::uint64_t upto, const crdt::AwLwwMap& map) {
   std::string bytes;
   Sink sink{bytes};
-  msgpack::packer<Sink> pk(sink);
-  pk.pack_array(4);
-  pk.pack_uint8(1);
-  pk.pack_uint8(static_cast<std::uint8_t>(Kind::delta));
-  pk.pack_uint64(upto);
+  Packer pk(sink);
+  pack_head(pk, 4, Kind::delta, upto);
   const std::string encoded = crdt::encode(map);
   pk.pack_bin(static_cast<std::uint32_t>(encoded.size()));
   pk.pack_bin_body(encoded.data(), static_cast<std::uint32_t>(encoded.size()));
@@ -98,11 +104,8 @@ void Replicator::send(const std::string& to, std::uint64_t upto, const crdt::AwL
 void Replicator::send_ack(const std::string& to, std::uint64_t upto) {
   std::string bytes;
   Sink sink{bytes};
-  msgpack::packer<Sink> pk(sink);
-  pk.pack_array(3);
-  pk.pack_uint8(1);
-  pk.pack_uint8(static_cast<std::uint8_t>(Kind::ack));
-  pk.pack_uint64(upto);
+  Packer pk(sink);
+  pack_head(pk, 3, Kind::ack, upto);
   stats_.bytes_out += bytes.size();
   effects_.push_back(ReplicaSend{to, std::move(bytes), false});
 }

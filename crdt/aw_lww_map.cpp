@@ -62,19 +62,9 @@ RawVersion EntryBlock::version(std::uint32_t i) const {
   return RawVersion{h[i].ts, h[i].counter, h[i].replica, std::string_view(value, h[i].value_len)};
 }
 
-std::size_t EntryBlock::footprint() const {
-  std::size_t size = sizeof(EntryBlock) + padded(key_len_) + count_ * sizeof(VersionHead);
-  for (std::uint32_t i = 0; i < count_; ++i)
-    size += heads()[i].value_len;
-  return size;
-}
-
 }  // namespace detail
 
 namespace {
-
-// The allocator's header per block, for entry_footprint() (glibc: 8 bytes, 16-byte granules).
-constexpr std::size_t kMallocOverhead = 8;
 
 bool holds_dot(const detail::EntryBlock* block, ReplicaIx replica, Counter counter) {
   if (block == nullptr) return false;
@@ -188,13 +178,6 @@ Timestamp AwLwwMap::max_timestamp() const {
     }
   }
   return best;
-}
-
-std::size_t AwLwwMap::entry_footprint() const {
-  std::size_t bytes = 0;
-  for (const detail::EntryBlock& block : entries_)
-    bytes += block.footprint() + kMallocOverhead;
-  return bytes;
 }
 
 void AwLwwMap::for_each_entry(

@@ -110,8 +110,6 @@ class EntryBlock : public IndexHook {
   std::string_view key() const { return {key_data(), key_len_}; }
   std::uint32_t count() const { return count_; }
   RawVersion version(std::uint32_t i) const;
-  // Bytes allocated for this block.
-  std::size_t footprint() const;
 
  private:
   EntryBlock() = default;
@@ -193,8 +191,6 @@ class AwLwwMap {
   const CausalContext& context() const { return context_; }
   // The greatest timestamp of any version (0 if none).
   Timestamp max_timestamp() const;
-  // Bytes of heap held by entries (blocks and index nodes, an estimate for the index).
-  std::size_t entry_footprint() const;
 
   // --- Mutators (REQUIRES: kind() == state) ---
   // Each applies itself to this map, reports the change to `on_change` (if set) and adds what
