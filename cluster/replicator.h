@@ -93,6 +93,8 @@ class Replicator {
   std::size_t remove_where(std::uint64_t now_ms, const crdt::VersionPredicate& pred);
   // Ships the local mutations made since the last flush to a few peers. Call once per loop turn.
   void flush(std::uint64_t now_ms);
+  // Local mutations wait for flush().
+  bool pending() const { return replica_.has_unflushed(); }
   void on_message(std::uint64_t now_ms, const std::string& from, std::string_view bytes);
   void on_timer(std::uint64_t now_ms);
 

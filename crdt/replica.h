@@ -99,6 +99,8 @@ class Replica {
   // oldest first (none if nothing happened), so the caller can ship them eagerly. They stay in the
   // log for anti-entropy. Batches the log dropped meanwhile are not returned.
   std::vector<std::shared_ptr<const AwLwwMap>> flush();
+  // Local mutations were made (or sealed) since the last flush().
+  bool has_unflushed() const { return open_ != nullptr || !unflushed_.empty(); }
 
   // --- Remote input ---
 

@@ -140,6 +140,12 @@ std::expected<std::unique_ptr<UvMembership>, std::string> UvMembership::start(
   uv_timer_init(loop, &self->timer_);
   self->timer_.data = self.get();
   ++self->open_handles_;
+  // Local mutations of the replicated map are shipped once per loop turn, just before the loop
+  // waits for IO: a burst of writes in one turn becomes one batch.
+  uv_prepare_init(loop, &self->prepare_);
+  self->prepare_.data = self.get();
+  ++self->open_handles_;
+  uv_prepare_start(&self->prepare_, prepare_cb);
   if (rc != 0) {
     std::string reason = "cannot listen on TCP " + bound.to_string() + ": " + uv_strerror(rc);
     // The handles exist: close them on the loop before the object goes.
@@ -194,6 +200,7 @@ bool UvMembership::broadcast_user(std::string_view payload) {
 }
 
 void UvMembership::settle() {
+  if (Replicator* r = core_->replicator(); r != nullptr && r->pending()) r->flush(now());
   core_->settle(now());
   flush();
 }
@@ -258,6 +265,16 @@ void UvMembership::send_datagram(const Address& to, const std::string& bytes) {
     drain_errors();
   }
   ++stats_.send_errors;
+}
+
+void UvMembership::prepare_cb(uv_prepare_t* handle) {
+  auto* self = static_cast<UvMembership*>(handle->data);
+  if (self->closing_ || !self->core_) return;
+  Replicator* replicator = self->core_->replicator();
+  if (replicator == nullptr || !replicator->pending()) return;
+  replicator->flush(self->now());
+  self->core_->settle(self->now());
+  self->flush();
 }
 
 void UvMembership::timer_cb(uv_timer_t* handle) {
@@ -411,6 +428,7 @@ void UvMembership::open_stream(const StreamRequest& request) {
   conn->stream = request.id;
   conn->peer = request.to;
   conn->out = frame(keyring_.seal(request.bytes));
+  stats_.tcp_bytes_out += conn->out.size();
   sockaddr_storage ss;
   to_sockaddr(request.to, ss);
   const int rc = uv_tcp_connect(&conn->connect, &conn->tcp, reinterpret_cast<sockaddr*>(&ss),
@@ -476,6 +494,7 @@ void UvMembership::read_frame(Conn* conn) {
         }
         c->in.append(c->chunk.data(), static_cast<std::size_t>(n));
         self->buffered_ += static_cast<std::size_t>(n);
+        self->stats_.tcp_bytes_in += static_cast<std::size_t>(n);
         bool too_big = false;
         auto body = take_frame(c->in, too_big);
         if (too_big) {
@@ -510,6 +529,7 @@ void UvMembership::on_frame(Conn* conn, const std::string& plain) {
     return;
   }
   conn->out = frame(keyring_.seal(reply));
+  stats_.tcp_bytes_out += conn->out.size();
   uv_buf_t buf = uv_buf_init(conn->out.data(), static_cast<unsigned>(conn->out.size()));
   uv_write(&conn->write, reinterpret_cast<uv_stream_t*>(&conn->tcp), &buf, 1,
            [](uv_write_t* w, int) {
@@ -536,6 +556,8 @@ void UvMembership::close(std::function<void()> done) {
   uv_poll_stop(&poll_);
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+  uv_prepare_stop(&prepare_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_close);
 }
 

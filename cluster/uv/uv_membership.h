@@ -54,6 +54,8 @@ struct UvStats {
   std::uint64_t frames_too_large = 0;  // TCP frames announcing more than kMaxStreamBytes
   std::uint64_t udp_bytes_in = 0;      // datagram bytes as on the wire (sealed)
   std::uint64_t udp_bytes_out = 0;
+  std::uint64_t tcp_bytes_in = 0;  // stream bytes as on the wire (framed and sealed)
+  std::uint64_t tcp_bytes_out = 0;
 };
 
 class UvMembership {
@@ -83,8 +85,8 @@ class UvMembership {
   void close(std::function<void()> done);
 
   const Membership& core() const { return core_->membership(); }
-  // The replicator (null without UvMembershipOptions::replication). After calling it directly
-  // (put, remove...), call settle() so that its effects go out.
+  // The replicator (null without UvMembershipOptions::replication). Mutations made through it
+  // (put, remove...) go out at the end of the loop turn; settle() sends them at once.
   Replicator* replicator() { return core_->replicator(); }
   void settle();
   // Hears every change of the replicated map (local and remote).
@@ -112,6 +114,7 @@ class UvMembership {
 
   static void poll_cb(uv_poll_t* handle, int status, int events);
   static void timer_cb(uv_timer_t* handle);
+  static void prepare_cb(uv_prepare_t* handle);
   static void listen_cb(uv_stream_t* server, int status);
 
   uv_loop_t* loop_;
@@ -124,6 +127,7 @@ class UvMembership {
   int fd_ = -1;
   uv_poll_t poll_{};
   uv_timer_t timer_{};
+  uv_prepare_t prepare_{};
   uv_tcp_t listener_{};
   std::set<Conn*> conns_;
   std::size_t buffered_ = 0;  // bytes held in the read buffers of all TCP exchanges

@@ -1,0 +1,361 @@
+// registry_node: one cluster node (membership, replication, registry) driven over stdin/stdout by
+// bench/registry/run.py. It is the benchmark's instrument, not a product binary: it listens on
+// 127.0.0.1 only and trusts its driver.
+//
+// Usage: registry_node --name NAME --port PORT [--join PORT]
+//
+// Commands, one per line on stdin; every answer is one JSON line on stdout (an "event" field says
+// which). Times are CLOCK_MONOTONIC nanoseconds (std::chrono::steady_clock), comparable between
+// the processes of one machine.
+//   members N                    answers "members" once N members are alive
+//   expect PREFIX COUNT STEP     counts registered events of names PREFIX<i>; records the arrival
+//                                time of every i with i % STEP == 0; answers "expected" when
+//                                COUNT names have arrived
+//   register PREFIX FROM COUNT STEP
+//                                registers PREFIX<i> for i in [FROM, FROM+COUNT) in one loop turn
+//                                and answers "registered" with the rate and the return time of
+//                                every i with i % STEP == 0
+//   trickle PREFIX COUNT GAP_MS  registers one name every GAP_MS ms; answers "trickled" with the
+//                                return time of each
+//   whereis PREFIX COUNT LOOKUPS times whereis of random names among PREFIX<0..COUNT)
+//   stats                        resident memory (after malloc_trim), bytes sent and received,
+//                                names held, encoded size of the map
+//   quit                         leaves and exits
+
+#include <malloc.h>
+#include <uv.h>
+
+#include <fmt/format.h>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cluster/uv/uv_membership.h"
+#include "crdt/codec.h"
+#include "registry/registry.h"
+
+namespace {
+
+using namespace shoal;
+using Clock = std::chrono::steady_clock;
+
+std::int64_t mono_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+std::uint64_t wall_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
+std::size_t resident_kb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  std::size_t kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::strtoull(line + 6, nullptr, 10);
+  }
+  std::fclose(f);
+  return kb;
+}
+
+void answer(const std::string& json) {
+  std::fputs(json.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+std::string samples_json(const std::vector<std::pair<std::uint64_t, std::int64_t>>& samples) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (i > 0) out += ',';
+    out += fmt::format("[{},{}]", samples[i].first, samples[i].second);
+  }
+  return out + "]";
+}
+
+struct Expectation {
+  std::string prefix;
+  std::uint64_t count = 0;
+  std::uint64_t step = 1;
+  std::uint64_t seen = 0;
+  std::int64_t last_ns = 0;
+  std::vector<std::pair<std::uint64_t, std::int64_t>> samples;
+};
+
+struct Trickle {
+  std::string prefix;
+  std::uint64_t count = 0;
+  std::uint64_t next = 0;
+  std::vector<std::pair<std::uint64_t, std::int64_t>> samples;
+};
+
+struct BenchNode {
+  uv_loop_t* loop = nullptr;
+  std::unique_ptr<cluster::UvMembership> membership;
+  std::unique_ptr<registry::Registry> registry;
+  uv_pipe_t input{};
+  std::string pending_input;
+  std::uint64_t want_members = 0;
+  std::vector<Expectation> expectations;
+  Trickle trickle;
+  uv_timer_t trickle_timer{};
+  uv_timer_t view_timer{};
+  std::uint64_t next_id = 1;
+  bool quitting = false;
+
+  registry::Pid new_pid() {
+    return {membership->core().name(), membership->core().creation(), next_id++};
+  }
+
+  void refresh_view() {
+    std::map<std::string, std::uint64_t, std::less<>> live;
+    for (const auto& [name, m] : membership->core().members()) {
+      if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect)
+        live[name] = m.creation;
+    }
+    const std::size_t alive = live.size();
+    registry->set_members(std::move(live));
+    if (want_members != 0 && alive >= want_members) {
+      want_members = 0;
+      answer(fmt::format(R"({{"event":"members","alive":{}}})", alive));
+    }
+  }
+
+  void on_event(const registry::RegistryEvent& e) {
+    if (e.kind != registry::RegistryEventKind::registered &&
+        e.kind != registry::RegistryEventKind::moved)
+      return;
+    const std::int64_t t = mono_ns();
+    for (auto it = expectations.begin(); it != expectations.end(); ++it) {
+      Expectation& x = *it;
+      if (e.name.size() <= x.prefix.size() || e.name.compare(0, x.prefix.size(), x.prefix) != 0)
+        continue;
+      const std::uint64_t i = std::strtoull(e.name.c_str() + x.prefix.size(), nullptr, 10);
+      ++x.seen;
+      x.last_ns = t;
+      if (i % x.step == 0) x.samples.emplace_back(i, t);
+      if (x.seen == x.count) {
+        answer(fmt::format(R"({{"event":"expected","prefix":"{}","count":{},"last_ns":{},"samples":{}}})",
+                           x.prefix, x.count, x.last_ns, samples_json(x.samples)));
+        expectations.erase(it);
+      }
+      return;
+    }
+  }
+
+  void do_register(const std::string& prefix, std::uint64_t from, std::uint64_t count,
+                   std::uint64_t step) {
+    // The names are built before the clock starts: the figure is the registry's rate.
+    std::vector<std::string> names;
+    names.reserve(count);
+    for (std::uint64_t i = from; i < from + count; ++i)
+      names.push_back(prefix + std::to_string(i));
+    std::vector<std::pair<std::uint64_t, std::int64_t>> samples;
+    std::uint64_t failed = 0;
+    const std::uint64_t now = wall_ms();
+    const std::int64_t start = mono_ns();
+    for (std::uint64_t k = 0; k < count; ++k) {
+      if (!registry->register_name(now, names[k], new_pid())) ++failed;
+      if ((from + k) % step == 0) samples.emplace_back(from + k, mono_ns());
+    }
+    const std::int64_t end = mono_ns();
+    const double seconds = static_cast<double>(end - start) / 1e9;
+    answer(fmt::format(
+        R"({{"event":"registered","count":{},"failed":{},"seconds":{:.6f},"rate":{:.1f},"end_ns":{},"samples":{}}})",
+        count, failed, seconds, static_cast<double>(count) / seconds, end, samples_json(samples)));
+    // The batch goes out when this loop turn ends (the driver's prepare handle).
+  }
+
+  void trickle_one() {
+    if (trickle.next >= trickle.count) {
+      uv_timer_stop(&trickle_timer);
+      answer(fmt::format(R"({{"event":"trickled","count":{},"samples":{}}})", trickle.count,
+                         samples_json(trickle.samples)));
+      return;
+    }
+    const std::string name = trickle.prefix + std::to_string(trickle.next);
+    if (registry->register_name(wall_ms(), name, new_pid()))
+      trickle.samples.emplace_back(trickle.next, mono_ns());
+    ++trickle.next;
+  }
+
+  void do_whereis(const std::string& prefix, std::uint64_t count, std::uint64_t lookups) {
+    std::vector<std::string> names;
+    std::mt19937_64 rng(42);
+    names.reserve(4096);
+    for (int i = 0; i < 4096; ++i)
+      names.push_back(prefix + std::to_string(rng() % count));
+    std::vector<double> per_op;
+    std::uint64_t found = 0;
+    const std::uint64_t batch = 4096;
+    for (std::uint64_t done = 0; done < lookups; done += batch) {
+      const std::int64_t start = mono_ns();
+      for (std::uint64_t k = 0; k < batch; ++k)
+        found += registry->whereis(names[k]).has_value() ? 1 : 0;
+      per_op.push_back(static_cast<double>(mono_ns() - start) / static_cast<double>(batch));
+    }
+    std::sort(per_op.begin(), per_op.end());
+    answer(fmt::format(R"({{"event":"whereis","lookups":{},"found":{},"median_ns":{:.1f}}})",
+                       per_op.size() * batch, found, per_op[per_op.size() / 2]));
+  }
+
+  void do_stats() {
+    malloc_trim(0);
+    const auto& u = membership->stats();
+    const auto& state = membership->replicator()->state();
+    const std::string encoded = crdt::encode(state);
+    const auto& r = membership->replicator()->stats();
+    answer(fmt::format(
+        R"({{"event":"stats","rss_kb":{},"udp_out":{},"udp_in":{},"tcp_out":{},"tcp_in":{},"entries":{},"encoded_bytes":{},"log_entries":{},"eager_sent":{},"intervals_sent":{},"full_states_sent":{},"streams_sent":{},"replicator_bytes_out":{}}})",
+        resident_kb(), u.udp_bytes_out, u.udp_bytes_in, u.tcp_bytes_out, u.tcp_bytes_in,
+        state.size(), encoded.size(), membership->replicator()->replica().log_entries(),
+        r.eager_sent, r.intervals_sent, r.full_states_sent, r.streams_sent, r.bytes_out));
+  }
+
+  void command(const std::string& line) {
+    std::istringstream in(line);
+    std::string verb;
+    in >> verb;
+    if (verb == "members") {
+      in >> want_members;
+      refresh_view();
+    } else if (verb == "expect") {
+      Expectation x;
+      in >> x.prefix >> x.count >> x.step;
+      expectations.push_back(std::move(x));
+    } else if (verb == "register") {
+      std::string prefix;
+      std::uint64_t from = 0, count = 0, step = 1;
+      in >> prefix >> from >> count >> step;
+      do_register(prefix, from, count, step);
+    } else if (verb == "trickle") {
+      std::uint64_t gap = 10;
+      trickle = Trickle{};
+      in >> trickle.prefix >> trickle.count >> gap;
+      uv_timer_start(
+          &trickle_timer,
+          [](uv_timer_t* t) { static_cast<BenchNode*>(t->data)->trickle_one(); }, gap, gap);
+    } else if (verb == "whereis") {
+      std::string prefix;
+      std::uint64_t count = 0, lookups = 0;
+      in >> prefix >> count >> lookups;
+      do_whereis(prefix, count, lookups);
+    } else if (verb == "stats") {
+      do_stats();
+    } else if (verb == "quit") {
+      quit();
+    } else {
+      answer(fmt::format(R"({{"event":"error","message":"unknown command {}"}})", verb));
+    }
+  }
+
+  void quit() {
+    if (quitting) return;
+    quitting = true;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&input));
+    uv_close(reinterpret_cast<uv_handle_t*>(&input), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&trickle_timer), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&view_timer), nullptr);
+    membership->close([] {});
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string name;
+  int port = 0;
+  int join = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--name") {
+      name = argv[i + 1];
+    } else if (flag == "--port") {
+      port = std::atoi(argv[i + 1]);
+    } else if (flag == "--join") {
+      join = std::atoi(argv[i + 1]);
+    } else {
+      std::fprintf(stderr, "registry_node: unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  if (name.empty() || port <= 0 || port > 65535) {
+    std::fprintf(stderr, "usage: registry_node --name NAME --port PORT [--join PORT]\n");
+    return 2;
+  }
+
+  BenchNode node;
+  node.loop = uv_default_loop();
+  cluster::UvMembershipOptions options;
+  options.name = name;
+  options.bind = *cluster::Address::parse("127.0.0.1:" + std::to_string(port));
+  options.creation_ms = wall_ms();
+  options.seed = options.creation_ms ^ static_cast<std::uint64_t>(port);
+  options.replication = cluster::ReplicatorConfig{};
+  auto started = cluster::UvMembership::start(node.loop, options, [&node](const cluster::MemberEvent&) {
+    // The registry follows the live view outside the driver's flush.
+    uv_timer_start(
+        &node.view_timer, [](uv_timer_t* t) { static_cast<BenchNode*>(t->data)->refresh_view(); },
+        0, 0);
+  });
+  if (!started) {
+    std::fprintf(stderr, "registry_node: %s\n", started.error().c_str());
+    return 1;
+  }
+  node.membership = std::move(*started);
+  node.registry = std::make_unique<registry::Registry>(*node.membership->replicator(), name);
+  node.membership->on_change([&node](const cluster::ReplicaChange& change) {
+    std::vector<registry::RegistryEvent> events;
+    node.registry->on_change(change, events);
+    for (const auto& e : events)
+      node.on_event(e);
+  });
+  uv_timer_init(node.loop, &node.view_timer);
+  node.view_timer.data = &node;
+  uv_timer_init(node.loop, &node.trickle_timer);
+  node.trickle_timer.data = &node;
+  node.refresh_view();
+  if (join != 0)
+    node.membership->join({*cluster::Address::parse("127.0.0.1:" + std::to_string(join))});
+
+  uv_pipe_init(node.loop, &node.input, 0);
+  uv_pipe_open(&node.input, 0);
+  node.input.data = &node;
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&node.input),
+      [](uv_handle_t*, std::size_t size, uv_buf_t* buf) {
+        *buf = uv_buf_init(static_cast<char*>(std::malloc(size)), static_cast<unsigned>(size));
+      },
+      [](uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
+        auto* self = static_cast<BenchNode*>(stream->data);
+        if (n < 0) {
+          std::free(buf->base);
+          self->quit();  // the driver went away
+          return;
+        }
+        self->pending_input.append(buf->base, static_cast<std::size_t>(n));
+        std::free(buf->base);
+        std::size_t eol;
+        while ((eol = self->pending_input.find('\n')) != std::string::npos) {
+          const std::string line = self->pending_input.substr(0, eol);
+          self->pending_input.erase(0, eol + 1);
+          if (!line.empty()) self->command(line);
+          if (self->quitting) return;
+        }
+      });
+  uv_run(node.loop, UV_RUN_DEFAULT);
+  return 0;
+}
