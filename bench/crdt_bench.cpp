@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     Replica reader{std::string(kReader)};
     const auto start = Clock::now();
     for (std::size_t i = 0; i < entries; ++i) {
-      reader.join(kWriter, deltas[i], 1732312345123 + i / 1000);
+      reader.join_batch(kWriter, i + 1, deltas[i], 1732312345123 + i / 1000);
     }
     const double s = seconds_since(start);
     figures.push_back({"delta joins", static_cast<double>(entries) / s, "/s", 500'000, true});

@@ -10,7 +10,13 @@ namespace shoal::cluster {
 
 namespace {
 
-enum class Kind : std::uint8_t { delta = 1, ack = 2 };
+enum class Kind : std::uint8_t { batches = 1, digest = 2, state = 3 };
+
+// Decode bounds: hostile or broken messages are rejected, never allowed to allocate at will.
+constexpr std::uint32_t kMaxBatchesPerMessage = 65536;
+constexpr std::uint32_t kMaxDigestEntries = 65536;
+constexpr std::size_t kMaxOriginBytes = 512;
+constexpr std::size_t kMaxMapBytes = 64u * 1024 * 1024;
 
 struct Sink {
   std::string& out;
@@ -18,12 +24,43 @@ struct Sink {
 };
 using Packer = msgpack::packer<Sink>;
 
-// [1, kind, upto, ...]: the common head of both messages; `fields` counts all of them.
-void pack_head(Packer& pk, std::uint32_t fields, Kind kind, std::uint64_t upto) {
+void pack_head(Packer& pk, std::uint32_t fields, Kind kind) {
   pk.pack_array(fields);
   pk.pack_uint8(1);
   pk.pack_uint8(static_cast<std::uint8_t>(kind));
-  pk.pack_uint64(upto);
+}
+
+void pack_str(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+void pack_digest(Packer& pk, const crdt::Digest& digest) {
+  pk.pack_array(static_cast<std::uint32_t>(digest.size()));
+  for (const auto& [origin, seq] : digest) {
+    pk.pack_array(2);
+    pack_str(pk, origin);
+    pk.pack_uint64(seq);
+  }
+}
+
+void pack_map(Packer& pk, const crdt::AwLwwMap& map) {
+  const std::string encoded = crdt::encode(map);
+  pk.pack_bin(static_cast<std::uint32_t>(encoded.size()));
+  pk.pack_bin_body(encoded.data(), static_cast<std::uint32_t>(encoded.size()));
+}
+
+std::optional<crdt::Digest> read_digest(crdt::MsgReader& r) {
+  crdt::Digest digest;
+  const std::uint32_t n = r.array("digest", kMaxDigestEntries);
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    r.array_of("digest entry", 2);
+    std::string origin(r.bytes("origin", kMaxOriginBytes));
+    const std::uint64_t seq = r.uint("seq");
+    if (r.ok()) digest[std::move(origin)] = seq;
+  }
+  if (!r.ok()) return std::nullopt;
+  return digest;
 }
 
 }  // namespace
@@ -48,11 +85,10 @@ void Replicator::set_peers(std::uint64_t /*now_ms*/, std::vector<std::string> pe
   std::sort(peers.begin(), peers.end());
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   for (const std::string& old : peers_) {
-    if (!std::binary_search(peers.begin(), peers.end(), old)) {
-      replica_.forget(old);
-      in_flight_.erase(old);
-    }
+    if (!std::binary_search(peers.begin(), peers.end(), old)) replica_.forget(old);
   }
+  for (const std::string& peer : peers)
+    replica_.track(peer);
   peers_ = std::move(peers);
 }
 
@@ -75,39 +111,55 @@ std::vector<std::string> Replicator::pick(std::size_t k) {
   return chosen;
 }
 
-void Replicator::flush(std::uint64_t /*now_ms*/) {
-  const auto batches = replica_.flush();
-  if (batches.empty()) return;
-  const auto targets = pick(config_.eager_fanout);
-  for (const auto& batch : batches) {
-    for (const std::string& to : targets) {
-      send(to, 0, *batch);
-      ++stats_.eager_sent;
-    }
-  }
+void Replicator::flush(std::uint64_t now_ms) {
+  if (replica_.flush().empty()) return;
+  const bool all = peers_.size() <= config_.eager_all_peers;
+  for (const std::string& peer : all ? peers_ : pick(config_.eager_fanout))
+    push(now_ms, peer);
 }
 
-void Replicator::send(const std::string& to, std::uint64_t upto, const crdt::AwLwwMap& map) {
-  std::string bytes;
-  Sink sink{bytes};
-  Packer pk(sink);
-  pack_head(pk, 4, Kind::delta, upto);
-  const std::string encoded = crdt::encode(map);
-  pk.pack_bin(static_cast<std::uint32_t>(encoded.size()));
-  pk.pack_bin_body(encoded.data(), static_cast<std::uint32_t>(encoded.size()));
+void Replicator::emit(const std::string& to, std::string bytes) {
   const bool stream = bytes.size() > config_.max_datagram_bytes;
   stats_.streams_sent += stream ? 1 : 0;
   stats_.bytes_out += bytes.size();
   effects_.push_back(ReplicaSend{to, std::move(bytes), stream});
 }
 
-void Replicator::send_ack(const std::string& to, std::uint64_t upto) {
+void Replicator::push(std::uint64_t now_ms, const std::string& peer) {
+  auto out = replica_.outgoing(peer, now_ms);
+  if (!out) return;
   std::string bytes;
   Sink sink{bytes};
   Packer pk(sink);
-  pack_head(pk, 3, Kind::ack, upto);
-  stats_.bytes_out += bytes.size();
-  effects_.push_back(ReplicaSend{to, std::move(bytes), false});
+  if (out->state) {
+    pack_head(pk, 4, Kind::state);
+    pack_digest(pk, out->covers);
+    pack_map(pk, *out->state);
+    ++stats_.full_states_sent;
+  } else {
+    pack_head(pk, 3, Kind::batches);
+    pk.pack_array(static_cast<std::uint32_t>(out->batches.size()));
+    for (const crdt::BatchRef& b : out->batches) {
+      pk.pack_array(3);
+      pack_str(pk, b.origin);
+      pk.pack_uint64(b.seq);
+      pack_map(pk, *b.delta);
+    }
+    stats_.batches_sent += out->batches.size();
+    ++stats_.batch_messages_sent;
+  }
+  emit(peer, std::move(bytes));
+}
+
+void Replicator::send_digest(const std::string& to, bool reply_wanted, const crdt::Digest& digest) {
+  std::string bytes;
+  Sink sink{bytes};
+  Packer pk(sink);
+  pack_head(pk, 4, Kind::digest);
+  pk.pack_uint8(reply_wanted ? 1 : 0);
+  pack_digest(pk, digest);
+  ++stats_.digests_sent;
+  emit(to, std::move(bytes));
 }
 
 void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::string_view bytes) {
@@ -115,56 +167,86 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
   const std::uint32_t len = r.array("message", 4);
   const std::uint64_t version = r.uint("version");
   const auto kind = static_cast<Kind>(r.uint("kind", 255));
-  const std::uint64_t upto = r.uint("upto");
   if (!r.ok() || version != 1) {
     ++stats_.rejected;
     return;
   }
-  if (kind == Kind::ack && len == 3 && r.remaining() == 0) {
-    ++stats_.acks_in;
-    replica_.on_ack(from, upto);
-    auto it = in_flight_.find(from);
-    if (it != in_flight_.end() && it->second.upto <= upto) in_flight_.erase(it);
+  if (kind == Kind::batches && len == 3) {
+    // Decode everything first: a message is joined whole or not at all.
+    struct Received {
+      std::string origin;
+      crdt::Seq seq;
+      crdt::AwLwwMap map;
+    };
+    std::vector<Received> received;
+    const std::uint32_t n = r.array("batches", kMaxBatchesPerMessage);
+    for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+      r.array_of("batch", 3);
+      std::string origin(r.bytes("origin", kMaxOriginBytes));
+      const crdt::Seq seq = r.uint("seq");
+      const std::string_view encoded = r.bytes("map", kMaxMapBytes);
+      if (!r.ok()) break;
+      auto map = crdt::decode(encoded);
+      if (!map || origin.empty() || seq == 0) {
+        ++stats_.rejected;
+        return;
+      }
+      received.push_back({std::move(origin), seq, std::move(*map)});
+    }
+    if (!r.ok() || r.remaining() != 0) {
+      ++stats_.rejected;
+      return;
+    }
+    std::vector<std::string> origins;
+    for (Received& b : received) {
+      ++stats_.batches_in;
+      replica_.join_batch(b.origin, b.seq, std::make_shared<const crdt::AwLwwMap>(std::move(b.map)),
+                          now_ms, recorder());
+      if (std::find(origins.begin(), origins.end(), b.origin) == origins.end())
+        origins.push_back(std::move(b.origin));
+    }
+    send_digest(from, false, replica_.digest(origins));  // the acknowledgement
     return;
   }
-  if (kind != Kind::delta || len != 4) {
-    ++stats_.rejected;
+  if (kind == Kind::digest && len == 4) {
+    const bool reply_wanted = r.uint("reply_wanted", 1) == 1;
+    auto digest = read_digest(r);
+    if (!digest || !r.ok() || r.remaining() != 0) {
+      ++stats_.rejected;
+      return;
+    }
+    ++stats_.digests_in;
+    replica_.on_digest(from, *digest, now_ms);
+    push(now_ms, from);
+    if (reply_wanted) send_digest(from, false, replica_.digest());
     return;
   }
-  const std::string_view encoded = r.bytes("map", crdt::DecodeLimits{}.max_value_bytes * 64u);
-  if (!r.ok() || r.remaining() != 0) {
-    ++stats_.rejected;
+  if (kind == Kind::state && len == 4) {
+    auto covers = read_digest(r);
+    const std::string_view encoded = r.bytes("map", kMaxMapBytes);
+    if (!covers || !r.ok() || r.remaining() != 0) {
+      ++stats_.rejected;
+      return;
+    }
+    auto map = crdt::decode(encoded);
+    if (!map || map->is_delta()) {
+      ++stats_.rejected;
+      return;
+    }
+    ++stats_.states_in;
+    replica_.join_state(*map, *covers, now_ms, recorder());
+    send_digest(from, false, replica_.digest());
     return;
   }
-  auto map = crdt::decode(encoded);
-  if (!map) {
-    ++stats_.rejected;
-    return;
-  }
-  ++stats_.deltas_in;
-  replica_.join(from, std::make_shared<const crdt::AwLwwMap>(std::move(*map)), now_ms, recorder());
-  if (upto != 0) send_ack(from, upto);
+  ++stats_.rejected;
 }
 
 void Replicator::on_timer(std::uint64_t now_ms) {
   if (now_ms < next_round_) return;
   next_round_ = now_ms + config_.round_ms;
   flush(now_ms);
-  for (const std::string& peer : pick(config_.fanout)) {
-    auto flight = in_flight_.find(peer);
-    if (flight != in_flight_.end() && now_ms - flight->second.sent_ms < config_.ack_timeout_ms) {
-      continue;  // backpressure: one interval in flight per peer
-    }
-    auto out = replica_.outgoing(peer);
-    if (!out) continue;
-    if (out->kind == crdt::Outgoing::Kind::full_state) {
-      ++stats_.full_states_sent;
-    } else {
-      ++stats_.intervals_sent;
-    }
-    send(peer, out->upto, *out->payload);
-    in_flight_[peer] = InFlight{out->upto, now_ms};
-  }
+  for (const std::string& peer : pick(config_.fanout))
+    send_digest(peer, true, replica_.digest());
 }
 
 void Replicator::take_effects(std::vector<ReplicaEffect>& out) {

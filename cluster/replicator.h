@@ -1,23 +1,29 @@
 #pragma once
 
-// Replicator: delta-interval anti-entropy of the replicated map between cluster members, as a
-// sans-IO core (the first part of the registry issue; it knows nothing of names or pids).
+// Replicator: anti-entropy of the replicated map between cluster members, as a sans-IO core (it
+// knows nothing of names or pids).
 //
-// It owns the node's crdt::Replica. Local mutations go into the replica's open batch; flush(),
-// once per loop turn, ships the new batches eagerly to a few peers (fast: a registration is seen
-// cluster-wide in milliseconds). Every round it also sends each of a few random peers what that
-// peer has not acknowledged (a bounded delta interval, or the full state when the log no longer
-// reaches back far enough), and the peer acknowledges; that repairs whatever the eager path lost.
-// A peer with an interval in flight gets no other until it acknowledges or the ack times out
-// (backpressure: a slow peer costs one outstanding interval, not a growing queue).
+// It owns the node's crdt::Replica, whose batches are named by origin and number, and whose
+// digests say which batches a replica has (crdt/replica.h). Local mutations go into the replica's
+// open batch; flush(), once per loop turn, ships the sealed batches at once to every peer (in
+// clusters up to eager_all_peers; beyond, to eager_fanout random ones): a registration is seen
+// cluster-wide within a round trip. Each receiver answers with its digest, which acknowledges the
+// batches, lets the sender ship the next ones (ack-clocked, within a window of entries: a slow peer
+// gets backpressure, not a growing queue), and tells it what not to send again.
 //
-// Membership hands down the live peers (set_peers): a peer that disappears is forgotten, so its
-// acknowledgement stops holding the delta log. Messages that fit a datagram go as datagrams;
-// larger ones (big intervals, full states) go as streams; the driver chooses the transport.
+// Every round, a few random peers are asked for their digests; each answer is diffed against the
+// log and the peer gets what it lacks: batches lost on the way, batches of other origins it could
+// not get from them (after ReplicaConfig::forward_delay_ms), or the full state if it lacks batches
+// the log no longer holds (a new or long-partitioned member). Membership hands down the live peers
+// (set_peers): a peer that disappears is forgotten, so it no longer holds the log.
 //
-// Wire (msgpack, versioned; the map inside is crdt/codec.h's):
-//   delta := [1, 1, upto, map]     upto 0: an eager batch, not acknowledged
-//   ack   := [1, 2, upto]
+// Messages that fit a datagram go as datagrams; larger ones (big batches, full states) as streams;
+// the driver chooses the transport.
+//
+// Wire (msgpack, versioned; the maps inside are crdt/codec.h's):
+//   batches := [1, 1, [[origin, seq, map], ...]]
+//   digest  := [1, 2, reply_wanted (0|1), [[origin, seq], ...]]   also acknowledges batches
+//   state   := [1, 3, [[origin, seq], ...], map]               the full state and what it covers
 //
 // Sans-IO: the time comes with every input; effects are drained with take_effects(); the RNG is
 // seeded at construction. Not thread-safe.
@@ -39,15 +45,15 @@ namespace shoal::cluster {
 struct ReplicatorConfig {
   // ms between anti-entropy rounds.
   std::uint64_t round_ms = 100;
-  // Peers that get their missing interval each round.
+  // Peers asked for their digest each round.
   std::size_t fanout = 2;
-  // Peers an eager batch goes to.
-  std::size_t eager_fanout = 3;
+  // New local batches go at once to every peer while there are at most this many...
+  std::size_t eager_all_peers = 16;
+  // ... and to this many random peers in larger clusters (the rounds carry them further).
+  std::size_t eager_fanout = 4;
   // Messages up to this many bytes go as datagrams, larger ones as streams. 1,200 leaves room for
   // the membership packet around them.
   std::size_t max_datagram_bytes = 1200;
-  // ms after which an unacknowledged interval may be sent again.
-  std::uint64_t ack_timeout_ms = 1000;
   crdt::ReplicaConfig replica;
 };
 
@@ -67,12 +73,14 @@ struct ReplicaChange {
 using ReplicaEffect = std::variant<ReplicaSend, ReplicaChange>;
 
 struct ReplicatorStats {
-  std::uint64_t eager_sent = 0;
-  std::uint64_t intervals_sent = 0;
+  std::uint64_t batches_sent = 0;  // batches in batch messages
+  std::uint64_t batch_messages_sent = 0;
   std::uint64_t full_states_sent = 0;
+  std::uint64_t digests_sent = 0;
   std::uint64_t streams_sent = 0;
-  std::uint64_t acks_in = 0;
-  std::uint64_t deltas_in = 0;
+  std::uint64_t batches_in = 0;
+  std::uint64_t digests_in = 0;
+  std::uint64_t states_in = 0;
   std::uint64_t rejected = 0;  // undecodable messages
   std::uint64_t bytes_out = 0;
 };
@@ -91,7 +99,7 @@ class Replicator {
   void put(std::uint64_t now_ms, std::string_view key, std::string_view value);
   bool remove(std::uint64_t now_ms, std::string_view key);
   std::size_t remove_where(std::uint64_t now_ms, const crdt::VersionPredicate& pred);
-  // Ships the local mutations made since the last flush to a few peers. Call once per loop turn.
+  // Ships the local mutations made since the last flush. Call once per loop turn.
   void flush(std::uint64_t now_ms);
   // Local mutations wait for flush().
   bool pending() const { return replica_.has_unflushed(); }
@@ -107,13 +115,10 @@ class Replicator {
   const ReplicatorStats& stats() const { return stats_; }
 
  private:
-  struct InFlight {
-    crdt::Seq upto;
-    std::uint64_t sent_ms;
-  };
-
-  void send(const std::string& to, std::uint64_t upto, const crdt::AwLwwMap& map);
-  void send_ack(const std::string& to, std::uint64_t upto);
+  // Sends `peer` what it lacks, if anything.
+  void push(std::uint64_t now_ms, const std::string& peer);
+  void send_digest(const std::string& to, bool reply_wanted, const crdt::Digest& digest);
+  void emit(const std::string& to, std::string bytes);
   crdt::ChangeFn recorder();
   std::vector<std::string> pick(std::size_t k);
 
@@ -121,7 +126,6 @@ class Replicator {
   crdt::Replica replica_;
   std::mt19937_64 rng_;
   std::vector<std::string> peers_;  // sorted
-  std::map<std::string, InFlight, std::less<>> in_flight_;
   std::uint64_t next_round_;
   std::vector<ReplicaEffect> effects_;
   ReplicatorStats stats_;

@@ -5,6 +5,14 @@
 
 namespace shoal::crdt {
 
+namespace {
+
+// Out-of-order batches remembered per origin; more are still joined, only not counted (a later
+// resend is then joined again, harmlessly).
+constexpr std::size_t kMaxBeyond = 4096;
+
+}  // namespace
+
 Replica::Replica(std::string id, ReplicaConfig config)
     : id_(std::move(id)),
       config_(config),
@@ -14,20 +22,19 @@ Replica::Replica(std::string id, ReplicaConfig config)
 AwLwwMap& Replica::batch() {
   if (!open_) {
     open_ = std::make_shared<AwLwwMap>(AwLwwMap::Kind::delta);
-    log_.push_back(Logged{next_seq_++, open_, {}, 0});
+    open_entries_ = 0;
   }
   return *open_;
 }
 
 void Replica::grew(std::size_t entries) {
-  log_.back().entries += entries;
-  log_entries_ += entries;
-  if (log_.back().entries >= config_.max_interval_entries) seal();
-  trim();
+  open_entries_ += entries;
+  if (open_entries_ >= config_.max_batch_entries) seal();
 }
 
 void Replica::put(std::uint64_t now_ms, std::string_view key, std::string_view value,
                   const ChangeFn& on_change) {
+  last_ms_ = std::max(last_ms_, now_ms);
   const Timestamp ts = clock_.tick(now_ms);
   state_->put(id_, ts, key, value, batch(), on_change);
   grew(1);
@@ -53,117 +60,235 @@ std::size_t Replica::remove_where(const VersionPredicate& pred, const ChangeFn& 
 
 void Replica::seal() {
   if (!open_) return;
-  unflushed_.emplace_back(log_.back().seq, std::move(open_));
+  Origin& self = origins_[id_];
+  const Seq seq = ++self.have;
+  unflushed_.push_back(open_);
+  log_batch(self, seq, std::move(open_), std::max<std::size_t>(1, open_entries_), last_ms_);
   open_.reset();
+  open_entries_ = 0;
+  bound();
 }
 
 std::vector<std::shared_ptr<const AwLwwMap>> Replica::flush() {
   seal();
-  std::vector<std::shared_ptr<const AwLwwMap>> out;
-  out.reserve(unflushed_.size());
-  for (auto& [seq, batch] : unflushed_)
-    out.push_back(std::move(batch));
-  unflushed_.clear();
+  return std::exchange(unflushed_, {});
+}
+
+void Replica::log_batch(Origin& origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
+                        std::size_t entries, std::uint64_t now_ms) {
+  if (origin.log.try_emplace(seq, Logged{std::move(delta), entries, arrivals_++, now_ms}).second) {
+    log_entries_ += entries;
+    ++log_batches_;
+  }
+}
+
+bool Replica::join_batch(std::string_view origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
+                         std::uint64_t now_ms, const ChangeFn& on_change) {
+  if (origin == id_ || seq == 0) return false;  // our own batches are all here
+  last_ms_ = std::max(last_ms_, now_ms);
+  auto [it, fresh] = origins_.try_emplace(std::string(origin));
+  Origin& o = it->second;
+  if (seq <= o.have || o.beyond.contains(seq)) return false;
+  clock_.observe(delta->max_timestamp(), now_ms);
+  const bool changed = state_->join(*delta, on_change);
+  const std::size_t entries = std::max<std::size_t>(1, delta->entry_count());
+  log_batch(o, seq, std::move(delta), entries, now_ms);
+  if (seq == o.have + 1) {
+    o.have = seq;
+    while (!o.beyond.empty() && *o.beyond.begin() == o.have + 1) {
+      o.have = *o.beyond.begin();
+      o.beyond.erase(o.beyond.begin());
+    }
+  } else if (o.beyond.size() < kMaxBeyond) {
+    o.beyond.insert(seq);
+  }
+  trim_origin(it->first, o);
+  bound();
+  return changed;
+}
+
+bool Replica::join_state(const AwLwwMap& state, const Digest& covers, std::uint64_t now_ms,
+                         const ChangeFn& on_change) {
+  last_ms_ = std::max(last_ms_, now_ms);
+  clock_.observe(state.max_timestamp(), now_ms);
+  const bool changed = state_->join(state, on_change);
+  for (const auto& [id, seq] : covers) {
+    if (id == id_) continue;  // nobody has more of our own batches than we do
+    Origin& o = origins_[id];
+    if (seq <= o.have) continue;
+    o.have = seq;
+    o.beyond.erase(o.beyond.begin(), o.beyond.upper_bound(seq));
+    while (!o.beyond.empty() && *o.beyond.begin() == o.have + 1) {
+      o.have = *o.beyond.begin();
+      o.beyond.erase(o.beyond.begin());
+    }
+    // The batches the state covers are not in the log: a neighbour that lacks one gets the state.
+    o.trimmed = std::max(o.trimmed, seq);
+    for (auto l = o.log.begin(); l != o.log.end() && l->first <= seq;) {
+      log_entries_ -= l->second.entries;
+      --log_batches_;
+      l = o.log.erase(l);
+    }
+  }
+  return changed;
+}
+
+Digest Replica::digest() const {
+  Digest out;
+  for (const auto& [id, o] : origins_) {
+    if (o.have > 0) out.emplace_hint(out.end(), id, o.have);
+  }
   return out;
 }
 
-bool Replica::join(std::string_view from, std::shared_ptr<const AwLwwMap> received,
-                   std::uint64_t now_ms, const ChangeFn& on_change) {
-  seal();
-  clock_.observe(received->max_timestamp(), now_ms);
-  if (!state_->join(*received, on_change)) return false;
-  append(std::move(received), from);
-  return true;
+Digest Replica::digest(const std::vector<std::string>& ids) const {
+  Digest out;
+  for (const std::string& id : ids) {
+    auto it = origins_.find(id);
+    if (it != origins_.end() && it->second.have > 0) out.emplace(id, it->second.have);
+  }
+  return out;
 }
 
-void Replica::append(std::shared_ptr<const AwLwwMap> delta, std::string_view origin) {
-  const std::size_t entries = std::max<std::size_t>(1, delta->entry_count());
-  log_.push_back(Logged{next_seq_++, std::move(delta), std::string(origin), entries});
-  log_entries_ += entries;
-  trim();
+Seq Replica::known_of(const Neighbour& n, std::string_view origin) {
+  auto it = n.known.find(origin);
+  return it == n.known.end() ? 0 : it->second;
 }
 
-void Replica::trim() {
-  // An open batch is the last item and unacknowledged, so the loops below never reach it while
-  // anything else is logged; when alone it is kept by the size loop's "at least one" rule.
-  if (!acks_.empty()) {
-    Seq lowest = next_seq_;
-    for (const auto& [name, seq] : acks_)
-      lowest = std::min(lowest, seq);
-    while (!log_.empty() && log_.front().seq < lowest) {
-      log_entries_ -= log_.front().entries;
-      log_.pop_front();
+void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::uint64_t now_ms) {
+  last_ms_ = std::max(last_ms_, now_ms);
+  auto nit = neighbours_.find(neighbour);
+  if (nit == neighbours_.end()) return;  // not (or no longer) a neighbour
+  Neighbour& n = nit->second;
+  n.heard = true;
+  bool progress = false;
+  for (const auto& [id, seq] : digest) {
+    Seq& k = n.known[id];
+    if (seq <= k) continue;
+    k = seq;
+    progress = true;
+    auto s = n.sent.find(id);
+    if (s != n.sent.end() && s->second < seq) s->second = seq;
+    auto o = origins_.find(id);
+    if (o != origins_.end()) trim_origin(o->first, o->second);
+  }
+  if (progress) {
+    n.stall_since = now_ms;
+    n.state_sent = false;
+  }
+}
+
+void Replica::trim_origin(const std::string& id, Origin& origin) {
+  if (origin.log.empty() || neighbours_.empty()) return;
+  Seq floor = origin.log.rbegin()->first;
+  for (const auto& [name, n] : neighbours_) {
+    if (name == id) continue;  // an origin has its own batches
+    floor = std::min(floor, known_of(n, id));
+  }
+  for (auto l = origin.log.begin(); l != origin.log.end() && l->first <= floor;) {
+    origin.trimmed = std::max(origin.trimmed, l->first);
+    log_entries_ -= l->second.entries;
+    --log_batches_;
+    l = origin.log.erase(l);
+  }
+}
+
+void Replica::bound() {
+  // Keep at least the newest batch, so that a neighbour one step behind never needs the state.
+  while (log_entries_ > config_.max_log_entries && log_batches_ > 1) {
+    Origin* oldest = nullptr;
+    for (auto& [id, o] : origins_) {
+      if (!o.log.empty() && (oldest == nullptr ||
+                             o.log.begin()->second.arrival < oldest->log.begin()->second.arrival))
+        oldest = &o;
+    }
+    if (oldest == nullptr) return;  // unreachable: log_batches_ > 1
+    auto first = oldest->log.begin();
+    oldest->trimmed = std::max(oldest->trimmed, first->first);
+    log_entries_ -= first->second.entries;
+    --log_batches_;
+    oldest->log.erase(first);
+  }
+}
+
+std::size_t Replica::outstanding(const Neighbour& n) const {
+  std::size_t entries = 0;
+  for (const auto& [id, sent] : n.sent) {
+    auto o = origins_.find(id);
+    if (o == origins_.end()) continue;
+    const Seq k = known_of(n, id);
+    for (auto l = o->second.log.upper_bound(k); l != o->second.log.end() && l->first <= sent; ++l)
+      entries += l->second.entries;
+  }
+  return entries;
+}
+
+std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint64_t now_ms) {
+  last_ms_ = std::max(last_ms_, now_ms);
+  auto nit = neighbours_.find(neighbour);
+  if (nit == neighbours_.end())
+    nit = neighbours_.emplace(std::string(neighbour), Neighbour{}).first;
+  Neighbour& n = nit->second;
+  std::size_t in_flight = outstanding(n);
+  if (in_flight > 0 && now_ms - n.stall_since >= config_.resend_after_ms) {
+    n.sent.clear();  // nothing acknowledged for too long: count it as lost
+    in_flight = 0;
+  }
+  if (n.heard) {
+    for (const auto& [id, o] : origins_) {
+      const Seq k = known_of(n, id);
+      if (id == neighbour || k >= o.have || k >= o.trimmed) continue;
+      // It lacks batches that are no longer logged: only the full state carries them.
+      if (n.state_sent && now_ms - n.state_sent_ms < config_.resend_after_ms) return std::nullopt;
+      n.state_sent = true;
+      n.state_sent_ms = now_ms;
+      Outgoing out;
+      out.state = state_;
+      out.covers = digest();
+      out.entries = state_->entry_count();
+      return out;
     }
   }
-  // Keep at least the newest delta, so a neighbour one step behind never needs the full state.
-  while (log_entries_ > config_.max_log_entries && log_.size() > 1) {
-    log_entries_ -= log_.front().entries;
-    log_.pop_front();
+  if (in_flight >= config_.window_entries) return std::nullopt;
+  const std::size_t budget =
+      std::min(config_.max_message_entries, config_.window_entries - in_flight);
+  Outgoing out;
+  for (const auto& [id, o] : origins_) {
+    if (id == neighbour) continue;  // it wrote them
+    const bool foreign = id != id_;
+    if (!n.heard && foreign) continue;  // before its first digest: our own batches only
+    Seq& sent = n.sent[id];
+    for (auto l = o.log.upper_bound(std::max(known_of(n, id), sent)); l != o.log.end(); ++l) {
+      if (foreign && now_ms - l->second.logged_ms < config_.forward_delay_ms) break;
+      if (!out.batches.empty() && out.entries + l->second.entries > budget) goto done;
+      out.batches.push_back(BatchRef{id, l->first, l->second.delta});
+      out.entries += l->second.entries;
+      sent = l->first;
+    }
   }
-  log_start_ = log_.empty() ? next_seq_ : log_.front().seq;
-  while (!unflushed_.empty() && unflushed_.front().first < log_start_)
-    unflushed_.pop_front();
+done:
+  if (out.batches.empty()) return std::nullopt;
+  if (in_flight == 0) n.stall_since = now_ms;
+  return out;
 }
 
-std::optional<Outgoing> Replica::outgoing(std::string_view neighbour) {
-  seal();
-  for (;;) {
-    const Seq from = acked(neighbour).value_or(0);
-    if (from >= next_seq_) return std::nullopt;
-    if (from < log_start_) return Outgoing{Outgoing::Kind::full_state, state_, next_seq_};
-
-    std::shared_ptr<const AwLwwMap> first;
-    std::shared_ptr<AwLwwMap> joined;
-    std::size_t entries = 0;
-    Seq upto = from;
-    for (std::size_t i = from - log_start_; i < log_.size(); ++i) {
-      const Logged& item = log_[i];
-      if (first && entries + item.entries > config_.max_interval_entries) break;
-      upto = item.seq + 1;
-      if (item.origin == neighbour) continue;  // it sent us this one
-      if (!first) {
-        first = item.delta;
-      } else {
-        if (!joined) {
-          joined = std::make_shared<AwLwwMap>(AwLwwMap::Kind::delta);
-          joined->join(*first);
-        }
-        joined->join(*item.delta);
-      }
-      entries += item.entries;
-    }
-    if (first) {
-      std::shared_ptr<const AwLwwMap> payload = joined ? joined : first;
-      return Outgoing{Outgoing::Kind::delta_interval, std::move(payload), upto};
-    }
-    // Everything in this window came from the neighbour itself: it has it already.
-    on_ack(neighbour, upto);
-  }
-}
-
-void Replica::on_ack(std::string_view neighbour, Seq upto) {
-  // Nobody can have joined the open batch (invariant 3), nor anything never given out.
-  if (upto > (open_ ? next_seq_ - 1 : next_seq_)) return;
-  auto it = acks_.find(neighbour);
-  if (it == acks_.end()) {
-    acks_.emplace(std::string(neighbour), upto);
-  } else {
-    it->second = std::max(it->second, upto);
-  }
-  trim();
+void Replica::track(std::string_view neighbour) {
+  if (neighbours_.find(neighbour) == neighbours_.end())
+    neighbours_.emplace(std::string(neighbour), Neighbour{});
 }
 
 void Replica::forget(std::string_view neighbour) {
-  auto it = acks_.find(neighbour);
-  if (it == acks_.end()) return;
-  acks_.erase(it);
-  trim();
+  auto it = neighbours_.find(neighbour);
+  if (it == neighbours_.end()) return;
+  neighbours_.erase(it);
+  for (auto& [id, o] : origins_)
+    trim_origin(id, o);
 }
 
-std::optional<Seq> Replica::acked(std::string_view neighbour) const {
-  auto it = acks_.find(neighbour);
-  if (it == acks_.end()) return std::nullopt;
-  return it->second;
+const Digest* Replica::known(std::string_view neighbour) const {
+  auto it = neighbours_.find(neighbour);
+  if (it == neighbours_.end() || !it->second.heard) return nullptr;
+  return &it->second.known;
 }
 
 }  // namespace shoal::crdt

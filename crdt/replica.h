@@ -1,45 +1,50 @@
 #pragma once
 
-// Replica: one node's copy of the replicated map plus what delta-interval anti-entropy needs
-// (Almeida, Shoker and Baquero, "Delta State Replicated Data Types", 2018, Algorithm 2).
+// Replica: one node's copy of the replicated map plus what anti-entropy needs.
 //
-// Every received delta that taught this replica something is appended to a delta log under a
-// sequence number. Local mutations are batched: they accumulate in one open delta at the log's
-// tail, sealed by flush() (the driver calls it once per loop turn and ships the batch eagerly to
-// a few peers), by outgoing(), by a remote join, or when it reaches max_interval_entries. A batch
-// costs one delta per loop turn instead of one per mutation. For each neighbour the replica
-// remembers the sequence number up to which that neighbour acknowledged; outgoing(n) joins the
-// logged deltas n has not acknowledged into one delta interval (bounded in entries, so a far-behind
-// neighbour catches up in several bounded rounds), or, when the log no longer reaches back that
-// far, says "send the full state". Deltas that came from n itself are not sent back to it.
+// Every delta travels as a batch named by its origin (the replica that wrote it) and the origin's
+// batch number (1, 2, 3...). Local mutations accumulate in one open batch, sealed by flush() (the
+// driver calls it once per loop turn) or when it reaches max_batch_entries: a burst of writes
+// costs one delta, not one per write. Batches are joined whole, as written, so a replica that has
+// joined batches 1..n of an origin holds everything that origin wrote up to n, removals included.
 //
-// Deviations from the paper, and why:
-//  - The log is bounded (ReplicaConfig::max_log_entries). The oldest deltas are dropped when it
-//    is full; a neighbour that had not acknowledged them gets the full state instead. Memory stays
-//    bounded whatever a slow or silent neighbour does.
-//  - A received full state that changed this replica is logged as a complete delta, so its removals
-//    reach the neighbours that never saw the removed entries' whole history.
+// A replica's digest says, per origin, up to which number it has joined every batch. Neighbours
+// exchange digests (with every acknowledgement, and in anti-entropy rounds), and outgoing(n) is a
+// digest-driven diff: the logged batches n lacks according to its last digest, bounded in entries,
+// never one that came from n itself, and never one already on its way (unless it has gone
+// unacknowledged for resend_after_ms). So a batch crosses each link about once: its origin ships
+// it to every neighbour at once, the neighbours acknowledge, and nobody forwards what the others
+// already reported. Another origin's batch is forwarded only after forward_delay_ms, giving its
+// origin the time to deliver it itself; forwarding is what carries it across a broken link or past
+// a dead origin.
 //
-// The replica never learns membership: the caller names neighbours when it asks outgoing() and
-// when acks arrive, and calls forget() for a neighbour that is gone. The log is trimmed up to the
-// lowest acknowledgement among the neighbours it knows.
+// The log keeps each batch until every tracked neighbour's digest covers it, and at most
+// max_log_entries entries: beyond that the oldest batches are dropped, and a neighbour that lacks
+// a dropped batch gets the full state, with the digest the state covers.
+//
+// Why not one log sequence and per-neighbour acknowledgements of it (Almeida et al., "Delta State
+// Replicated Data Types", Algorithm 2)? There every replica forwards everything it receives to
+// every neighbour, since it cannot know what the others got from the origin: in a full mesh of n
+// nodes each delta crosses the network about n times. Digests by origin make that knowable.
+// Filtering deltas by a version vector of dots instead would be unsafe: having seen a dot does not
+// mean having seen the removals that came with it.
 //
 // Invariants:
-//  1. log_start() <= every logged delta's sequence number < next_seq(); numbers are consecutive.
-//  2. log_entries() <= max(max_log_entries, entries of the newest delta).
-//  3. If a batch is open, it is the last logged delta and no neighbour has acknowledged it.
+//  1. digest()[o] = n means every batch 1..n of origin o has been joined (or a state covering
+//     them); the own origin's batches are all logged or trimmed.
+//  2. log_entries() <= max(max_log_entries, entries of the newest batch).
+//  3. A neighbour is sent nothing its known digest covers.
 //
-// Pure logic: the caller passes physical time into every mutation; not thread-safe.
+// Pure logic: the caller passes physical time into every input; not thread-safe.
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "crdt/aw_lww_map.h"
@@ -49,29 +54,43 @@ namespace shoal::crdt {
 
 using Seq = std::uint64_t;
 
+// Per origin (a replica id): every batch numbered 1..n has been joined.
+using Digest = std::map<std::string, Seq, std::less<>>;
+
 struct ReplicaConfig {
-  // Most entries (keys, summed over logged deltas) the delta log keeps. Beyond it the oldest
-  // deltas are dropped; a neighbour behind them gets the full state. 256 Ki entries of a typical
-  // registry delta are a few tens of MiB.
+  // Most entries (keys, summed over logged batches) the log keeps. Beyond it the oldest batches
+  // are dropped; a neighbour that lacks one gets the full state.
   std::size_t max_log_entries = 256 * 1024;
-  // Most entries one delta interval carries. A neighbour that lacks more catches up over several
-  // rounds; this bounds the work and the message size of one round.
-  std::size_t max_interval_entries = 4096;
+  // A local batch is sealed when it holds this many entries.
+  std::size_t max_batch_entries = 4096;
+  // Most entries one outgoing() message carries (at least one batch, whatever its size).
+  std::size_t max_message_entries = 16 * 1024;
+  // Most entries on their way to one neighbour and not yet acknowledged (backpressure).
+  std::size_t window_entries = 32 * 1024;
+  // Batches sent to a neighbour that has not acknowledged anything for this long are sent again.
+  std::uint64_t resend_after_ms = 500;
+  // Another origin's batch is forwarded to a neighbour only once it is this old.
+  std::uint64_t forward_delay_ms = 200;
   // How far (ms) ahead of local physical time a remote timestamp may be and still advance the
   // hybrid logical clock.
   std::uint64_t max_clock_drift_ms = 60'000;
 };
 
-// What a neighbour lacks, as outgoing() answers it.
+// One batch as it travels.
+struct BatchRef {
+  std::string origin;
+  Seq seq;
+  std::shared_ptr<const AwLwwMap> delta;
+};
+
+// What a neighbour lacks, as outgoing() answers it: batches, or the full state.
 struct Outgoing {
-  enum class Kind { delta_interval, full_state };
-  Kind kind;
-  // The payload: the delta interval, or the full state. For full_state it is the replica's own
-  // state, which later mutations change in place: encode it before the next input (content added
-  // meanwhile is harmless, the neighbour then merely receives it twice).
-  std::shared_ptr<const AwLwwMap> payload;
-  // The neighbour acknowledges with this number (on_ack) once it has joined the payload.
-  Seq upto;
+  std::vector<BatchRef> batches;
+  // The full state, when the neighbour lacks batches no longer logged. It is the replica's own
+  // state, which later mutations change in place: encode it before the next input.
+  std::shared_ptr<const AwLwwMap> state;
+  Digest covers;  // with a state: the digest it covers
+  std::size_t entries = 0;
 };
 
 class Replica {
@@ -95,57 +114,76 @@ class Replica {
   // Removes every version that matches. Returns the number of keys touched.
   std::size_t remove_where(const VersionPredicate& pred, const ChangeFn& on_change = {});
 
-  // Seals the open batch and returns every batch of local mutations sealed since the last flush,
-  // oldest first (none if nothing happened), so the caller can ship them eagerly. They stay in the
-  // log for anti-entropy. Batches the log dropped meanwhile are not returned.
+  // Seals the open batch and returns every local batch sealed since the last flush, oldest first
+  // (none if nothing happened). They stay in the log for outgoing().
   std::vector<std::shared_ptr<const AwLwwMap>> flush();
   // Local mutations were made (or sealed) since the last flush().
   bool has_unflushed() const { return open_ != nullptr || !unflushed_.empty(); }
 
   // --- Remote input ---
 
-  // Joins a delta, a delta interval or a full state received from neighbour `from` at physical
-  // time now_ms. Returns true iff it changed this replica; what was received is then logged, so it
-  // reaches the other neighbours (a full state as a complete delta).
-  bool join(std::string_view from, std::shared_ptr<const AwLwwMap> received, std::uint64_t now_ms,
-            const ChangeFn& on_change = {});
+  // Joins batch `seq` of `origin` (received from any neighbour). Returns true iff it changed
+  // this replica. A batch already joined is ignored.
+  bool join_batch(std::string_view origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
+                  std::uint64_t now_ms, const ChangeFn& on_change = {});
+  // Joins a full state that covers `covers`. Returns true iff it changed this replica.
+  bool join_state(const AwLwwMap& state, const Digest& covers, std::uint64_t now_ms,
+                  const ChangeFn& on_change = {});
 
   // --- Anti-entropy ---
 
-  // What `neighbour` lacks: a delta interval of at most max_interval_entries entries (more when a
-  // single logged delta is larger), the full state if the log was trimmed past its
-  // acknowledgement, or nothing if it is up to date.
-  std::optional<Outgoing> outgoing(std::string_view neighbour);
-  // `neighbour` has joined everything before sequence number `upto`. Acks for numbers this replica
-  // never gave out are ignored.
-  void on_ack(std::string_view neighbour, Seq upto);
-  // Stops tracking `neighbour` (it left or died); its acknowledgement no longer holds the log.
+  // This replica's digest, whole or only for `origins`.
+  Digest digest() const;
+  Digest digest(const std::vector<std::string>& origins) const;
+  // `neighbour` reports that it has what `digest` says (an acknowledgement, or an answer to a
+  // round). Digests only grow: older news never lowers what is known.
+  void on_digest(std::string_view neighbour, const Digest& digest, std::uint64_t now_ms);
+  // What `neighbour` lacks and is not already on its way, or nothing. What it returns counts as
+  // sent. Before the neighbour's first digest only this replica's own batches are sent.
+  std::optional<Outgoing> outgoing(std::string_view neighbour, std::uint64_t now_ms);
+  // Tracks `neighbour`: the log keeps what it lacks (within the bound).
+  void track(std::string_view neighbour);
+  // Stops tracking `neighbour` (it left or died); what it lacks no longer holds the log.
   void forget(std::string_view neighbour);
-  // Acknowledgement of `neighbour`, if it is tracked.
-  std::optional<Seq> acked(std::string_view neighbour) const;
+  // What `neighbour` reported, if it is tracked and has reported.
+  const Digest* known(std::string_view neighbour) const;
 
-  Seq next_seq() const { return next_seq_; }
-  Seq log_start() const { return log_start_; }
-  std::size_t log_size() const { return log_.size(); }
   std::size_t log_entries() const { return log_entries_; }
+  std::size_t log_batches() const { return log_batches_; }
 
  private:
   struct Logged {
-    Seq seq;
     std::shared_ptr<const AwLwwMap> delta;
-    std::string origin;  // the neighbour it came from; empty for local mutations
     std::size_t entries;
+    std::uint64_t arrival;  // order of logging, for dropping the oldest
+    std::uint64_t logged_ms;
+  };
+  struct Origin {
+    std::map<Seq, Logged> log;
+    Seq have = 0;          // every batch 1..have joined
+    std::set<Seq> beyond;  // joined batches above have+1 (bounded)
+    Seq trimmed = 0;       // batches 1..trimmed may be missing from the log
+  };
+  struct Neighbour {
+    Digest known;
+    bool heard = false;
+    std::map<std::string, Seq, std::less<>> sent;  // highest batch sent, per origin
+    std::uint64_t stall_since = 0;                 // last progress (or first send after it)
+    std::uint64_t state_sent_ms = 0;
+    bool state_sent = false;
   };
 
-  // The open batch, created on first use.
   AwLwwMap& batch();
-  // Seals the open batch, if any, keeping it for the next flush().
   void seal();
-  // Counts one mutation in the open batch; seals it when it is full.
   void grew(std::size_t entries);
-  void append(std::shared_ptr<const AwLwwMap> delta, std::string_view origin);
-  // Drops logged deltas every tracked neighbour acknowledged, and the oldest beyond the bound.
-  void trim();
+  void log_batch(Origin& origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
+                 std::size_t entries, std::uint64_t now_ms);
+  // Drops what every tracked neighbour has, for one origin.
+  void trim_origin(const std::string& id, Origin& origin);
+  // Drops the oldest batches beyond max_log_entries.
+  void bound();
+  std::size_t outstanding(const Neighbour& n) const;
+  static Seq known_of(const Neighbour& n, std::string_view origin);
 
   // Fixed after construction.
   const std::string id_;
@@ -153,15 +191,15 @@ class Replica {
   // Changed by inputs.
   std::shared_ptr<AwLwwMap> state_;
   Hlc clock_;
-  std::deque<Logged> log_;
-  // The open batch of local mutations (already the log's last item), or null.
+  std::map<std::string, Origin, std::less<>> origins_;
   std::shared_ptr<AwLwwMap> open_;
-  // Sealed local batches not yet returned by flush(), oldest first, each with its seq.
-  std::deque<std::pair<Seq, std::shared_ptr<const AwLwwMap>>> unflushed_;
-  Seq log_start_ = 0;
-  Seq next_seq_ = 0;
+  std::size_t open_entries_ = 0;
+  std::vector<std::shared_ptr<const AwLwwMap>> unflushed_;  // sealed since the last flush()
+  std::map<std::string, Neighbour, std::less<>> neighbours_;
   std::size_t log_entries_ = 0;
-  std::map<std::string, Seq, std::less<>> acks_;
+  std::size_t log_batches_ = 0;
+  std::uint64_t arrivals_ = 0;
+  std::uint64_t last_ms_ = 0;  // the latest time any input carried
 };
 
 }  // namespace shoal::crdt

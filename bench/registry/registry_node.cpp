@@ -148,8 +148,9 @@ struct BenchNode {
       x.last_ns = t;
       if (i % x.step == 0) x.samples.emplace_back(i, t);
       if (x.seen == x.count) {
-        answer(fmt::format(R"({{"event":"expected","prefix":"{}","count":{},"last_ns":{},"samples":{}}})",
-                           x.prefix, x.count, x.last_ns, samples_json(x.samples)));
+        answer(fmt::format(
+            R"({{"event":"expected","prefix":"{}","count":{},"last_ns":{},"samples":{}}})",
+            x.prefix, x.count, x.last_ns, samples_json(x.samples)));
         expectations.erase(it);
       }
       return;
@@ -219,10 +220,11 @@ struct BenchNode {
     const std::string encoded = crdt::encode(state);
     const auto& r = membership->replicator()->stats();
     answer(fmt::format(
-        R"({{"event":"stats","rss_kb":{},"udp_out":{},"udp_in":{},"tcp_out":{},"tcp_in":{},"entries":{},"encoded_bytes":{},"log_entries":{},"eager_sent":{},"intervals_sent":{},"full_states_sent":{},"streams_sent":{},"replicator_bytes_out":{}}})",
+        R"({{"event":"stats","rss_kb":{},"udp_out":{},"udp_in":{},"tcp_out":{},"tcp_in":{},"entries":{},"encoded_bytes":{},"log_entries":{},"batches_sent":{},"batch_messages_sent":{},"digests_sent":{},"full_states_sent":{},"streams_sent":{},"replicator_bytes_out":{}}})",
         resident_kb(), u.udp_bytes_out, u.udp_bytes_in, u.tcp_bytes_out, u.tcp_bytes_in,
         state.size(), encoded.size(), membership->replicator()->replica().log_entries(),
-        r.eager_sent, r.intervals_sent, r.full_states_sent, r.streams_sent, r.bytes_out));
+        r.batches_sent, r.batch_messages_sent, r.digests_sent, r.full_states_sent, r.streams_sent,
+        r.bytes_out));
   }
 
   void command(const std::string& line) {
@@ -246,8 +248,8 @@ struct BenchNode {
       trickle = Trickle{};
       in >> trickle.prefix >> trickle.count >> gap;
       uv_timer_start(
-          &trickle_timer,
-          [](uv_timer_t* t) { static_cast<BenchNode*>(t->data)->trickle_one(); }, gap, gap);
+          &trickle_timer, [](uv_timer_t* t) { static_cast<BenchNode*>(t->data)->trickle_one(); },
+          gap, gap);
     } else if (verb == "whereis") {
       std::string prefix;
       std::uint64_t count = 0, lookups = 0;
@@ -305,12 +307,13 @@ int main(int argc, char** argv) {
   options.creation_ms = wall_ms();
   options.seed = options.creation_ms ^ static_cast<std::uint64_t>(port);
   options.replication = cluster::ReplicatorConfig{};
-  auto started = cluster::UvMembership::start(node.loop, options, [&node](const cluster::MemberEvent&) {
-    // The registry follows the live view outside the driver's flush.
-    uv_timer_start(
-        &node.view_timer, [](uv_timer_t* t) { static_cast<BenchNode*>(t->data)->refresh_view(); },
-        0, 0);
-  });
+  auto started =
+      cluster::UvMembership::start(node.loop, options, [&node](const cluster::MemberEvent&) {
+        // The registry follows the live view outside the driver's flush.
+        uv_timer_start(
+            &node.view_timer,
+            [](uv_timer_t* t) { static_cast<BenchNode*>(t->data)->refresh_view(); }, 0, 0);
+      });
   if (!started) {
     std::fprintf(stderr, "registry_node: %s\n", started.error().c_str());
     return 1;

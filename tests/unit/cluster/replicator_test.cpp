@@ -26,6 +26,7 @@ struct Net {
   std::mt19937_64 rng;
   std::vector<Msg> pool;
   std::uint64_t lost = 0;
+  std::set<std::pair<std::string, std::string>> cut;  // (from, to) links that drop everything
 
   bool chance(double p) { return static_cast<double>(rng() % 1'000'000) < p * 1'000'000.0; }
 };
@@ -35,6 +36,9 @@ struct Cluster {
   std::uint64_t now = 0;
   std::vector<std::string> names;
   std::map<std::string, std::unique_ptr<Replicator>> nodes;
+  // A peer is known by its replica id: the node name plus its life, as the agent forms it from
+  // name and creation; a restarted node is a new peer.
+  std::map<std::string, std::string> id_of;
   std::uint64_t lives = 0;
 
   Cluster(std::size_t n, std::uint64_t seed, ReplicatorConfig config, double loss, double dup) {
@@ -44,17 +48,32 @@ struct Cluster {
     for (std::size_t i = 0; i < n; ++i)
       names.push_back("n" + std::to_string(i));
     for (const std::string& name : names)
-      start(name, config, seed);
+      id_of[name] = name + "#" + std::to_string(++lives);
+    for (const std::string& name : names)
+      start(name, config, seed, id_of[name]);
   }
-  void start(const std::string& name, ReplicatorConfig config, std::uint64_t seed) {
-    // A replica id is the node name plus its life, as the agent forms it from name + creation.
-    nodes[name] = std::make_unique<Replicator>(name + "." + std::to_string(++lives), config,
-                                               seed ^ std::hash<std::string>{}(name), now);
-    std::vector<std::string> peers;
-    for (const std::string& other : names) {
-      if (other != name) peers.push_back(other);
+  void start(const std::string& name, ReplicatorConfig config, std::uint64_t seed, std::string id) {
+    id_of[name] = id;
+    nodes[name] =
+        std::make_unique<Replicator>(id, config, seed ^ std::hash<std::string>{}(name), now);
+    // Every node's peers are the current lives of the others.
+    for (const std::string& n : names) {
+      if (!nodes.contains(n)) continue;
+      std::vector<std::string> peers;
+      for (const std::string& other : names) {
+        if (other != n) peers.push_back(id_of[other]);
+      }
+      nodes[n]->set_peers(now, peers);
     }
-    nodes[name]->set_peers(now, peers);
+  }
+  void restart(const std::string& name, ReplicatorConfig config, std::uint64_t seed) {
+    start(name, config, seed, name + "#" + std::to_string(++lives));
+  }
+  Replicator* by_id(const std::string& id) {
+    for (const auto& [name, node_id] : id_of) {
+      if (node_id == id) return nodes[name].get();
+    }
+    return nullptr;  // a past life: the message is lost
   }
   void drain(const std::string& name) {
     std::vector<ReplicaEffect> effects;
@@ -62,6 +81,7 @@ struct Cluster {
     for (ReplicaEffect& e : effects) {
       auto* send = std::get_if<ReplicaSend>(&e);
       if (send == nullptr) continue;
+      if (net.cut.contains({id_of[name], send->to})) continue;
       // Streams are reliable (TCP); datagrams may be lost or duplicated.
       if (!send->stream && net.chance(net.loss)) {
         ++net.lost;
@@ -69,7 +89,7 @@ struct Cluster {
       }
       const int copies = !send->stream && net.chance(net.dup) ? 2 : 1;
       for (int c = 0; c < copies; ++c) {
-        net.pool.push_back({now + 1 + net.rng() % 20, name, send->to, send->bytes});
+        net.pool.push_back({now + 1 + net.rng() % 20, id_of[name], send->to, send->bytes});
       }
     }
   }
@@ -91,8 +111,12 @@ struct Cluster {
     }
     std::shuffle(due.begin(), due.end(), net.rng);
     for (Net::Msg& m : due) {
-      nodes[m.to]->on_message(now, m.from, m.bytes);
-      drain(m.to);
+      Replicator* to = by_id(m.to);
+      if (to == nullptr) continue;
+      to->on_message(now, m.from, m.bytes);
+      for (const auto& [name, node] : nodes) {
+        if (node.get() == to) drain(name);
+      }
     }
   }
   bool all_equal(const AwLwwMap& reference) const {
@@ -111,7 +135,8 @@ BOOST_AUTO_TEST_CASE(ten_thousand_puts_under_loss_reach_every_replica_none_lost)
   const auto seed = shoal::test::test_seed();
   ReplicatorConfig config;
   config.replica.max_log_entries = 512;  // small: lagging replicas need full states too
-  config.replica.max_interval_entries = 64;
+  config.replica.max_batch_entries = 16;
+  config.replica.max_message_entries = 64;
   Cluster c(5, seed, config, 0.10, 0.05);
   auto rng = shoal::test::rng_for(seed + 1);
   AwLwwMap reference;
@@ -167,13 +192,11 @@ BOOST_AUTO_TEST_CASE(a_new_replica_catches_up_by_full_state) {
     c.nodes["n0"]->put(c.now, "k" + std::to_string(i), "v");
   for (int s = 0; s < 400; ++s)
     c.step();
-  // n2 restarts empty (a new life: new replica id) and must receive everything. Membership reports
-  // the old life failed and the new one joined: the others drop n2 and add it again.
-  for (const std::string n : {"n0", "n1"}) {
-    c.nodes[n]->set_peers(c.now, {n == "n0" ? "n1" : "n0"});
-    c.nodes[n]->set_peers(c.now, {"n0", "n1", "n2"});
-  }
-  c.start("n2", config, seed + 7);
+  // The log no longer holds the first batches: every peer has them.
+  BOOST_TEST(c.nodes["n0"]->replica().log_entries() <= 128u);
+  // n2 restarts empty (a new life: a new replica id, a new peer for the others) and must receive
+  // everything.
+  c.restart("n2", config, seed + 7);
   for (int s = 0; s < 2'000 && !(c.nodes["n2"]->state().size() == 2'000u); ++s)
     c.step();
   BOOST_TEST(c.nodes["n2"]->state().size() == 2'000u, "seed=" << seed);
@@ -181,38 +204,80 @@ BOOST_AUTO_TEST_CASE(a_new_replica_catches_up_by_full_state) {
              0u);
 }
 
-BOOST_AUTO_TEST_CASE(a_peer_that_never_acknowledges_gets_one_interval_per_timeout) {
+BOOST_AUTO_TEST_CASE(a_peer_that_never_acknowledges_gets_a_window_per_resend_timeout) {
   ReplicatorConfig config;
   config.round_ms = 10;
   config.fanout = 1;
-  config.ack_timeout_ms = 1000;
-  Replicator r("a.1", config, 1, 0);
-  r.set_peers(0, {"silent"});
+  config.replica.window_entries = 100;
+  config.replica.resend_after_ms = 1000;
+  Replicator r("a#1", config, 1, 0);
+  r.set_peers(0, {"silent#1"});
   std::vector<ReplicaEffect> effects;
-  std::size_t sends = 0;
   for (std::uint64_t t = 0; t <= 2'500; t += 10) {
     r.put(t, "k" + std::to_string(t), "v");
+    r.flush(t);  // one entry per batch
     r.on_timer(t);
     effects.clear();
     r.take_effects(effects);
-    sends += static_cast<std::size_t>(r.stats().intervals_sent + r.stats().full_states_sent);
-    (void)sends;
   }
-  // Eager batches go out every round, but anti-entropy intervals only at t ~ 10, 1010 and 2010.
-  BOOST_TEST(r.stats().intervals_sent + r.stats().full_states_sent == 3u);
+  // A window of 100 batches at t = 0..990, then nothing until the resend at t = 1000, which sends
+  // the first 100 again, and likewise at t = 2000; the log keeps everything meanwhile.
+  BOOST_TEST(r.stats().batches_sent == 300u);
+  BOOST_TEST(r.replica().log_entries() == 251u);
+  BOOST_TEST(r.stats().digests_sent > 200u);  // asked every round, never answered
+}
+
+BOOST_AUTO_TEST_CASE(batches_cross_each_link_once_and_are_not_forwarded_to_who_has_them) {
+  ReplicatorConfig config;
+  config.replica.forward_delay_ms = 0;  // forward as soon as a digest shows a lack
+  Cluster c(5, 11, config, 0.0, 0.0);
+  for (int i = 0; i < 1'000; ++i)
+    c.nodes["n0"]->put(c.now, "k" + std::to_string(i), "v");
+  c.nodes["n0"]->flush(c.now);
+  c.drain("n0");
+  for (int s = 0; s < 400; ++s)
+    c.step();  // 2 s: twenty rounds of digests between every pair
+  for (const auto& [name, node] : c.nodes)
+    BOOST_TEST(node->state().size() == 1'000u);
+  // n0 shipped its batch once to each of the 4 others; they acknowledged, and in the rounds that
+  // followed nobody forwarded it, because every digest showed the others had it.
+  BOOST_TEST(c.nodes["n0"]->stats().batches_sent == 4u);
+  for (const std::string n : {"n1", "n2", "n3", "n4"}) {
+    BOOST_TEST(c.nodes[n]->stats().batches_sent == 0u);
+    BOOST_TEST(c.nodes[n]->replica().log_entries() == 0u);  // trimmed: every peer has it
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_its_origin_cannot_deliver_is_forwarded) {
+  Cluster c(3, 12, {}, 0.0, 0.0);
+  // The link between n0 and n2 is down both ways; n1 hears both.
+  c.net.cut.insert({c.id_of["n0"], c.id_of["n2"]});
+  c.net.cut.insert({c.id_of["n2"], c.id_of["n0"]});
+  c.nodes["n0"]->put(c.now, "only-via-n1", "v");
+  c.nodes["n0"]->flush(c.now);
+  c.drain("n0");
+  int steps = 0;
+  while (!c.nodes["n2"]->state().get("only-via-n1") && steps < 400) {
+    c.step();
+    ++steps;
+  }
+  BOOST_TEST(c.nodes["n2"]->state().get("only-via-n1").has_value());
+  BOOST_TEST(c.nodes["n1"]->stats().batches_sent >= 1u);
+  // Not before the forward delay: n0 was given the time to deliver it itself.
+  BOOST_TEST(steps * 5 >= static_cast<int>(ReplicatorConfig{}.replica.forward_delay_ms));
 }
 
 BOOST_AUTO_TEST_CASE(changes_are_reported_with_values) {
-  Replicator a("a.1", {}, 1, 0);
-  Replicator b("b.1", {}, 2, 0);
-  a.set_peers(0, {"b"});
-  b.set_peers(0, {"a"});
+  Replicator a("a#1", {}, 1, 0);
+  Replicator b("b#1", {}, 2, 0);
+  a.set_peers(0, {"b#1"});
+  b.set_peers(0, {"a#1"});
   a.put(1, "name", "pid-1");
   a.flush(1);
   std::vector<ReplicaEffect> effects;
   a.take_effects(effects);
   for (ReplicaEffect& e : effects) {
-    if (auto* s = std::get_if<ReplicaSend>(&e)) b.on_message(2, "a", s->bytes);
+    if (auto* s = std::get_if<ReplicaSend>(&e)) b.on_message(2, "a#1", s->bytes);
   }
   effects.clear();
   b.take_effects(effects);
@@ -229,7 +294,7 @@ BOOST_AUTO_TEST_CASE(changes_are_reported_with_values) {
 BOOST_AUTO_TEST_CASE(hostile_messages_are_rejected_and_counted) {
   const auto seed = shoal::test::test_seed();
   auto rng = shoal::test::rng_for(seed);
-  Replicator r("a.1", {}, 1, 0);
+  Replicator r("a#1", {}, 1, 0);
   for (int i = 0; i < 5'000; ++i) {
     std::string junk(rng() % 300, '\0');
     for (char& ch : junk)

@@ -11,7 +11,6 @@
 #include "tests/unit/crdt/random_ops.h"
 
 using shoal::crdt::AwLwwMap;
-using shoal::crdt::Outgoing;
 using shoal::crdt::Replica;
 using shoal::crdt::ReplicaConfig;
 using shoal::crdt::VersionView;
@@ -173,15 +172,20 @@ BOOST_AUTO_TEST_CASE(lww_winner_is_the_same_on_every_replica_in_every_order) {
   }
 }
 
-// A lossy, duplicating, reordering network between Replicas that carries encoded bytes.
+// A lossy, duplicating, reordering network between Replicas that carries encoded maps.
 struct Message {
+  enum class Kind { batches, state, digest } kind;
   std::string from;
   std::string to;
-  bool is_ack;
-  shoal::crdt::Seq upto;  // for acks and intervals
-  std::string bytes;
+  std::vector<std::pair<std::string, shoal::crdt::Seq>> tags;  // origin and number per map
+  std::vector<std::string> maps;                               // encoded
+  shoal::crdt::Digest digest;  // digest: the sender's; state: what it covers
 };
 
+// No entry lost, ever: replicas exchange batches, digests and full states over a network that
+// loses a quarter of the messages, duplicates and reorders them, with small logs (so lagging
+// replicas need full states) and small batches and messages (so syncs are partial). Once anti-
+// entropy runs on a reliable network, every replica holds the join of everything anyone wrote.
 BOOST_AUTO_TEST_CASE(replicas_converge_under_loss_duplication_and_reordering) {
   const auto seed = shoal::test::test_seed();
   for (std::uint64_t round = 0; round < 40; ++round) {
@@ -189,11 +193,20 @@ BOOST_AUTO_TEST_CASE(replicas_converge_under_loss_duplication_and_reordering) {
     BOOST_TEST_CONTEXT("seed=" << seed << " round=" << round) {
       ReplicaConfig config;
       config.max_log_entries = 8 + rng() % 64;  // small: some neighbours need the full state
-      config.max_interval_entries = 1 + rng() % 16;
+      config.max_batch_entries = 1 + rng() % 8;
+      config.max_message_entries = 1 + rng() % 16;
+      config.window_entries = 1 + rng() % 32;
+      config.resend_after_ms = 20;
+      config.forward_delay_ms = rng() % 20;
       const int n = 3 + static_cast<int>(rng() % 3);
       std::vector<Replica> replicas;
       for (int i = 0; i < n; ++i)
         replicas.emplace_back("node-" + std::to_string(i), config);
+      for (int i = 0; i < n; ++i) {
+        for (int j = 0; j < n; ++j) {
+          if (i != j) replicas[i].track(replicas[j].id());
+        }
+      }
       auto index_of = [&](const std::string& id) {
         for (int i = 0; i < n; ++i) {
           if (replicas[i].id() == id) return i;
@@ -205,34 +218,63 @@ BOOST_AUTO_TEST_CASE(replicas_converge_under_loss_duplication_and_reordering) {
       // ever wrote, which every replica must end up holding.
       AwLwwMap reference;
       std::uint64_t now = 1000;
+      bool reliable = false;
       auto send = [&](Message m) {
-        if (rng() % 100 < 25) return;             // lost
-        if (rng() % 100 < 10) pool.push_back(m);  // duplicated
+        if (!reliable && rng() % 100 < 25) return;             // lost
+        if (!reliable && rng() % 100 < 10) pool.push_back(m);  // duplicated
         pool.push_back(std::move(m));
       };
+      auto push = [&](int i, int j) {
+        auto out = replicas[i].outgoing(replicas[j].id(), now);
+        if (!out) return false;
+        Message m{Message::Kind::batches, replicas[i].id(), replicas[j].id(), {}, {}, {}};
+        if (out->state) {
+          m.kind = Message::Kind::state;
+          m.maps.push_back(shoal::crdt::encode(*out->state));
+          m.digest = out->covers;
+        } else {
+          for (const auto& b : out->batches) {
+            m.tags.emplace_back(b.origin, b.seq);
+            m.maps.push_back(shoal::crdt::encode(*b.delta));
+          }
+        }
+        send(std::move(m));
+        return true;
+      };
+      auto send_digest = [&](int i, int j) {
+        send(Message{Message::Kind::digest,
+                     replicas[i].id(),
+                     replicas[j].id(),
+                     {},
+                     {},
+                     replicas[i].digest()});
+      };
       auto deliver = [&](const Message& m) {
-        Replica& to = replicas[index_of(m.to)];
-        if (m.is_ack) {
-          to.on_ack(m.from, m.upto);
+        const int to = index_of(m.to);
+        const int from = index_of(m.from);
+        Replica& r = replicas[to];
+        if (m.kind == Message::Kind::digest) {
+          r.on_digest(m.from, m.digest, now);
+          push(to, from);
           return;
         }
-        auto decoded = shoal::crdt::decode(m.bytes);
-        BOOST_TEST_REQUIRE(decoded.has_value());
-        to.join(m.from, std::make_shared<const AwLwwMap>(std::move(*decoded)), now);
-        if (m.upto != 0) send(Message{m.to, m.from, true, m.upto, {}});
-      };
-      auto anti_entropy = [&](int i, int j, bool reliable) {
-        auto out = replicas[i].outgoing(replicas[j].id());
-        if (!out) return false;
-        Message m{replicas[i].id(), replicas[j].id(), false, out->upto,
-                  shoal::crdt::encode(*out->payload)};
-        if (reliable) {
-          deliver(m);
-          replicas[i].on_ack(replicas[j].id(), out->upto);
-        } else {
-          send(std::move(m));
+        for (std::size_t k = 0; k < m.maps.size(); ++k) {
+          auto decoded = shoal::crdt::decode(m.maps[k]);
+          BOOST_TEST_REQUIRE(decoded.has_value());
+          auto map = std::make_shared<const AwLwwMap>(std::move(*decoded));
+          if (m.kind == Message::Kind::state) {
+            r.join_state(*map, m.digest, now);
+          } else {
+            r.join_batch(m.tags[k].first, m.tags[k].second, map, now);
+          }
         }
-        return true;
+        send_digest(to, from);  // the acknowledgement
+      };
+      auto deliver_one = [&] {
+        const std::size_t pick = rng() % pool.size();
+        Message m = std::move(pool[pick]);
+        pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(pick));
+        deliver(m);
       };
 
       const int steps = 300 + static_cast<int>(rng() % 300);
@@ -240,45 +282,48 @@ BOOST_AUTO_TEST_CASE(replicas_converge_under_loss_duplication_and_reordering) {
         now += rng() % 3;
         const int roll = static_cast<int>(rng() % 100);
         const int i = static_cast<int>(rng() % n);
+        const int j = static_cast<int>(rng() % n);
         if (roll < 35) {
           const std::string key = "k" + std::to_string(rng() % 40);
           replicas[i].put(now, key, replicas[i].id());
           reference.join(replicas[i].state());
-          // Eager push of the fresh batches to one random peer, without an ack.
-          const int j = static_cast<int>(rng() % n);
-          for (const auto& batch : replicas[i].flush()) {
-            if (j == i) continue;
-            send(
-                Message{replicas[i].id(), replicas[j].id(), false, 0, shoal::crdt::encode(*batch)});
+          if (rng() % 2 == 0) {
+            replicas[i].flush();  // and an eager push to one random peer
+            if (j != i) push(i, j);
           }
         } else if (roll < 45) {
-          // Removals stay in the open batch until anti-entropy or the next put seals it.
+          // Removals stay in the open batch until the next flush or a full batch seals it.
           replicas[i].remove("k" + std::to_string(rng() % 40));
           reference.join(replicas[i].state());
         } else if (roll < 65) {
-          const int j = static_cast<int>(rng() % n);
-          if (j != i) anti_entropy(i, j, false);
+          if (j != i) send_digest(i, j);  // a round: j answers with what i lacks
         } else if (!pool.empty()) {
-          const std::size_t pick = rng() % pool.size();
-          Message m = std::move(pool[pick]);
-          pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(pick));
-          deliver(m);
+          deliver_one();
         }
       }
       // Anti-entropy on a reliable network until nobody has anything to send.
-      for (int pass = 0; pass < 1000; ++pass) {
-        bool sent = false;
+      reliable = true;
+      for (auto& r : replicas)
+        r.flush();
+      for (int pass = 0; pass < 2000; ++pass) {
+        now += 25;  // past the resend and forward delays
         for (int i = 0; i < n; ++i) {
           for (int j = 0; j < n; ++j) {
-            if (i != j) sent |= anti_entropy(i, j, true);
+            if (i != j) send_digest(i, j);
           }
         }
-        if (!sent) break;
+        while (!pool.empty())
+          deliver_one();
+        bool equal = true;
+        for (int i = 0; i < n; ++i)
+          equal = equal && replicas[i].state() == reference;
+        if (equal) break;
       }
       for (int i = 0; i < n; ++i)
         BOOST_TEST((replicas[i].state() == reference));
       for (int i = 0; i < n; ++i) {
-        BOOST_TEST(replicas[i].log_entries() <= std::max<std::size_t>(config.max_log_entries, 64));
+        BOOST_TEST(replicas[i].log_entries() <=
+                   std::max<std::size_t>(config.max_log_entries, config.max_batch_entries));
       }
     }
   }

@@ -3,39 +3,59 @@
 #include <boost/test/unit_test.hpp>
 
 using shoal::crdt::AwLwwMap;
+using shoal::crdt::Digest;
 using shoal::crdt::Outgoing;
 using shoal::crdt::Replica;
 using shoal::crdt::ReplicaConfig;
 
 namespace {
 
-// Sends what `from` has for `to`, joins it there and acknowledges it. Returns what was sent.
+// Delivers what `from` has for `to` (batches or the state) and `to`'s digest back, as the
+// replicator does on a reliable link. Returns what was sent.
 std::optional<Outgoing> sync(Replica& from, Replica& to, std::uint64_t now = 1000) {
-  auto out = from.outgoing(to.id());
+  from.track(to.id());
+  to.track(from.id());
+  from.flush();
+  auto out = from.outgoing(to.id(), now);
   if (!out) return std::nullopt;
-  to.join(from.id(), out->payload, now);
-  from.on_ack(to.id(), out->upto);
+  if (out->state) {
+    to.join_state(*out->state, out->covers, now);
+  } else {
+    for (const auto& b : out->batches)
+      to.join_batch(b.origin, b.seq, b.delta, now);
+  }
+  from.on_digest(to.id(), to.digest(), now);
   return out;
+}
+
+// Tells `to` what `from` has (a digest round), as the replicator does.
+void tell(Replica& from, Replica& to, std::uint64_t now = 1000) {
+  to.track(from.id());
+  to.on_digest(from.id(), from.digest(), now);
 }
 
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(replica)
 
-BOOST_AUTO_TEST_CASE(new_neighbour_gets_the_logged_deltas_then_nothing) {
+BOOST_AUTO_TEST_CASE(new_neighbour_gets_the_own_batches_then_nothing) {
   Replica a("a");
   Replica b("b");
   a.put(1000, "k1", "v1");
   a.put(1001, "k2", "v2");
   auto sent = sync(a, b);
   BOOST_TEST_REQUIRE(sent.has_value());
-  BOOST_TEST((sent->kind == Outgoing::Kind::delta_interval));
-  BOOST_TEST(sent->upto == 1u);  // both puts went out in one batch
+  BOOST_TEST_REQUIRE(sent->batches.size() == 1u);  // both puts went out in one batch
+  BOOST_TEST(sent->batches[0].origin == "a");
+  BOOST_TEST(sent->batches[0].seq == 1u);
   BOOST_TEST((b.state() == a.state()));
-  BOOST_TEST(!a.outgoing("b").has_value());
-  // b's log holds what it learnt, but it came from a: nothing goes back.
-  BOOST_TEST(b.log_size() == 1u);
-  BOOST_TEST(!b.outgoing("a").has_value());
+  BOOST_TEST((b.digest() == Digest{{"a", 1}}));
+  BOOST_TEST(!a.outgoing("b", 1000).has_value());
+  // b learnt it from a: nothing goes back, whatever the time.
+  tell(a, b);
+  BOOST_TEST(!b.outgoing("a", 99'000).has_value());
+  // a's log no longer needs the batch: its only neighbour has it.
+  BOOST_TEST(a.log_entries() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(timestamps_follow_the_clock_and_observed_remote_time) {
@@ -49,68 +69,125 @@ BOOST_AUTO_TEST_CASE(timestamps_follow_the_clock_and_observed_remote_time) {
   BOOST_TEST(a.state().get("k")->value == "from-b");
 }
 
-BOOST_AUTO_TEST_CASE(far_behind_neighbour_catches_up_in_bounded_intervals) {
+BOOST_AUTO_TEST_CASE(far_behind_neighbour_catches_up_in_bounded_messages) {
   ReplicaConfig config;
-  config.max_interval_entries = 10;
+  config.max_batch_entries = 5;
+  config.max_message_entries = 10;
   Replica a("a", config);
   Replica b("b", config);
   for (int i = 0; i < 95; ++i)
     a.put(1000 + i, "k" + std::to_string(i), "v");
-  int rounds = 0;
+  int messages = 0;
   while (auto sent = sync(a, b)) {
-    BOOST_TEST(sent->payload->entry_count() <= 10u);
-    ++rounds;
+    BOOST_TEST(sent->entries <= 10u);
+    ++messages;
   }
-  BOOST_TEST(rounds == 10);
+  BOOST_TEST(messages == 10);
   BOOST_TEST((b.state() == a.state()));
 }
 
-BOOST_AUTO_TEST_CASE(log_is_bounded_and_a_neighbour_behind_it_gets_the_full_state) {
+BOOST_AUTO_TEST_CASE(what_is_on_its_way_is_not_sent_again_until_the_resend_time) {
   ReplicaConfig config;
-  config.max_log_entries = 20;
-  config.max_interval_entries = 5;
+  config.resend_after_ms = 500;
+  Replica a("a", config);
+  a.track("b");
+  a.put(1000, "k", "v");
+  a.flush();
+  BOOST_TEST(a.outgoing("b", 1000).has_value());
+  BOOST_TEST(!a.outgoing("b", 1400).has_value());  // on its way
+  auto again = a.outgoing("b", 1500);              // unacknowledged for 500 ms: lost
+  BOOST_TEST_REQUIRE(again.has_value());
+  BOOST_TEST(again->batches.size() == 1u);
+  a.on_digest("b", {{"a", 1}}, 1600);
+  BOOST_TEST(!a.outgoing("b", 9000).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(window_bounds_what_is_unacknowledged) {
+  ReplicaConfig config;
+  config.max_batch_entries = 1;
+  config.window_entries = 3;
+  Replica a("a", config);
+  a.track("b");
+  for (int i = 0; i < 10; ++i)
+    a.put(1000, "k" + std::to_string(i), "v");
+  a.flush();
+  auto first = a.outgoing("b", 1000);
+  BOOST_TEST_REQUIRE(first.has_value());
+  BOOST_TEST(first->entries == 3u);
+  BOOST_TEST(!a.outgoing("b", 1001).has_value());  // the window is full
+  a.on_digest("b", {{"a", 2}}, 1002);              // two acknowledged: room for two more
+  auto next = a.outgoing("b", 1002);
+  BOOST_TEST_REQUIRE(next.has_value());
+  BOOST_TEST(next->entries == 2u);
+  BOOST_TEST(next->batches.front().seq == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(other_origins_batches_are_forwarded_after_the_delay_to_who_lacks_them) {
+  ReplicaConfig config;
+  config.forward_delay_ms = 200;
   Replica a("a", config);
   Replica b("b", config);
-  a.put(1000, "early", "v");
-  sync(a, b);
-  for (int i = 0; i < 100; ++i)
+  Replica c("c", config);
+  b.track("c");
+  b.track("d");
+  a.put(1000, "k", "v");
+  sync(a, b, 1000);
+  tell(c, b, 1000);                                // c has nothing
+  BOOST_TEST(!b.outgoing("c", 1100).has_value());  // a may still deliver it itself
+  auto forwarded = b.outgoing("c", 1200);
+  BOOST_TEST_REQUIRE(forwarded.has_value());
+  BOOST_TEST(forwarded->batches[0].origin == "a");
+  // Had c reported having it (from a), b would have sent nothing.
+  Replica d("d", config);
+  d.join_batch("a", 1, forwarded->batches[0].delta, 1200);
+  tell(d, b, 1200);
+  BOOST_TEST(!b.outgoing("d", 5000).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(log_is_bounded_and_a_neighbour_that_lacks_a_dropped_batch_gets_the_state) {
+  ReplicaConfig config;
+  config.max_log_entries = 10;
+  config.max_batch_entries = 1;
+  Replica a("a", config);
+  Replica b("b", config);
+  a.track("b");
+  for (int i = 0; i < 50; ++i)
     a.put(1000 + i, "k" + std::to_string(i), "v");
-  a.remove("early");
-  BOOST_TEST(a.log_entries() <= 20u);
-  BOOST_TEST(a.log_start() > 1u);
+  a.flush();
+  BOOST_TEST(a.log_entries() <= 10u);
+  tell(b, a);  // b reports an empty digest
   auto sent = sync(a, b);
   BOOST_TEST_REQUIRE(sent.has_value());
-  BOOST_TEST((sent->kind == Outgoing::Kind::full_state));
+  BOOST_TEST(sent->state != nullptr);
   BOOST_TEST((b.state() == a.state()));
-  BOOST_TEST(!b.state().get("early").has_value());
-  BOOST_TEST(!a.outgoing("b").has_value());
+  BOOST_TEST((b.digest() == Digest{{"a", 50}}));
+  BOOST_TEST(!sync(a, b).has_value());
 }
 
-BOOST_AUTO_TEST_CASE(log_is_trimmed_once_every_tracked_neighbour_acknowledged) {
+BOOST_AUTO_TEST_CASE(log_is_trimmed_once_every_tracked_neighbour_has_a_batch) {
   Replica a("a");
-  Replica b("b");
-  Replica c("c");
-  a.on_ack("c", 0);  // c is a known neighbour that has nothing yet
+  a.track("b");
+  a.track("c");
   a.put(1000, "k", "v");
-  sync(a, b);
-  BOOST_TEST(a.log_size() == 1u);  // b acknowledged, c did not
-  a.put(1001, "k2", "v");
-  sync(a, b);
-  BOOST_TEST(a.log_size() == 2u);  // c holds the log
+  a.flush();
+  a.on_digest("b", {{"a", 1}}, 1000);
+  BOOST_TEST(a.log_batches() == 1u);  // c has not reported it
   a.forget("c");
-  BOOST_TEST(a.log_size() == 0u);
-  // c, now unknown, is behind the log: it gets the full state.
-  auto sent = sync(a, c);
+  BOOST_TEST(a.log_batches() == 0u);
+  // c comes back (a new neighbour) lacking the dropped batch: it gets the full state.
+  a.track("c");
+  a.on_digest("c", {}, 1001);
+  auto sent = a.outgoing("c", 1001);
   BOOST_TEST_REQUIRE(sent.has_value());
-  BOOST_TEST((sent->kind == Outgoing::Kind::full_state));
-  BOOST_TEST((c.state() == a.state()));
+  BOOST_TEST(sent->state != nullptr);
 }
 
-BOOST_AUTO_TEST_CASE(received_full_state_is_relayed_with_its_removals) {
+BOOST_AUTO_TEST_CASE(received_full_state_carries_its_removals_onwards) {
   // c has an entry that a removed; c hears only from b, and b learns of the removal only through
   // a full state from a. The removal must still reach c.
   ReplicaConfig tiny;
   tiny.max_log_entries = 1;
+  tiny.max_batch_entries = 1;
   Replica a("a", tiny);
   Replica b("b");
   Replica c("c");
@@ -119,27 +196,53 @@ BOOST_AUTO_TEST_CASE(received_full_state_is_relayed_with_its_removals) {
   a.remove("k");
   for (int i = 0; i < 5; ++i)
     a.put(1001, "other" + std::to_string(i), "v");
+  tell(b, a);
   auto sent = sync(a, b);
-  BOOST_TEST((sent->kind == Outgoing::Kind::full_state));
-  sync(b, c);
+  BOOST_TEST_REQUIRE(sent.has_value());
+  BOOST_TEST(sent->state != nullptr);
+  tell(c, b);
+  sent = sync(b, c);
+  BOOST_TEST_REQUIRE(sent.has_value());
+  BOOST_TEST(sent->state != nullptr);  // b never logged a's batches: it relays its state
   BOOST_TEST(!c.state().get("k").has_value());
   BOOST_TEST((c.state() == a.state()));
 }
 
-BOOST_AUTO_TEST_CASE(acks_for_numbers_never_given_out_are_ignored) {
+BOOST_AUTO_TEST_CASE(batches_out_of_order_count_once_the_gap_fills) {
   Replica a("a");
-  a.put(1000, "k", "v");
-  a.on_ack("b", 99);
-  BOOST_TEST(!a.acked("b").has_value());
-  BOOST_TEST(a.outgoing("b").has_value());
+  Replica b("b");
+  std::vector<std::shared_ptr<const AwLwwMap>> batches;
+  for (int i = 0; i < 3; ++i) {
+    a.put(1000, "k" + std::to_string(i), "v");
+    batches.push_back(a.flush().front());
+  }
+  BOOST_TEST(b.join_batch("a", 3, batches[2], 1000));
+  BOOST_TEST(b.join_batch("a", 2, batches[1], 1000));
+  BOOST_TEST((b.digest() == Digest{}));                 // batch 1 is missing
+  BOOST_TEST(!b.join_batch("a", 3, batches[2], 1000));  // a duplicate is ignored
+  BOOST_TEST(b.join_batch("a", 1, batches[0], 1000));
+  BOOST_TEST((b.digest() == Digest{{"a", 3}}));
+  BOOST_TEST((b.state() == a.state()));
+}
+
+BOOST_AUTO_TEST_CASE(digests_never_go_backwards_and_strangers_are_ignored) {
+  Replica a("a");
+  a.track("b");
+  a.on_digest("b", {{"x", 5}}, 1000);
+  a.on_digest("b", {{"x", 3}}, 1001);  // older news
+  BOOST_TEST_REQUIRE(a.known("b") != nullptr);
+  BOOST_TEST(a.known("b")->at("x") == 5u);
+  a.on_digest("stranger", {{"x", 9}}, 1002);
+  BOOST_TEST(a.known("stranger") == nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(removing_nothing_logs_nothing) {
   Replica a("a");
   BOOST_TEST(!a.remove("absent"));
   BOOST_TEST(a.remove_where([](std::string_view, const auto&) { return true; }) == 0u);
-  BOOST_TEST(a.next_seq() == 0u);
+  BOOST_TEST(!a.has_unflushed());
   BOOST_TEST(a.flush().empty());
+  BOOST_TEST((a.digest() == Digest{}));
 }
 
 BOOST_AUTO_TEST_CASE(local_mutations_batch_until_flushed) {
@@ -148,6 +251,7 @@ BOOST_AUTO_TEST_CASE(local_mutations_batch_until_flushed) {
   a.put(1000, "k2", "v2");
   a.put(1000, "k1", "v3");
   a.remove("k2");
+  BOOST_TEST(a.has_unflushed());
   const auto flushed = a.flush();
   BOOST_TEST_REQUIRE(flushed.size() == 1u);
   const auto& batch = flushed.front();
@@ -160,26 +264,19 @@ BOOST_AUTO_TEST_CASE(local_mutations_batch_until_flushed) {
   elsewhere.join(*batch);
   BOOST_TEST((elsewhere == a.state()));
   a.put(1001, "k3", "v");
-  BOOST_TEST(a.next_seq() == 2u);
+  a.flush();
+  BOOST_TEST((a.digest() == Digest{{"a", 2}}));
 }
 
 BOOST_AUTO_TEST_CASE(full_batch_is_sealed_and_a_new_one_opened) {
   ReplicaConfig config;
-  config.max_interval_entries = 3;
+  config.max_batch_entries = 3;
   Replica a("a", config);
   for (int i = 0; i < 7; ++i)
     a.put(1000, "k" + std::to_string(i), "v");
-  BOOST_TEST(a.log_size() == 3u);
-  BOOST_TEST(a.next_seq() == 3u);
-}
-
-BOOST_AUTO_TEST_CASE(ack_of_the_open_batch_is_ignored) {
-  Replica a("a");
-  a.put(1000, "k", "v");
-  a.on_ack("b", 1);  // the batch (seq 0) is still open: b cannot have it
-  BOOST_TEST(!a.acked("b").has_value());
-  a.put(1000, "k2", "v");
-  BOOST_TEST(a.log_size() == 1u);
+  BOOST_TEST((a.digest() == Digest{{"a", 2}}));  // two sealed, the third still open
+  BOOST_TEST(a.flush().size() == 3u);
+  BOOST_TEST(a.log_batches() == 3u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
