@@ -106,13 +106,15 @@ void Node::settle(std::uint64_t now) {
           if (send->stream || !membership_.send_user(now, name, payload)) {
             membership_.send_stream(now, name, payload);
           }
-        } else if (auto* change = std::get_if<ReplicaChange>(&e)) {
-          effects_.push_back(std::move(*change));
         }
       }
     }
     if (!moved) break;
   }
+}
+
+void Node::take_changes(std::vector<ReplicaChange>& out) {
+  if (replicator_) replicator_->take_changes(out);
 }
 
 void Node::take_effects(std::vector<NodeEffect>& out) {

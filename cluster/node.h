@@ -25,7 +25,7 @@ namespace shoal::cluster {
 // Channel bytes that prefix user payloads (only append).
 enum class Channel : std::uint8_t { replication = 1, application = 2 };
 
-using NodeEffect = std::variant<SendPacket, StreamRequest, MemberEvent, UserMessage, ReplicaChange>;
+using NodeEffect = std::variant<SendPacket, StreamRequest, MemberEvent, UserMessage>;
 
 class Node {
  public:
@@ -53,6 +53,8 @@ class Node {
   // --- Outputs ---
   std::uint64_t next_deadline() const;
   void take_effects(std::vector<NodeEffect>& out);
+  // The replicated map's changes since the last call (none without replication).
+  void take_changes(std::vector<ReplicaChange>& out);
 
   // "name#creation": the replica id of a member's life.
   static std::string peer_key(std::string_view name, std::uint64_t creation);

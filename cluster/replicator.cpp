@@ -77,7 +77,7 @@ crdt::ChangeFn Replicator::recorder() {
     ReplicaChange change{std::string(c.key), std::nullopt, std::nullopt, c.versions};
     if (c.before) change.before = std::string(c.before->value);
     if (c.after) change.after = std::string(c.after->value);
-    effects_.push_back(std::move(change));
+    changes_.push_back(std::move(change));
   };
 }
 
@@ -143,7 +143,8 @@ void Replicator::push(std::uint64_t now_ms, const std::string& peer) {
       pk.pack_array(3);
       pack_str(pk, b.origin);
       pk.pack_uint64(b.seq);
-      pack_map(pk, *b.delta);
+      pk.pack_bin(static_cast<std::uint32_t>(b.bytes->size()));
+      pk.pack_bin_body(b.bytes->data(), static_cast<std::uint32_t>(b.bytes->size()));
     }
     stats_.batches_sent += out->batches.size();
     ++stats_.batch_messages_sent;
@@ -177,6 +178,7 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
       std::string origin;
       crdt::Seq seq;
       crdt::AwLwwMap map;
+      std::string_view bytes;
     };
     std::vector<Received> received;
     const std::uint32_t n = r.array("batches", kMaxBatchesPerMessage);
@@ -191,7 +193,7 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
         ++stats_.rejected;
         return;
       }
-      received.push_back({std::move(origin), seq, std::move(*map)});
+      received.push_back({std::move(origin), seq, std::move(*map), encoded});
     }
     if (!r.ok() || r.remaining() != 0) {
       ++stats_.rejected;
@@ -200,7 +202,7 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     std::vector<std::string> origins;
     for (Received& b : received) {
       ++stats_.batches_in;
-      replica_.join_batch(b.origin, b.seq, std::make_shared<const crdt::AwLwwMap>(std::move(b.map)),
+      replica_.join_batch(b.origin, b.seq, b.map, std::make_shared<const std::string>(b.bytes),
                           now_ms, recorder());
       if (std::find(origins.begin(), origins.end(), b.origin) == origins.end())
         origins.push_back(std::move(b.origin));
@@ -247,6 +249,16 @@ void Replicator::on_timer(std::uint64_t now_ms) {
   flush(now_ms);
   for (const std::string& peer : pick(config_.fanout))
     send_digest(peer, true, replica_.digest());
+}
+
+void Replicator::take_changes(std::vector<ReplicaChange>& out) {
+  if (out.empty()) {
+    out.swap(changes_);
+    return;
+  }
+  for (ReplicaChange& c : changes_)
+    out.push_back(std::move(c));
+  changes_ = {};  // a bulk write's capacity is not kept
 }
 
 void Replicator::take_effects(std::vector<ReplicaEffect>& out) {

@@ -70,7 +70,7 @@ struct ReplicaChange {
   std::optional<std::string> after;
   std::size_t versions;
 };
-using ReplicaEffect = std::variant<ReplicaSend, ReplicaChange>;
+using ReplicaEffect = std::variant<ReplicaSend>;
 
 struct ReplicatorStats {
   std::uint64_t batches_sent = 0;  // batches in batch messages
@@ -109,6 +109,9 @@ class Replicator {
   // --- Outputs ---
   std::uint64_t next_deadline() const { return next_round_; }
   void take_effects(std::vector<ReplicaEffect>& out);
+  // The changes of the map since the last call, in order (kept apart from the sends: a bulk
+  // write makes many, and they are handed over without copying).
+  void take_changes(std::vector<ReplicaChange>& out);
 
   const crdt::AwLwwMap& state() const { return replica_.state(); }
   const crdt::Replica& replica() const { return replica_; }
@@ -128,6 +131,7 @@ class Replicator {
   std::vector<std::string> peers_;  // sorted
   std::uint64_t next_round_;
   std::vector<ReplicaEffect> effects_;
+  std::vector<ReplicaChange> changes_;
   ReplicatorStats stats_;
 };
 

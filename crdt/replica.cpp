@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "crdt/codec.h"
+
 namespace shoal::crdt {
 
 namespace {
@@ -21,7 +23,7 @@ Replica::Replica(std::string id, ReplicaConfig config)
 
 AwLwwMap& Replica::batch() {
   if (!open_) {
-    open_ = std::make_shared<AwLwwMap>(AwLwwMap::Kind::delta);
+    open_ = std::make_unique<AwLwwMap>(AwLwwMap::Kind::delta);
     open_entries_ = 0;
   }
   return *open_;
@@ -62,37 +64,37 @@ void Replica::seal() {
   if (!open_) return;
   Origin& self = origins_[id_];
   const Seq seq = ++self.have;
-  unflushed_.push_back(open_);
-  log_batch(self, seq, std::move(open_), std::max<std::size_t>(1, open_entries_), last_ms_);
+  Encoded bytes = std::make_shared<const std::string>(encode(*open_));
+  unflushed_.push_back(bytes);
+  log_batch(self, seq, std::move(bytes), std::max<std::size_t>(1, open_entries_), last_ms_);
   open_.reset();
   open_entries_ = 0;
   bound();
 }
 
-std::vector<std::shared_ptr<const AwLwwMap>> Replica::flush() {
+std::vector<Encoded> Replica::flush() {
   seal();
   return std::exchange(unflushed_, {});
 }
 
-void Replica::log_batch(Origin& origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
-                        std::size_t entries, std::uint64_t now_ms) {
-  if (origin.log.try_emplace(seq, Logged{std::move(delta), entries, arrivals_++, now_ms}).second) {
+void Replica::log_batch(Origin& origin, Seq seq, Encoded bytes, std::size_t entries,
+                        std::uint64_t now_ms) {
+  if (origin.log.try_emplace(seq, Logged{std::move(bytes), entries, arrivals_++, now_ms}).second) {
     log_entries_ += entries;
     ++log_batches_;
   }
 }
 
-bool Replica::join_batch(std::string_view origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
+bool Replica::join_batch(std::string_view origin, Seq seq, const AwLwwMap& delta, Encoded bytes,
                          std::uint64_t now_ms, const ChangeFn& on_change) {
   if (origin == id_ || seq == 0) return false;  // our own batches are all here
   last_ms_ = std::max(last_ms_, now_ms);
   auto [it, fresh] = origins_.try_emplace(std::string(origin));
   Origin& o = it->second;
   if (seq <= o.have || o.beyond.contains(seq)) return false;
-  clock_.observe(delta->max_timestamp(), now_ms);
-  const bool changed = state_->join(*delta, on_change);
-  const std::size_t entries = std::max<std::size_t>(1, delta->entry_count());
-  log_batch(o, seq, std::move(delta), entries, now_ms);
+  clock_.observe(delta.max_timestamp(), now_ms);
+  const bool changed = state_->join(delta, on_change);
+  log_batch(o, seq, std::move(bytes), std::max<std::size_t>(1, delta.entry_count()), now_ms);
   if (seq == o.have + 1) {
     o.have = seq;
     while (!o.beyond.empty() && *o.beyond.begin() == o.have + 1) {
@@ -261,7 +263,7 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
     for (auto l = o.log.upper_bound(std::max(known_of(n, id), sent)); l != o.log.end(); ++l) {
       if (foreign && now_ms - l->second.logged_ms < config_.forward_delay_ms) break;
       if (!out.batches.empty() && out.entries + l->second.entries > budget) goto done;
-      out.batches.push_back(BatchRef{id, l->first, l->second.delta});
+      out.batches.push_back(BatchRef{id, l->first, l->second.bytes});
       out.entries += l->second.entries;
       sent = l->first;
     }

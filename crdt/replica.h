@@ -76,11 +76,15 @@ struct ReplicaConfig {
   std::uint64_t max_clock_drift_ms = 60'000;
 };
 
+// A batch's delta as crdt/codec.h encodes it: the log keeps batches encoded (one allocation per
+// batch, a third the size of the decoded map) and sends them as they are.
+using Encoded = std::shared_ptr<const std::string>;
+
 // One batch as it travels.
 struct BatchRef {
   std::string origin;
   Seq seq;
-  std::shared_ptr<const AwLwwMap> delta;
+  Encoded bytes;
 };
 
 // What a neighbour lacks, as outgoing() answers it: batches, or the full state.
@@ -114,17 +118,17 @@ class Replica {
   // Removes every version that matches. Returns the number of keys touched.
   std::size_t remove_where(const VersionPredicate& pred, const ChangeFn& on_change = {});
 
-  // Seals the open batch and returns every local batch sealed since the last flush, oldest first
-  // (none if nothing happened). They stay in the log for outgoing().
-  std::vector<std::shared_ptr<const AwLwwMap>> flush();
+  // Seals the open batch and returns every local batch sealed since the last flush, encoded,
+  // oldest first (none if nothing happened). They stay in the log for outgoing().
+  std::vector<Encoded> flush();
   // Local mutations were made (or sealed) since the last flush().
   bool has_unflushed() const { return open_ != nullptr || !unflushed_.empty(); }
 
   // --- Remote input ---
 
-  // Joins batch `seq` of `origin` (received from any neighbour). Returns true iff it changed
-  // this replica. A batch already joined is ignored.
-  bool join_batch(std::string_view origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
+  // Joins batch `seq` of `origin` (received from any neighbour): `delta` decoded from `bytes`.
+  // Returns true iff it changed this replica. A batch already joined is ignored.
+  bool join_batch(std::string_view origin, Seq seq, const AwLwwMap& delta, Encoded bytes,
                   std::uint64_t now_ms, const ChangeFn& on_change = {});
   // Joins a full state that covers `covers`. Returns true iff it changed this replica.
   bool join_state(const AwLwwMap& state, const Digest& covers, std::uint64_t now_ms,
@@ -153,7 +157,7 @@ class Replica {
 
  private:
   struct Logged {
-    std::shared_ptr<const AwLwwMap> delta;
+    Encoded bytes;
     std::size_t entries;
     std::uint64_t arrival;  // order of logging, for dropping the oldest
     std::uint64_t logged_ms;
@@ -176,8 +180,7 @@ class Replica {
   AwLwwMap& batch();
   void seal();
   void grew(std::size_t entries);
-  void log_batch(Origin& origin, Seq seq, std::shared_ptr<const AwLwwMap> delta,
-                 std::size_t entries, std::uint64_t now_ms);
+  void log_batch(Origin& origin, Seq seq, Encoded bytes, std::size_t entries, std::uint64_t now_ms);
   // Drops what every tracked neighbour has, for one origin.
   void trim_origin(const std::string& id, Origin& origin);
   // Drops the oldest batches beyond max_log_entries.
@@ -192,9 +195,9 @@ class Replica {
   std::shared_ptr<AwLwwMap> state_;
   Hlc clock_;
   std::map<std::string, Origin, std::less<>> origins_;
-  std::shared_ptr<AwLwwMap> open_;
+  std::unique_ptr<AwLwwMap> open_;
   std::size_t open_entries_ = 0;
-  std::vector<std::shared_ptr<const AwLwwMap>> unflushed_;  // sealed since the last flush()
+  std::vector<Encoded> unflushed_;  // sealed since the last flush()
   std::map<std::string, Neighbour, std::less<>> neighbours_;
   std::size_t log_entries_ = 0;
   std::size_t log_batches_ = 0;

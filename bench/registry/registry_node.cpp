@@ -220,11 +220,11 @@ struct BenchNode {
     const std::string encoded = crdt::encode(state);
     const auto& r = membership->replicator()->stats();
     answer(fmt::format(
-        R"({{"event":"stats","rss_kb":{},"udp_out":{},"udp_in":{},"tcp_out":{},"tcp_in":{},"entries":{},"encoded_bytes":{},"log_entries":{},"batches_sent":{},"batch_messages_sent":{},"digests_sent":{},"full_states_sent":{},"streams_sent":{},"replicator_bytes_out":{}}})",
-        resident_kb(), u.udp_bytes_out, u.udp_bytes_in, u.tcp_bytes_out, u.tcp_bytes_in,
-        state.size(), encoded.size(), membership->replicator()->replica().log_entries(),
-        r.batches_sent, r.batch_messages_sent, r.digests_sent, r.full_states_sent, r.streams_sent,
-        r.bytes_out));
+        R"({{"event":"stats","heap_in_use":{},"heap_free":{},"heap_mmapped":{},"rss_kb":{},"udp_out":{},"udp_in":{},"tcp_out":{},"tcp_in":{},"entries":{},"encoded_bytes":{},"log_entries":{},"batches_sent":{},"batch_messages_sent":{},"digests_sent":{},"full_states_sent":{},"streams_sent":{},"replicator_bytes_out":{}}})",
+        mallinfo2().uordblks, mallinfo2().fordblks, mallinfo2().hblkhd, resident_kb(),
+        u.udp_bytes_out, u.udp_bytes_in, u.tcp_bytes_out, u.tcp_bytes_in, state.size(),
+        encoded.size(), membership->replicator()->replica().log_entries(), r.batches_sent,
+        r.batch_messages_sent, r.digests_sent, r.full_states_sent, r.streams_sent, r.bytes_out));
   }
 
   void command(const std::string& line) {

@@ -165,6 +165,10 @@ def main():
             "register_seconds": reg["seconds"],
             "visible_p50_ms": pct(all_nodes, 50), "visible_p99_ms": pct(all_nodes, 99),
             "per_node_p50_ms": [pct(v, 50) for v in per_node],
+            # Each receiver's first and last sampled arrival, ms after the last registration.
+            "per_node_first_ms": [(min(t for _, t in a["samples"]) - reg["end_ns"]) / 1e6
+                                  for a in arrivals],
+            "per_node_last_ms": [(a["last_ns"] - reg["end_ns"]) / 1e6 for a in arrivals],
             "all_visible_after_last_ms": last_ms,
             "wire_bytes": sent, "wire_bytes_per_registration_per_node": per_reg_per_node,
             "encoded_entry_bytes": encoded_entry,

@@ -132,10 +132,14 @@ void SimCluster::after_input(std::size_t i) {
       if (!routine || net_.record_joins) events_.push_back(SimEvent{i, std::move(*event)});
     } else if (auto* user = std::get_if<UserMessage>(&effect)) {
       user_[i].push_back(std::move(*user));
-    } else if (auto* change = std::get_if<ReplicaChange>(&effect)) {
-      ++node.changes;
-      if (net_.record_changes) node.recorded.push_back(std::move(*change));
     }
+  }
+  changes_scratch_.clear();
+  node.core->take_changes(changes_scratch_);
+  node.changes += changes_scratch_.size();
+  if (net_.record_changes) {
+    for (ReplicaChange& change : changes_scratch_)
+      node.recorded.push_back(std::move(change));
   }
   const std::uint64_t deadline = node.core->next_deadline();
   if (deadline < node.wake_at) {

@@ -176,6 +176,7 @@ class SimCluster {
   std::vector<SimEvent> events_;
   std::vector<std::vector<UserMessage>> user_;
   std::vector<NodeEffect> scratch_;
+  std::vector<ReplicaChange> changes_scratch_;
   std::uint64_t trace_ = 1469598103934665603ULL;
   std::uint64_t packets_sent_ = 0;
   std::uint64_t packets_dropped_ = 0;

@@ -146,6 +146,9 @@ std::expected<std::unique_ptr<UvMembership>, std::string> UvMembership::start(
   self->prepare_.data = self.get();
   ++self->open_handles_;
   uv_prepare_start(&self->prepare_, prepare_cb);
+  uv_idle_init(loop, &self->idle_);
+  self->idle_.data = self.get();
+  ++self->open_handles_;
   if (rc != 0) {
     std::string reason = "cannot listen on TCP " + bound.to_string() + ": " + uv_strerror(rc);
     // The handles exist: close them on the loop before the object goes.
@@ -213,18 +216,24 @@ void UvMembership::announced(const Address& addr, const std::string& name) {
 
 void UvMembership::flush() {
   if (closing_ || !core_) return;
-  // Sending may surface an ICMP error that is handed to the core (send_datagram), which can queue
-  // more effects: drain until none is left. Each pass works on its own vector.
+  // Sending may surface an ICMP error that is handed to the core (send_datagram), and callbacks
+  // may call back in: drain until nothing is left. Each pass works on its own vectors. The network
+  // goes first: a bulk write's thousands of local changes must not hold up its delivery.
   for (int pass = 0; pass < 16; ++pass) {
     std::vector<NodeEffect> effects;
+    std::vector<ReplicaChange> changes;
     core_->take_effects(effects);
-    if (effects.empty()) break;
+    core_->take_changes(changes);
+    if (effects.empty() && changes.empty()) break;
     for (NodeEffect& effect : effects) {
       if (auto* send = std::get_if<SendPacket>(&effect)) {
         send_datagram(send->to, keyring_.seal(send->bytes));
       } else if (auto* request = std::get_if<StreamRequest>(&effect)) {
         open_stream(*request);
-      } else if (auto* event = std::get_if<MemberEvent>(&effect)) {
+      }
+    }
+    for (NodeEffect& effect : effects) {
+      if (auto* event = std::get_if<MemberEvent>(&effect)) {
         if (on_event_) on_event_(*event);
       } else if (auto* user = std::get_if<UserMessage>(&effect)) {
         // Application payloads carry their channel byte; strip it for the caller. Anything else
@@ -236,9 +245,17 @@ void UvMembership::flush() {
           user->payload.erase(0, 1);
           on_user_(*user);
         }
-      } else if (auto* change = std::get_if<ReplicaChange>(&effect)) {
-        if (on_change_) on_change_(*change);
       }
+    }
+    if (!changes.empty() && on_change_) {
+      // Heard on the next loop turn, after the sends above have reached the sockets.
+      if (pending_changes_.empty()) {
+        pending_changes_.swap(changes);
+      } else {
+        for (ReplicaChange& c : changes)
+          pending_changes_.push_back(std::move(c));
+      }
+      uv_idle_start(&idle_, idle_cb);
     }
   }
   const std::uint64_t deadline = core_->next_deadline();
@@ -265,6 +282,17 @@ void UvMembership::send_datagram(const Address& to, const std::string& bytes) {
     drain_errors();
   }
   ++stats_.send_errors;
+}
+
+void UvMembership::idle_cb(uv_idle_t* handle) {
+  auto* self = static_cast<UvMembership*>(handle->data);
+  uv_idle_stop(handle);
+  if (self->closing_) return;
+  std::vector<ReplicaChange> changes;
+  changes.swap(self->pending_changes_);
+  for (const ReplicaChange& change : changes)
+    self->on_change_(change);
+  self->flush();  // what the listeners did
 }
 
 void UvMembership::prepare_cb(uv_prepare_t* handle) {
@@ -558,6 +586,8 @@ void UvMembership::close(std::function<void()> done) {
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
   uv_prepare_stop(&prepare_);
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_close);
+  uv_idle_stop(&idle_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_close);
 }
 

@@ -89,7 +89,8 @@ class UvMembership {
   // (put, remove...) go out at the end of the loop turn; settle() sends them at once.
   Replicator* replicator() { return core_->replicator(); }
   void settle();
-  // Hears every change of the replicated map (local and remote).
+  // Hears every change of the replicated map (local and remote), in order, on the loop turn after
+  // the one that made it (the sends it caused go first).
   void on_change(ChangeFn fn) { on_change_ = std::move(fn); }
   const UvStats& stats() const { return stats_; }
   const Address& address() const { return advertise_; }
@@ -115,6 +116,7 @@ class UvMembership {
   static void poll_cb(uv_poll_t* handle, int status, int events);
   static void timer_cb(uv_timer_t* handle);
   static void prepare_cb(uv_prepare_t* handle);
+  static void idle_cb(uv_idle_t* handle);
   static void listen_cb(uv_stream_t* server, int status);
 
   uv_loop_t* loop_;
@@ -128,6 +130,8 @@ class UvMembership {
   uv_poll_t poll_{};
   uv_timer_t timer_{};
   uv_prepare_t prepare_{};
+  uv_idle_t idle_{};  // delivers pending_changes_ on the next loop turn
+  std::vector<ReplicaChange> pending_changes_;
   uv_tcp_t listener_{};
   std::set<Conn*> conns_;
   std::size_t buffered_ = 0;  // bytes held in the read buffers of all TCP exchanges

@@ -235,7 +235,7 @@ BOOST_AUTO_TEST_CASE(replicas_converge_under_loss_duplication_and_reordering) {
         } else {
           for (const auto& b : out->batches) {
             m.tags.emplace_back(b.origin, b.seq);
-            m.maps.push_back(shoal::crdt::encode(*b.delta));
+            m.maps.push_back(*b.bytes);
           }
         }
         send(std::move(m));
@@ -261,11 +261,11 @@ BOOST_AUTO_TEST_CASE(replicas_converge_under_loss_duplication_and_reordering) {
         for (std::size_t k = 0; k < m.maps.size(); ++k) {
           auto decoded = shoal::crdt::decode(m.maps[k]);
           BOOST_TEST_REQUIRE(decoded.has_value());
-          auto map = std::make_shared<const AwLwwMap>(std::move(*decoded));
           if (m.kind == Message::Kind::state) {
-            r.join_state(*map, m.digest, now);
+            r.join_state(*decoded, m.digest, now);
           } else {
-            r.join_batch(m.tags[k].first, m.tags[k].second, map, now);
+            r.join_batch(m.tags[k].first, m.tags[k].second, *decoded,
+                         std::make_shared<const std::string>(m.maps[k]), now);
           }
         }
         send_digest(to, from);  // the acknowledgement

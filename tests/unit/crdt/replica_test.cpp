@@ -2,6 +2,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "crdt/codec.h"
+
 using shoal::crdt::AwLwwMap;
 using shoal::crdt::Digest;
 using shoal::crdt::Outgoing;
@@ -22,7 +24,7 @@ std::optional<Outgoing> sync(Replica& from, Replica& to, std::uint64_t now = 100
     to.join_state(*out->state, out->covers, now);
   } else {
     for (const auto& b : out->batches)
-      to.join_batch(b.origin, b.seq, b.delta, now);
+      to.join_batch(b.origin, b.seq, *shoal::crdt::decode(*b.bytes), b.bytes, now);
   }
   from.on_digest(to.id(), to.digest(), now);
   return out;
@@ -139,7 +141,8 @@ BOOST_AUTO_TEST_CASE(other_origins_batches_are_forwarded_after_the_delay_to_who_
   BOOST_TEST(forwarded->batches[0].origin == "a");
   // Had c reported having it (from a), b would have sent nothing.
   Replica d("d", config);
-  d.join_batch("a", 1, forwarded->batches[0].delta, 1200);
+  const auto& fb = forwarded->batches[0];
+  d.join_batch("a", 1, *shoal::crdt::decode(*fb.bytes), fb.bytes, 1200);
   tell(d, b, 1200);
   BOOST_TEST(!b.outgoing("d", 5000).has_value());
 }
@@ -211,16 +214,20 @@ BOOST_AUTO_TEST_CASE(received_full_state_carries_its_removals_onwards) {
 BOOST_AUTO_TEST_CASE(batches_out_of_order_count_once_the_gap_fills) {
   Replica a("a");
   Replica b("b");
-  std::vector<std::shared_ptr<const AwLwwMap>> batches;
+  std::vector<shoal::crdt::Encoded> batches;
   for (int i = 0; i < 3; ++i) {
     a.put(1000, "k" + std::to_string(i), "v");
     batches.push_back(a.flush().front());
   }
-  BOOST_TEST(b.join_batch("a", 3, batches[2], 1000));
-  BOOST_TEST(b.join_batch("a", 2, batches[1], 1000));
-  BOOST_TEST((b.digest() == Digest{}));                 // batch 1 is missing
-  BOOST_TEST(!b.join_batch("a", 3, batches[2], 1000));  // a duplicate is ignored
-  BOOST_TEST(b.join_batch("a", 1, batches[0], 1000));
+  auto join = [&](shoal::crdt::Seq seq) {
+    const auto& bytes = batches[seq - 1];
+    return b.join_batch("a", seq, *shoal::crdt::decode(*bytes), bytes, 1000);
+  };
+  BOOST_TEST(join(3));
+  BOOST_TEST(join(2));
+  BOOST_TEST((b.digest() == Digest{}));  // batch 1 is missing
+  BOOST_TEST(!join(3));                  // a duplicate is ignored
+  BOOST_TEST(join(1));
   BOOST_TEST((b.digest() == Digest{{"a", 3}}));
   BOOST_TEST((b.state() == a.state()));
 }
@@ -254,7 +261,9 @@ BOOST_AUTO_TEST_CASE(local_mutations_batch_until_flushed) {
   BOOST_TEST(a.has_unflushed());
   const auto flushed = a.flush();
   BOOST_TEST_REQUIRE(flushed.size() == 1u);
-  const auto& batch = flushed.front();
+  const auto decoded = shoal::crdt::decode(*flushed.front());
+  BOOST_TEST_REQUIRE(decoded.has_value());
+  const AwLwwMap* batch = &*decoded;
   BOOST_TEST(batch->entry_count() == 2u);
   BOOST_TEST(batch->get("k1")->value == "v3");
   BOOST_TEST(batch->versions("k1") == 1u);
