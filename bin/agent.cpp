@@ -1,6 +1,7 @@
 #include "bin/agent.h"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -143,6 +144,11 @@ void on_signal(uv_signal_t* handle, int signum) {
 }  // namespace
 
 int run_agent(const AgentOptions& options) {
+  // Allocations below 32 MiB come from the heap from the start (glibc learns this threshold only
+  // after freeing large blocks): a bulk write's growing buffers then reuse memory instead of
+  // mapping, faulting in and unmapping fresh pages each time. It measured 25-35% more
+  // registrations per second here (bench/registry).
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   Agent agent;
   agent.log.threshold = level_rank(options.log_level);
   if (agent.log.threshold < 0) {

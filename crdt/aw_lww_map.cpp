@@ -86,13 +86,16 @@ AwLwwMap::AwLwwMap(const AwLwwMap& other)
     versions.clear();
     for (std::uint32_t i = 0; i < block.count(); ++i)
       versions.push_back(block.version(i));
-    entries_.insert_before(entries_.end(), *detail::EntryBlock::create(block.key(), versions));
+    detail::EntryBlock* copy = detail::EntryBlock::create(block.key(), versions);
+    entries_.insert_before(entries_.end(), *copy);
+    if (indexed()) hash_.insert(copy);
   }
 }
 
 AwLwwMap::AwLwwMap(AwLwwMap&& other) noexcept
     : kind_(other.kind_),
       entries_(std::move(other.entries_)),
+      hash_(std::move(other.hash_)),
       context_(std::move(other.context_)),
       valued_keys_(other.valued_keys_) {
   other.valued_keys_ = 0;
@@ -103,6 +106,7 @@ AwLwwMap& AwLwwMap::operator=(AwLwwMap&& other) noexcept {
     entries_.clear_and_dispose(detail::Destroy{});
     kind_ = other.kind_;
     entries_ = std::move(other.entries_);
+    hash_ = std::move(other.hash_);
     context_ = std::move(other.context_);
     valued_keys_ = other.valued_keys_;
     other.valued_keys_ = 0;
@@ -138,15 +142,27 @@ VersionView AwLwwMap::view(const RawVersion& v) const {
   return VersionView{v.value, v.ts, context_.id(v.replica), v.counter};
 }
 
+AwLwwMap::Index::iterator AwLwwMap::find(std::string_view key) {
+  if (!indexed()) return entries_.find(key, detail::KeyLess{});
+  detail::EntryBlock* block = hash_.find(key);
+  return block == nullptr ? entries_.end() : entries_.iterator_to(*block);
+}
+
+AwLwwMap::Index::const_iterator AwLwwMap::find(std::string_view key) const {
+  if (!indexed()) return entries_.find(key, detail::KeyLess{});
+  const detail::EntryBlock* block = hash_.find(key);
+  return block == nullptr ? entries_.end() : entries_.iterator_to(*block);
+}
+
 std::optional<VersionView> AwLwwMap::get(std::string_view key) const {
-  auto it = entries_.find(key, detail::KeyLess{});
+  auto it = find(key);
   if (it == entries_.end() || it->count() == 0) return std::nullopt;
   return view(it->version(0));
 }
 
 std::size_t AwLwwMap::versions(std::string_view key,
                                const std::function<void(const VersionView&)>& fn) const {
-  auto it = entries_.find(key, detail::KeyLess{});
+  auto it = find(key);
   if (it == entries_.end()) return 0;
   const std::uint32_t n = it->count();
   if (fn) {
@@ -201,6 +217,7 @@ AwLwwMap::Index::iterator AwLwwMap::replace(Index::iterator it,
   if (versions.empty() && kind_ == Kind::state) {
     if (on_change) on_change(Change{old->key(), before, std::nullopt, 0});
     if (had_value) --valued_keys_;
+    if (indexed()) hash_.erase(old);
     return entries_.erase_and_dispose(it, detail::Destroy{});
   }
   // Same key, so the new block takes the old one's place in the order. The old block is unlinked
@@ -209,6 +226,10 @@ AwLwwMap::Index::iterator AwLwwMap::replace(Index::iterator it,
   const auto next = std::next(it);
   entries_.insert_before(it, *fresh);
   entries_.erase(it);
+  if (indexed()) {
+    hash_.erase(old);
+    hash_.insert(fresh);
+  }
   valued_keys_ += static_cast<std::size_t>(!versions.empty()) - static_cast<std::size_t>(had_value);
   if (on_change) {
     std::optional<VersionView> after;
@@ -222,6 +243,7 @@ AwLwwMap::Index::iterator AwLwwMap::replace(Index::iterator it,
 void AwLwwMap::insert(Index::iterator hint, std::string_view key,
                       std::span<const RawVersion> versions, const ChangeFn& on_change) {
   auto it = entries_.insert_before(hint, *detail::EntryBlock::create(key, versions));
+  if (indexed()) hash_.insert(&*it);
   if (versions.empty()) return;
   ++valued_keys_;
   if (on_change) {
@@ -266,6 +288,7 @@ void AwLwwMap::put(std::string_view self, Timestamp ts, std::string_view key,
   const ReplicaIx me = context_.intern(self);
   const RawVersion fresh{ts, context_.next_counter(me), me, value};
   context_.add(Dot{me, fresh.counter});
+  // The tree walk finds the key or where a new one goes; the hash index would only add a probe.
   auto it = entries_.lower_bound(key, detail::KeyLess{});
   if (it == entries_.end() || it->key() != key) {
     record(delta, key, {}, &fresh);
@@ -281,7 +304,7 @@ void AwLwwMap::put(std::string_view self, Timestamp ts, std::string_view key,
 }
 
 bool AwLwwMap::remove(std::string_view key, AwLwwMap& delta, const ChangeFn& on_change) {
-  auto it = entries_.find(key, detail::KeyLess{});
+  auto it = find(key);
   if (it == entries_.end()) return false;
   scratch_.clear();
   const detail::EntryBlock* old = &*it;
@@ -430,7 +453,9 @@ bool AwLwwMap::append(std::string_view key, std::vector<RawVersion>& versions) {
   sort_versions(versions);
   for (const RawVersion& v : versions)
     context_.add(Dot{v.replica, v.counter});
-  entries_.insert_before(entries_.end(), *detail::EntryBlock::create(key, versions));
+  detail::EntryBlock* block = detail::EntryBlock::create(key, versions);
+  entries_.insert_before(entries_.end(), *block);
+  if (indexed()) hash_.insert(block);
   if (!versions.empty()) ++valued_keys_;
   return true;
 }

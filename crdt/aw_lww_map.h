@@ -25,7 +25,8 @@
 //
 // Storage. Keys are kept sorted (prefix scans) in an intrusive tree whose nodes are the entries:
 // one heap block per key holds the tree links, the key, the version headers and the value bytes,
-// winner first. A key costs one allocation and a read touches only tree nodes.
+// winner first. A key costs one allocation. A state also indexes its blocks by a hash of the key
+// (crdt/key_index.h), so that a point lookup does not walk the tree.
 //
 // Invariants:
 //  1. Every dot of every version is in context().
@@ -49,6 +50,7 @@
 
 #include "crdt/causal_context.h"
 #include "crdt/hlc.h"
+#include "crdt/key_index.h"
 
 namespace shoal::crdt {
 
@@ -263,8 +265,16 @@ class AwLwwMap {
   bool merge_key(Index::iterator mine, const detail::EntryBlock* theirs, std::string_view key,
                  const AwLwwMap& other, const ChangeFn& on_change);
 
+  // States keep a hash index beside the tree for point lookups; deltas, small and short-lived,
+  // do not.
+  bool indexed() const { return kind_ == Kind::state; }
+  // The entry of `key`, or end().
+  Index::iterator find(std::string_view key);
+  Index::const_iterator find(std::string_view key) const;
+
   Kind kind_;
   Index entries_;
+  detail::KeyIndex hash_;
   CausalContext context_;
   // Number of entries with at least one version (== entries_.size() for a state).
   std::size_t valued_keys_ = 0;

@@ -299,6 +299,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // as the agent does (bin/agent.cpp)
   BenchNode node;
   node.loop = uv_default_loop();
   cluster::UvMembershipOptions options;
