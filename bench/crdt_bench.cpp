@@ -90,6 +90,7 @@ void print(const Figure& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // as the agent does (bin/agent.cpp)
   std::size_t entries = 1'000'000;
   std::string json_path = "crdt_bench.json";
   for (int i = 1; i < argc; ++i) {

@@ -18,13 +18,14 @@ constexpr std::size_t padded(std::size_t n) {
 
 }  // namespace
 
-EntryBlock* EntryBlock::create(std::string_view key, std::span<const RawVersion> versions) {
+EntryBlock* EntryBlock::create(std::string_view key, std::span<const RawVersion> versions,
+                               BlockPool* pool) {
   std::size_t value_bytes = 0;
   for (const RawVersion& v : versions)
     value_bytes += v.value.size();
   const std::size_t size =
       sizeof(EntryBlock) + padded(key.size()) + versions.size() * sizeof(VersionHead) + value_bytes;
-  void* memory = ::operator new(size);
+  void* memory = pool != nullptr ? pool->allocate(size) : ::operator new(size);
   auto* block = new (memory) EntryBlock();  // constructs the (unlinked) tree hook too
   block->key_len_ = static_cast<std::uint32_t>(key.size());
   block->count_ = static_cast<std::uint32_t>(versions.size());
@@ -44,10 +45,23 @@ EntryBlock* EntryBlock::create(std::string_view key, std::span<const RawVersion>
   return block;
 }
 
-void EntryBlock::destroy(EntryBlock* block) noexcept {
+std::size_t EntryBlock::bytes() const {
+  std::size_t value_bytes = 0;
+  const VersionHead* h = heads();
+  for (std::uint32_t i = 0; i < count_; ++i)
+    value_bytes += h[i].value_len;
+  return sizeof(EntryBlock) + padded(key_len_) + count_ * sizeof(VersionHead) + value_bytes;
+}
+
+void EntryBlock::destroy(EntryBlock* block, BlockPool* pool) noexcept {
   if (block == nullptr) return;
+  const std::size_t size = block->bytes();
   block->~EntryBlock();
-  ::operator delete(static_cast<void*>(block));
+  if (pool != nullptr) {
+    pool->deallocate(block, size);
+  } else {
+    ::operator delete(static_cast<void*>(block));
+  }
 }
 
 const VersionHead* EntryBlock::heads() const {
@@ -86,7 +100,7 @@ AwLwwMap::AwLwwMap(const AwLwwMap& other)
     versions.clear();
     for (std::uint32_t i = 0; i < block.count(); ++i)
       versions.push_back(block.version(i));
-    detail::EntryBlock* copy = detail::EntryBlock::create(block.key(), versions);
+    detail::EntryBlock* copy = detail::EntryBlock::create(block.key(), versions, pool());
     entries_.insert_before(entries_.end(), *copy);
     if (indexed()) hash_.insert(copy);
   }
@@ -94,6 +108,7 @@ AwLwwMap::AwLwwMap(const AwLwwMap& other)
 
 AwLwwMap::AwLwwMap(AwLwwMap&& other) noexcept
     : kind_(other.kind_),
+      pool_(std::move(other.pool_)),
       entries_(std::move(other.entries_)),
       hash_(std::move(other.hash_)),
       context_(std::move(other.context_)),
@@ -103,8 +118,9 @@ AwLwwMap::AwLwwMap(AwLwwMap&& other) noexcept
 
 AwLwwMap& AwLwwMap::operator=(AwLwwMap&& other) noexcept {
   if (this != &other) {
-    entries_.clear_and_dispose(detail::Destroy{});
+    entries_.clear_and_dispose(destroy());
     kind_ = other.kind_;
+    pool_ = std::move(other.pool_);
     entries_ = std::move(other.entries_);
     hash_ = std::move(other.hash_);
     context_ = std::move(other.context_);
@@ -115,7 +131,7 @@ AwLwwMap& AwLwwMap::operator=(AwLwwMap&& other) noexcept {
 }
 
 AwLwwMap::~AwLwwMap() {
-  entries_.clear_and_dispose(detail::Destroy{});
+  entries_.clear_and_dispose(destroy());
 }
 
 AwLwwMap& AwLwwMap::operator=(const AwLwwMap& other) {
@@ -218,11 +234,11 @@ AwLwwMap::Index::iterator AwLwwMap::replace(Index::iterator it,
     if (on_change) on_change(Change{old->key(), before, std::nullopt, 0});
     if (had_value) --valued_keys_;
     if (indexed()) hash_.erase(old);
-    return entries_.erase_and_dispose(it, detail::Destroy{});
+    return entries_.erase_and_dispose(it, destroy());
   }
   // Same key, so the new block takes the old one's place in the order. The old block is unlinked
   // now and freed after the change is reported (`before` points into it).
-  detail::EntryBlock* fresh = detail::EntryBlock::create(old->key(), versions);
+  detail::EntryBlock* fresh = detail::EntryBlock::create(old->key(), versions, pool());
   const auto next = std::next(it);
   entries_.insert_before(it, *fresh);
   entries_.erase(it);
@@ -236,14 +252,18 @@ AwLwwMap::Index::iterator AwLwwMap::replace(Index::iterator it,
     if (!versions.empty()) after = view(fresh->version(0));
     on_change(Change{fresh->key(), before, after, versions.size()});
   }
-  detail::EntryBlock::destroy(old);
+  detail::EntryBlock::destroy(old, pool_.get());
   return next;
 }
 
 void AwLwwMap::insert(Index::iterator hint, std::string_view key,
-                      std::span<const RawVersion> versions, const ChangeFn& on_change) {
-  auto it = entries_.insert_before(hint, *detail::EntryBlock::create(key, versions));
-  if (indexed()) hash_.insert(&*it);
+                      std::span<const RawVersion> versions, const ChangeFn& on_change,
+                      std::uint64_t hash) {
+  auto it = entries_.insert_before(hint, *detail::EntryBlock::create(key, versions, pool()));
+  if (indexed()) {
+    if (hash == 0) hash = detail::KeyIndex::hash(key);
+    hash_.insert(&*it, hash);
+  }
   if (versions.empty()) return;
   ++valued_keys_;
   if (on_change) {
@@ -288,11 +308,12 @@ void AwLwwMap::put(std::string_view self, Timestamp ts, std::string_view key,
   const ReplicaIx me = context_.intern(self);
   const RawVersion fresh{ts, context_.next_counter(me), me, value};
   context_.add(Dot{me, fresh.counter});
-  // The tree walk finds the key or where a new one goes; the hash index would only add a probe.
+  // The tree walk finds the key or where a new one goes; meanwhile the hash slot loads.
+  const std::uint64_t h = indexed() ? hash_.prefetch(key) : 0;
   auto it = entries_.lower_bound(key, detail::KeyLess{});
   if (it == entries_.end() || it->key() != key) {
     record(delta, key, {}, &fresh);
-    insert(it, key, std::span(&fresh, 1), on_change);
+    insert(it, key, std::span(&fresh, 1), on_change, h);
     return;
   }
   scratch_.clear();
@@ -453,7 +474,7 @@ bool AwLwwMap::append(std::string_view key, std::vector<RawVersion>& versions) {
   sort_versions(versions);
   for (const RawVersion& v : versions)
     context_.add(Dot{v.replica, v.counter});
-  detail::EntryBlock* block = detail::EntryBlock::create(key, versions);
+  detail::EntryBlock* block = detail::EntryBlock::create(key, versions, pool());
   entries_.insert_before(entries_.end(), *block);
   if (indexed()) hash_.insert(block);
   if (!versions.empty()) ++valued_keys_;

@@ -42,12 +42,14 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "crdt/block_pool.h"
 #include "crdt/causal_context.h"
 #include "crdt/hlc.h"
 #include "crdt/key_index.h"
@@ -105,9 +107,14 @@ using IndexHook =
 
 class EntryBlock : public IndexHook {
  public:
-  // Allocates a block for `key` with `versions` (already in precedence order).
-  static EntryBlock* create(std::string_view key, std::span<const RawVersion> versions);
-  static void destroy(EntryBlock* block) noexcept;
+  // Allocates a block for `key` with `versions` (already in precedence order), from `pool` or,
+  // if null, from the heap.
+  static EntryBlock* create(std::string_view key, std::span<const RawVersion> versions,
+                            BlockPool* pool);
+  // Frees a block created with the same `pool`.
+  static void destroy(EntryBlock* block, BlockPool* pool) noexcept;
+  // The size it was allocated with.
+  std::size_t bytes() const;
 
   std::string_view key() const { return {key_data(), key_len_}; }
   std::uint32_t count() const { return count_; }
@@ -150,7 +157,8 @@ struct KeyLess {
 };
 
 struct Destroy {
-  void operator()(EntryBlock* block) const noexcept { EntryBlock::destroy(block); }
+  BlockPool* pool;
+  void operator()(EntryBlock* block) const noexcept { EntryBlock::destroy(block, pool); }
 };
 
 }  // namespace detail
@@ -254,8 +262,9 @@ class AwLwwMap {
   Index::iterator replace(Index::iterator it, std::span<const RawVersion> versions,
                           const ChangeFn& on_change);
   // Inserts a new key before `hint` and reports it.
+  // `hash`: the key's KeyIndex::hash() if known, else 0.
   void insert(Index::iterator hint, std::string_view key, std::span<const RawVersion> versions,
-              const ChangeFn& on_change);
+              const ChangeFn& on_change, std::uint64_t hash = 0);
   // Records in `delta` (a delta-kind map) that the versions `removed` of `key` (indices into this
   // map's context) are gone and `added` is new.
   void record(AwLwwMap& delta, std::string_view key, std::span<const RawVersion> removed,
@@ -272,7 +281,16 @@ class AwLwwMap {
   Index::iterator find(std::string_view key);
   Index::const_iterator find(std::string_view key) const;
 
+  // Where new blocks come from: a state's own pool, the heap for deltas.
+  detail::BlockPool* pool() {
+    if (!indexed()) return nullptr;
+    if (!pool_) pool_ = std::make_unique<detail::BlockPool>();
+    return pool_.get();
+  }
+  detail::Destroy destroy() { return detail::Destroy{pool_.get()}; }
+
   Kind kind_;
+  std::unique_ptr<detail::BlockPool> pool_;
   Index entries_;
   detail::KeyIndex hash_;
   CausalContext context_;

@@ -86,10 +86,19 @@ void KeyIndex::grow() {
 }
 
 void KeyIndex::insert(EntryBlock* block) {
+  insert(block, hash(block->key()));
+}
+
+void KeyIndex::insert(EntryBlock* block, std::uint64_t h) {
   if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-  const std::uint64_t h = hash(block->key());
   place(tag_of(h) | reinterpret_cast<std::uintptr_t>(block), h);
   ++size_;
+}
+
+std::uint64_t KeyIndex::prefetch(std::string_view key) const {
+  const std::uint64_t h = hash(key);
+  if (!slots_.empty()) __builtin_prefetch(&slots_[home(h)]);
+  return h;
 }
 
 void KeyIndex::erase(const EntryBlock* block) {

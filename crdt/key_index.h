@@ -34,6 +34,11 @@ class KeyIndex {
   EntryBlock* find(std::string_view key) const;
   // Adds a block whose key is not indexed yet.
   void insert(EntryBlock* block);
+  // The same, with the key's hash() known.
+  void insert(EntryBlock* block, std::uint64_t h);
+  // Starts loading the slot where `key` would go, so that a lookup or insert shortly after finds
+  // it in cache (a put walks the tree meanwhile). Returns hash(key).
+  std::uint64_t prefetch(std::string_view key) const;
   // Removes `block` (it must be indexed).
   void erase(const EntryBlock* block);
   void clear();

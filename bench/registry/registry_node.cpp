@@ -214,17 +214,20 @@ struct BenchNode {
   }
 
   void do_stats() {
+    // Memory first, before the encoding below allocates its buffer.
     malloc_trim(0);
+    const struct mallinfo2 heap = mallinfo2();
+    const std::size_t rss = resident_kb();
     const auto& u = membership->stats();
     const auto& state = membership->replicator()->state();
-    const std::string encoded = crdt::encode(state);
+    const std::size_t encoded = crdt::encode(state).size();
     const auto& r = membership->replicator()->stats();
     answer(fmt::format(
         R"({{"event":"stats","heap_in_use":{},"heap_free":{},"heap_mmapped":{},"rss_kb":{},"udp_out":{},"udp_in":{},"tcp_out":{},"tcp_in":{},"entries":{},"encoded_bytes":{},"log_entries":{},"batches_sent":{},"batch_messages_sent":{},"digests_sent":{},"full_states_sent":{},"streams_sent":{},"replicator_bytes_out":{}}})",
-        mallinfo2().uordblks, mallinfo2().fordblks, mallinfo2().hblkhd, resident_kb(),
-        u.udp_bytes_out, u.udp_bytes_in, u.tcp_bytes_out, u.tcp_bytes_in, state.size(),
-        encoded.size(), membership->replicator()->replica().log_entries(), r.batches_sent,
-        r.batch_messages_sent, r.digests_sent, r.full_states_sent, r.streams_sent, r.bytes_out));
+        heap.uordblks, heap.fordblks, heap.hblkhd, rss, u.udp_bytes_out, u.udp_bytes_in,
+        u.tcp_bytes_out, u.tcp_bytes_in, state.size(), encoded,
+        membership->replicator()->replica().log_entries(), r.batches_sent, r.batch_messages_sent,
+        r.digests_sent, r.full_states_sent, r.streams_sent, r.bytes_out));
   }
 
   void command(const std::string& line) {
