@@ -37,6 +37,37 @@ std::uint64_t MsgReader::read_be(std::size_t n) {
   return v;
 }
 
+std::uint32_t MsgReader::map(const char* field, std::uint32_t max) {
+  if (!need(field, 1)) return 0;
+  const auto tag = static_cast<std::uint8_t>(data_[pos_]);
+  std::uint64_t count = 0;
+  if ((tag & 0xf0) == 0x80) {
+    ++pos_;
+    count = tag & 0x0f;
+  } else if (tag == 0xde) {
+    if (!need(field, 3)) return 0;
+    ++pos_;
+    count = read_be(2);
+  } else if (tag == 0xdf) {
+    if (!need(field, 5)) return 0;
+    ++pos_;
+    count = read_be(4);
+  } else {
+    fail(Errc::bad_type, field, "expected a map");
+    return 0;
+  }
+  if (count > max) {
+    fail(Errc::too_large, field, std::to_string(count) + " pairs > " + std::to_string(max));
+    return 0;
+  }
+  if (count * 2 > remaining()) {
+    fail(Errc::truncated, field,
+         std::to_string(count) + " pairs in " + std::to_string(remaining()) + " bytes");
+    return 0;
+  }
+  return static_cast<std::uint32_t>(count);
+}
+
 std::uint32_t MsgReader::array(const char* field, std::uint32_t max) {
   if (!need(field, 1)) return 0;
   const auto tag = static_cast<std::uint8_t>(data_[pos_]);

@@ -46,6 +46,9 @@ class MsgReader {
   // exceeds `max`, and with truncated if fewer bytes are left than the count needs (each element
   // takes at least one byte), so callers may reserve() the returned count.
   std::uint32_t array(const char* field, std::uint32_t max);
+  // Reads a map header and returns its pair count, bounded like array() (each pair takes at least
+  // two bytes); the caller then reads key, value, key, value...
+  std::uint32_t map(const char* field, std::uint32_t max);
   // Reads an array header that must announce exactly `count` elements.
   void array_of(const char* field, std::uint32_t count);
   // Reads a non-negative integer in any msgpack integer format. Fails if it exceeds `max`.

@@ -117,6 +117,18 @@ std::expected<void, RegisterError> Registry::register_name(std::uint64_t now_ms,
   return {};
 }
 
+std::expected<std::optional<Pid>, RegisterError> Registry::claim(std::uint64_t now_ms,
+                                                                 std::string_view name,
+                                                                 const Pid& pid,
+                                                                 std::string_view meta) {
+  if (auto bad = check(name, meta)) return std::unexpected(*bad);
+  std::optional<Pid> previous;
+  if (auto holder = whereis(name); holder && holder->pid != pid) previous = holder->pid;
+  replicator_.put(now_ms, name_key(name),
+                  encode_registration(Registration{pid, std::string(meta)}));
+  return previous;
+}
+
 bool Registry::unregister(std::uint64_t now_ms, std::string_view name) {
   return replicator_.remove(now_ms, name_key(name));
 }
@@ -226,6 +238,8 @@ void Registry::on_change(const cluster::ReplicaChange& change, std::vector<Regis
 }
 
 void Registry::classify(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out) {
+  // Other layers keep their own key spaces in the map (child specs, checkpoints).
+  if (!change.key.starts_with(kNames) && !change.key.starts_with(kGroups)) return;
   std::optional<Registration> before;
   std::optional<Registration> after;
   if (change.before) before = decode_registration(*change.before);

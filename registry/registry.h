@@ -77,6 +77,12 @@ class Registry {
   // holds it; registering the same pid again updates its meta.
   std::expected<void, RegisterError> register_name(std::uint64_t now_ms, std::string_view name,
                                                    const Pid& pid, std::string_view meta = {});
+  // Takes `name` for `pid` whoever holds it (the supervisor, for a child it owns): the latest
+  // claim wins everywhere, and the previous holder's node hears "moved" (or "conflict", when the
+  // claims were concurrent). Returns the live pid it took the name from, if any.
+  std::expected<std::optional<Pid>, RegisterError> claim(std::uint64_t now_ms,
+                                                         std::string_view name, const Pid& pid,
+                                                         std::string_view meta = {});
   // Removes `name`. Returns false if it was not registered.
   bool unregister(std::uint64_t now_ms, std::string_view name);
   std::optional<Registration> whereis(std::string_view name) const;

@@ -1,0 +1,141 @@
+#include "supervisor/child_spec.h"
+
+#include <msgpack.hpp>
+#include <optional>
+
+#include "crdt/msgpack_reader.h"
+
+namespace shoal::supervisor {
+
+namespace {
+
+struct Sink {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+using Packer = msgpack::packer<Sink>;
+
+void pack_str(Packer& pk, std::string_view s) {
+  pk.pack_str(static_cast<std::uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+}
+
+void pack_strings(Packer& pk, const std::vector<std::string>& v) {
+  pk.pack_array(static_cast<std::uint32_t>(v.size()));
+  for (const std::string& s : v)
+    pack_str(pk, s);
+}
+
+std::vector<std::string> read_strings(crdt::MsgReader& r, const char* field, std::size_t count,
+                                      std::size_t bytes) {
+  std::vector<std::string> out;
+  const std::uint32_t n = r.array(field, static_cast<std::uint32_t>(count));
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i)
+    out.emplace_back(r.bytes(field, bytes));
+  return out;
+}
+
+}  // namespace
+
+const char* restart_name(Restart r) {
+  switch (r) {
+    case Restart::permanent:
+      return "permanent";
+    case Restart::transient:
+      return "transient";
+    case Restart::temporary:
+      return "temporary";
+  }
+  return "unknown";
+}
+
+std::expected<Restart, std::string> parse_restart(std::string_view text) {
+  if (text == "permanent") return Restart::permanent;
+  if (text == "transient") return Restart::transient;
+  if (text == "temporary") return Restart::temporary;
+  return std::unexpected("restart must be permanent, transient or temporary, not '" +
+                         std::string(text) + "'");
+}
+
+std::optional<std::string> validate(const ChildSpec& spec, const SpecLimits& limits) {
+  if (spec.name.empty() || spec.name.size() > limits.max_name_bytes)
+    return "a child name is 1 to " + std::to_string(limits.max_name_bytes) + " bytes";
+  if (spec.kind == ChildKind::exec && spec.argv.empty())
+    return "an exec child needs a command (argv)";
+  if (spec.kind == ChildKind::worker && spec.worker_type.empty())
+    return "a worker child needs a worker type";
+  if (spec.argv.size() > limits.max_args || spec.env.size() > limits.max_args)
+    return "at most " + std::to_string(limits.max_args) + " arguments and environment entries";
+  for (const auto* list : {&spec.argv, &spec.env}) {
+    for (const std::string& a : *list) {
+      if (a.size() > limits.max_arg_bytes)
+        return "an argument or environment entry is at most " +
+               std::to_string(limits.max_arg_bytes) + " bytes";
+    }
+  }
+  for (const std::string& e : spec.env) {
+    if (e.find('=') == std::string::npos || e.front() == '=')
+      return "environment entries are KEY=value, not '" + e + "'";
+  }
+  if (spec.constraints.size() > limits.max_constraints)
+    return "at most " + std::to_string(limits.max_constraints) + " constraints";
+  if (spec.window_ms == 0) return "the restart window must be at least 1 ms";
+  if (encode_spec(spec).size() > limits.max_encoded_bytes)
+    return "the spec is larger than " + std::to_string(limits.max_encoded_bytes) + " bytes";
+  return std::nullopt;
+}
+
+std::string encode_spec(const ChildSpec& spec) {
+  std::string out;
+  Sink sink{out};
+  Packer pk(sink);
+  pk.pack_array(12);
+  pk.pack_uint8(1);
+  pack_str(pk, spec.name);
+  pk.pack_uint8(static_cast<std::uint8_t>(spec.kind));
+  pack_strings(pk, spec.argv);
+  pack_strings(pk, spec.env);
+  pack_str(pk, spec.cwd);
+  pack_str(pk, spec.worker_type);
+  pk.pack_uint8(static_cast<std::uint8_t>(spec.restart));
+  pk.pack_uint32(spec.max_restarts);
+  pk.pack_uint64(spec.window_ms);
+  pk.pack_map(static_cast<std::uint32_t>(spec.constraints.size()));
+  for (const auto& [k, v] : spec.constraints) {
+    pack_str(pk, k);
+    pack_str(pk, v);
+  }
+  pk.pack_uint64(spec.shutdown_ms);
+  return out;
+}
+
+std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
+                                                  const SpecLimits& limits) {
+  if (bytes.size() > limits.max_encoded_bytes) return std::unexpected("child spec too large");
+  crdt::MsgReader r(bytes);
+  r.array_of("spec", 12);
+  if (r.uint("version") != 1 && r.ok()) return std::unexpected("unknown child spec version");
+  ChildSpec spec;
+  spec.name = std::string(r.bytes("name", limits.max_name_bytes));
+  spec.kind = static_cast<ChildKind>(r.uint("kind", 1));
+  spec.argv = read_strings(r, "argv", limits.max_args, limits.max_arg_bytes);
+  spec.env = read_strings(r, "env", limits.max_args, limits.max_arg_bytes);
+  spec.cwd = std::string(r.bytes("cwd", limits.max_arg_bytes));
+  spec.worker_type = std::string(r.bytes("worker_type", limits.max_name_bytes));
+  spec.restart = static_cast<Restart>(r.uint("restart", 2));
+  spec.max_restarts = static_cast<std::uint32_t>(r.uint("max_restarts", UINT32_MAX));
+  spec.window_ms = r.uint("window_ms");
+  const std::uint32_t n = r.map("constraints", static_cast<std::uint32_t>(limits.max_constraints));
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    std::string k(r.bytes("constraint key", limits.max_name_bytes));
+    std::string v(r.bytes("constraint value", limits.max_name_bytes));
+    spec.constraints.emplace(std::move(k), std::move(v));
+  }
+  spec.shutdown_ms = r.uint("shutdown_ms");
+  if (!r.ok()) return std::unexpected("bad child spec: " + r.error().to_string());
+  if (r.remaining() != 0) return std::unexpected("bad child spec: trailing bytes");
+  if (auto bad = validate(spec, limits)) return std::unexpected("bad child spec: " + *bad);
+  return spec;
+}
+
+}  // namespace shoal::supervisor

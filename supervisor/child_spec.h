@@ -1,0 +1,64 @@
+#pragma once
+
+// ChildSpec: what the distributed supervisor runs, as it is stored in the replicated map under
+// "c/" + name. The name is also the child's registry name.
+//
+// Wire (msgpack, versioned):
+//   [1, name, kind, argv[], env[], cwd, worker_type, restart, max_restarts, window_ms,
+//    {constraint key: value}, shutdown_ms]
+// kind: 0 exec | 1 worker; restart: 0 permanent | 1 transient | 2 temporary.
+
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shoal::supervisor {
+
+enum class ChildKind : std::uint8_t { exec = 0, worker = 1 };
+// permanent: always restarted; transient: restarted after an abnormal exit only; temporary: never
+// restarted. A child that is not restarted is removed from the cluster.
+enum class Restart : std::uint8_t { permanent = 0, transient = 1, temporary = 2 };
+
+const char* restart_name(Restart r);
+std::expected<Restart, std::string> parse_restart(std::string_view text);
+
+struct ChildSpec {
+  std::string name;
+  ChildKind kind = ChildKind::exec;
+  std::vector<std::string> argv;  // exec: the program and its arguments
+  std::vector<std::string> env;   // exec: extra "KEY=value" entries
+  std::string cwd;                // exec: working directory (empty: the agent's)
+  std::string worker_type;        // worker: a type the embedding program registered
+  Restart restart = Restart::permanent;
+  // More than max_restarts restarts within window_ms mark the child failed cluster-wide.
+  std::uint32_t max_restarts = 3;
+  std::uint64_t window_ms = 5'000;
+  // Member tags a node must have to run it (e.g. role=db).
+  std::map<std::string, std::string, std::less<>> constraints;
+  // How long a stop may take before the child is killed.
+  std::uint64_t shutdown_ms = 5'000;
+
+  friend bool operator==(const ChildSpec&, const ChildSpec&) = default;
+};
+
+// Bounds: a spec is small, whatever a caller or a peer sends.
+struct SpecLimits {
+  std::size_t max_name_bytes = 255;
+  std::size_t max_args = 256;
+  std::size_t max_arg_bytes = 4096;
+  std::size_t max_constraints = 32;
+  std::size_t max_encoded_bytes = 64 * 1024;
+};
+
+// A one-line reason if the spec is not valid (empty name or argv, out of bounds...).
+std::optional<std::string> validate(const ChildSpec& spec, const SpecLimits& limits = {});
+std::string encode_spec(const ChildSpec& spec);
+std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
+                                                  const SpecLimits& limits = {});
+
+}  // namespace shoal::supervisor

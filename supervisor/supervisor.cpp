@@ -1,0 +1,381 @@
+#include "supervisor/supervisor.h"
+
+#include <algorithm>
+#include <msgpack.hpp>
+
+#include "crdt/msgpack_reader.h"
+
+namespace shoal::supervisor {
+
+namespace {
+
+constexpr std::string_view kSpecs = "c/";
+constexpr std::string_view kFailed = "f/";
+constexpr std::string_view kCheckpoints = "k/";
+
+std::string key(std::string_view space, std::string_view name) {
+  std::string k(space);
+  k += name;
+  return k;
+}
+
+// Instance ids start high, apart from the small ids other local registrations use.
+constexpr std::uint64_t kFirstInstance = std::uint64_t{1} << 32;
+
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::removed:
+      return "removed";
+    case StopReason::lost_name:
+      return "lost_name";
+    case StopReason::failed:
+      return "failed";
+    case StopReason::moved:
+      return "moved";
+    case StopReason::unplaced:
+      return "unplaced";
+  }
+  return "unknown";
+}
+
+const char* local_status_name(LocalStatus s) {
+  switch (s) {
+    case LocalStatus::starting:
+      return "starting";
+    case LocalStatus::running:
+      return "running";
+    case LocalStatus::stopping:
+      return "stopping";
+    case LocalStatus::backoff:
+      return "restarting";
+  }
+  return "unknown";
+}
+
+Supervisor::Supervisor(cluster::Replicator& replicator, registry::Registry& registry,
+                       std::string self, std::uint64_t creation, SupervisorConfig config)
+    : replicator_(replicator),
+      registry_(registry),
+      self_(std::move(self)),
+      creation_(creation),
+      config_(config),
+      next_id_(kFirstInstance) {
+  // Specs already in the map (a node that starts late, or a restart).
+  replicator_.state().scan(kSpecs, [&](std::string_view k, const crdt::VersionView& v) {
+    if (auto spec = decode_spec(v.value, config_.limits)) {
+      specs_.emplace(std::string(k.substr(kSpecs.size())), std::move(*spec));
+    } else {
+      ++stats_.bad_specs;
+    }
+    return true;
+  });
+}
+
+// --- API ---
+
+std::expected<void, std::string> Supervisor::add(std::uint64_t now_ms, const ChildSpec& spec) {
+  if (auto bad = validate(spec, config_.limits)) return std::unexpected(*bad);
+  replicator_.remove(now_ms, key(kFailed, spec.name));  // added anew: no longer failed
+  replicator_.put(now_ms, key(kSpecs, spec.name), encode_spec(spec));
+  // The change comes back through on_change(), which places it.
+  return {};
+}
+
+bool Supervisor::remove(std::uint64_t now_ms, std::string_view name) {
+  const bool had = replicator_.remove(now_ms, key(kSpecs, name));
+  replicator_.remove(now_ms, key(kFailed, name));
+  replicator_.remove(now_ms, key(kCheckpoints, name));
+  return had;
+}
+
+std::expected<void, std::string> Supervisor::checkpoint(std::uint64_t now_ms, std::string_view name,
+                                                        std::string_view blob) {
+  auto it = local_.find(name);
+  if (it == local_.end() || it->second.status != LocalStatus::running)
+    return std::unexpected(std::string(name) + " is not running on this node");
+  if (blob.size() > config_.max_checkpoint_bytes) {
+    return std::unexpected("a checkpoint is at most " +
+                           std::to_string(config_.max_checkpoint_bytes) + " bytes");
+  }
+  replicator_.put(now_ms, key(kCheckpoints, name), blob);
+  return {};
+}
+
+// --- Inputs ---
+
+void Supervisor::set_members(std::uint64_t now_ms, View view) {
+  view_ = std::move(view);
+  reconcile_all(now_ms);
+}
+
+void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& change) {
+  std::string name;
+  if (change.key.starts_with(kSpecs)) {
+    name = change.key.substr(kSpecs.size());
+    if (!change.after) {
+      specs_.erase(name);
+    } else if (auto spec = decode_spec(*change.after, config_.limits); spec && spec->name == name) {
+      specs_[name] = std::move(*spec);
+    } else {
+      ++stats_.bad_specs;
+      specs_.erase(name);
+    }
+  } else if (change.key.starts_with(kFailed)) {
+    name = change.key.substr(kFailed.size());
+  } else {
+    return;
+  }
+  reconcile(now_ms, name);
+}
+
+void Supervisor::on_registry_event(std::uint64_t now_ms, const registry::RegistryEvent& event) {
+  auto it = local_.find(event.name);
+  if (it == local_.end()) return;
+  LocalChild& child = it->second;
+  if (child.status != LocalStatus::running) return;
+  const registry::Pid mine = pid_of(child);
+  if (event.pid && *event.pid == mine) return;  // ours holds it (a conflict we won)
+  if (event.kind == registry::RegistryEventKind::registered) return;
+  // The name went to another copy, or was removed.
+  reconcile(now_ms, it->first);
+}
+
+void Supervisor::on_started(std::uint64_t now_ms, std::string_view name, std::uint64_t id) {
+  auto it = local_.find(name);
+  if (it == local_.end() || it->second.id != id || it->second.status != LocalStatus::starting)
+    return;
+  it->second.status = LocalStatus::running;
+  it->second.since_ms = now_ms;
+  claim(now_ms, it->first, it->second);
+}
+
+void Supervisor::on_exited(std::uint64_t now_ms, std::string_view name, std::uint64_t id,
+                           bool normal, std::string how) {
+  auto it = local_.find(name);
+  if (it == local_.end() || it->second.id != id) return;  // an instance we forgot already
+  LocalChild& child = it->second;
+  const std::string child_name = it->first;
+  release_name(now_ms, child_name, child);
+  if (child.status == LocalStatus::stopping) {
+    local_.erase(it);
+    reconcile(now_ms, child_name);  // e.g. stopped for a move that was undone meanwhile
+    return;
+  }
+  child.last_exit = std::move(how);
+  auto spec = specs_.find(child_name);
+  if (spec == specs_.end()) {
+    local_.erase(it);
+    return;
+  }
+  const Restart policy = spec->second.restart;
+  if (policy == Restart::temporary || (policy == Restart::transient && normal)) {
+    // Done for good: the child leaves the cluster.
+    local_.erase(it);
+    remove(now_ms, child_name);
+    return;
+  }
+  child.restarts.push_back(now_ms);
+  while (!child.restarts.empty() && now_ms - child.restarts.front() >= spec->second.window_ms)
+    child.restarts.pop_front();
+  if (child.restarts.size() > spec->second.max_restarts) {
+    const std::string why = std::to_string(child.restarts.size()) + " exits within " +
+                            std::to_string(spec->second.window_ms) +
+                            " ms, the last: " + child.last_exit;
+    local_.erase(it);
+    mark_failed(now_ms, child_name, why);
+    return;
+  }
+  const std::uint32_t shift =
+      static_cast<std::uint32_t>(std::min<std::size_t>(child.restarts.size() - 1, 16));
+  child.status = LocalStatus::backoff;
+  child.since_ms = now_ms;
+  child.restart_at = now_ms + std::min(config_.max_backoff_ms, config_.restart_backoff_ms << shift);
+}
+
+void Supervisor::on_timer(std::uint64_t now_ms) {
+  std::vector<std::string> due;
+  for (const auto& [name, child] : local_) {
+    if (child.status == LocalStatus::backoff && child.restart_at <= now_ms) due.push_back(name);
+  }
+  for (const std::string& name : due)
+    reconcile(now_ms, name);
+}
+
+// --- Outputs ---
+
+std::uint64_t Supervisor::next_deadline() const {
+  std::uint64_t next = UINT64_MAX;
+  for (const auto& [name, child] : local_) {
+    if (child.status == LocalStatus::backoff) next = std::min(next, child.restart_at);
+  }
+  return next;
+}
+
+void Supervisor::take_effects(std::vector<SupervisorEffect>& out) {
+  for (SupervisorEffect& e : effects_)
+    out.push_back(std::move(e));
+  effects_.clear();
+}
+
+// --- Reads ---
+
+std::optional<ChildSpec> Supervisor::spec(std::string_view name) const {
+  auto it = specs_.find(name);
+  if (it == specs_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> Supervisor::checkpoint_of(std::string_view name) const {
+  auto v = replicator_.state().get(key(kCheckpoints, name));
+  if (!v) return std::nullopt;
+  return std::string(v->value);
+}
+
+bool Supervisor::failed(std::string_view name) const {
+  return replicator_.state().get(key(kFailed, name)).has_value();
+}
+
+std::vector<ChildInfo> Supervisor::children() const {
+  std::vector<ChildInfo> out;
+  out.reserve(specs_.size());
+  for (const auto& [name, spec] : specs_) {
+    ChildInfo info{spec, place(spec, view_), failed(name), std::nullopt, std::nullopt};
+    if (auto where = registry_.whereis(name)) info.pid = where->pid;
+    if (auto it = local_.find(name); it != local_.end()) info.local = it->second;
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+// --- The reconciliation ---
+
+void Supervisor::reconcile_all(std::uint64_t now_ms) {
+  std::vector<std::string> names;
+  names.reserve(specs_.size() + local_.size());
+  for (const auto& [name, spec] : specs_)
+    names.push_back(name);
+  for (const auto& [name, child] : local_) {
+    if (!specs_.contains(name)) names.push_back(name);
+  }
+  for (const std::string& name : names)
+    reconcile(now_ms, name);
+}
+
+void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
+  auto spec_it = specs_.find(name);
+  auto local_it = local_.find(name);
+  if (spec_it == specs_.end()) {
+    // Removed from the cluster: stop what runs here.
+    if (local_it == local_.end()) return;
+    if (local_it->second.status == LocalStatus::backoff) {
+      local_.erase(local_it);
+    } else if (local_it->second.status != LocalStatus::stopping) {
+      stop(now_ms, name, local_it->second, StopReason::removed);
+    }
+    return;
+  }
+  const ChildSpec& spec = spec_it->second;
+  const bool is_failed = failed(name);
+  const std::optional<std::string> owner = place(spec, view_);
+  const bool mine = owner && *owner == self_ && !is_failed;
+
+  if (local_it == local_.end()) {
+    if (!mine) return;
+    LocalChild& child = local_[name];
+    start(now_ms, spec, child);
+    return;
+  }
+  LocalChild& child = local_it->second;
+  switch (child.status) {
+    case LocalStatus::stopping:
+      return;  // on_exited() reconciles again
+    case LocalStatus::backoff:
+      if (!mine) {
+        local_.erase(local_it);
+      } else if (child.restart_at <= now_ms) {
+        ++stats_.restarts;
+        ++child.restart_count;
+        start(now_ms, spec, child);
+      }
+      return;
+    case LocalStatus::starting:
+      if (is_failed) stop(now_ms, name, child, StopReason::failed);
+      return;  // on_started() claims the name
+    case LocalStatus::running:
+      break;
+  }
+  if (is_failed) {
+    stop(now_ms, name, child, StopReason::failed);
+    return;
+  }
+  if (!owner) {
+    stop(now_ms, name, child, StopReason::unplaced);
+    return;
+  }
+  const std::optional<registry::Registration> holder = registry_.whereis(name);
+  const registry::Pid me = pid_of(child);
+  const bool holds = holder && holder->pid == me;
+  if (mine) {
+    // The owner's copy must hold the name; take it back if it went elsewhere.
+    if (!holds) claim(now_ms, name, child);
+    return;
+  }
+  // Not the owner: run until the owner's copy holds the name (no gap), then stop.
+  if (holder && holder->pid.node == *owner) {
+    stop(now_ms, name, child, StopReason::moved);
+  } else if (holder && !holds) {
+    stop(now_ms, name, child, StopReason::lost_name);
+  }
+}
+
+void Supervisor::start(std::uint64_t now_ms, const ChildSpec& spec, LocalChild& child) {
+  child.id = next_id_++;
+  child.status = LocalStatus::starting;
+  child.since_ms = now_ms;
+  ++stats_.starts;
+  effects_.push_back(StartChild{spec, child.id, checkpoint_of(spec.name)});
+}
+
+void Supervisor::stop(std::uint64_t now_ms, const std::string& name, LocalChild& child,
+                      StopReason reason) {
+  child.status = LocalStatus::stopping;
+  child.since_ms = now_ms;
+  ++stats_.stops;
+  auto spec = specs_.find(name);
+  const std::uint64_t grace = spec != specs_.end() ? spec->second.shutdown_ms : 5'000;
+  effects_.push_back(StopChild{name, child.id, reason, grace});
+}
+
+void Supervisor::claim(std::uint64_t now_ms, const std::string& name, LocalChild& child) {
+  if (child.last_claim_ms != 0 && now_ms - child.last_claim_ms < config_.reclaim_after_ms) return;
+  child.last_claim_ms = now_ms;
+  (void)registry_.claim(now_ms, name, pid_of(child));
+}
+
+void Supervisor::release_name(std::uint64_t now_ms, const std::string& name,
+                              const LocalChild& child) {
+  auto v = replicator_.state().get(std::string("n/") + name);
+  if (!v) return;
+  auto reg = registry::decode_registration(v->value);
+  if (reg && reg->pid == pid_of(child)) registry_.unregister(now_ms, name);
+}
+
+void Supervisor::mark_failed(std::uint64_t now_ms, const std::string& name,
+                             const std::string& why) {
+  ++stats_.failed;
+  std::string value;
+  struct Sink {
+    std::string& out;
+    void write(const char* data, std::size_t size) { out.append(data, size); }
+  } sink{value};
+  msgpack::packer<Sink> pk(sink);
+  pk.pack_array(3);
+  pk.pack(self_);
+  pk.pack(now_ms);
+  pk.pack(why);
+  replicator_.put(now_ms, key(kFailed, name), value);
+}
+
+}  // namespace shoal::supervisor

@@ -1,0 +1,176 @@
+#pragma once
+
+// Supervisor: the distributed supervisor's core on one node, sans-IO.
+//
+// Child specs live in the replicated map ("c/" + name); every node places every spec with the same
+// rendezvous hash over the same live view (supervisor/placement.h), so each child has one owner.
+// The owner asks its runtime to start the child (StartChild, with the child's last checkpoint) and,
+// once it runs, claims the child's registry name for the child's pid, so `whereis` answers the
+// live copy. When a member dies, every survivor computes the new owners of its children from the
+// view without it and starts its share: exactly one start per orphan once views agree.
+//
+// Copies started from disagreeing views (a partition, or views that differ for a moment) resolve
+// through the registry: the name goes to the latest claim everywhere. A node whose copy lost the
+// name stops it politely (StopChild: the runtime sends SIGTERM, or a worker's stop, and kills only
+// after the spec's shutdown timeout), unless that node is the owner in its own view, which claims
+// again: once views agree, only the owner claims, and exactly one copy runs. A child whose owner
+// changed while it ran here (a member joined) keeps running until the new owner's copy holds the
+// name, so a move leaves no gap.
+//
+// Restarts: a child that exits is restarted after a backoff (permanent; transient only after an
+// abnormal exit); one that is not restarted is removed from the cluster. More than max_restarts
+// restarts within window_ms mark the child failed cluster-wide ("f/" + name): nobody starts it
+// again until it is removed or added anew. Checkpoints ("k/" + name) are small blobs a running
+// child stores; a copy started anywhere is handed the latest.
+//
+// Mode: this is `ap` (the default of DESIGN.md). `quorum` mode is not implemented yet.
+//
+// Inputs carry the time; effects are drained with take_effects(). It writes through the registry
+// and the replicator it is given, on the same loop. Not thread-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <expected>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "cluster/replicator.h"
+#include "registry/registry.h"
+#include "supervisor/child_spec.h"
+#include "supervisor/placement.h"
+
+namespace shoal::supervisor {
+
+struct SupervisorConfig {
+  // Delay before the first restart after an exit; it doubles with each restart in the window.
+  std::uint64_t restart_backoff_ms = 100;
+  std::uint64_t max_backoff_ms = 5'000;
+  // Largest checkpoint blob.
+  std::size_t max_checkpoint_bytes = 64 * 1024;
+  // An owner whose child's name went elsewhere claims it again at most this often.
+  std::uint64_t reclaim_after_ms = 100;
+  SpecLimits limits;
+};
+
+enum class StopReason { removed, lost_name, failed, moved, unplaced };
+const char* stop_reason_name(StopReason r);
+
+// Start `spec` as local instance `id` (the pid's local id), handing it `checkpoint` if any.
+struct StartChild {
+  ChildSpec spec;
+  std::uint64_t id;
+  std::optional<std::string> checkpoint;
+};
+// Stop instance `id` of child `name` politely; kill it after `shutdown_ms`.
+struct StopChild {
+  std::string name;
+  std::uint64_t id;
+  StopReason reason;
+  std::uint64_t shutdown_ms;
+};
+using SupervisorEffect = std::variant<StartChild, StopChild>;
+
+enum class LocalStatus { starting, running, stopping, backoff };
+const char* local_status_name(LocalStatus s);
+
+// A child instance on this node.
+struct LocalChild {
+  std::uint64_t id = 0;
+  LocalStatus status = LocalStatus::starting;
+  std::uint64_t since_ms = 0;          // entered this status
+  std::deque<std::uint64_t> restarts;  // times of restarts within the window
+  std::uint64_t restart_at = 0;        // backoff: when to start again
+  std::uint32_t restart_count = 0;     // restarts here, ever
+  std::string last_exit;               // how the previous instance ended
+  std::uint64_t last_claim_ms = 0;
+};
+
+// One child as this node sees it.
+struct ChildInfo {
+  ChildSpec spec;
+  std::optional<std::string> owner;  // by placement in this node's view
+  bool failed = false;
+  std::optional<registry::Pid> pid;  // the live copy the registry answers
+  std::optional<LocalChild> local;   // if an instance is here
+};
+
+struct SupervisorStats {
+  std::uint64_t starts = 0;     // StartChild effects
+  std::uint64_t restarts = 0;   // of those, restarts after an exit here
+  std::uint64_t stops = 0;      // StopChild effects
+  std::uint64_t failed = 0;     // children this node marked failed
+  std::uint64_t bad_specs = 0;  // undecodable specs in the map (ignored)
+};
+
+class Supervisor {
+ public:
+  Supervisor(cluster::Replicator& replicator, registry::Registry& registry, std::string self,
+             std::uint64_t creation, SupervisorConfig config = {});
+
+  // --- API ---
+  // Adds (or replaces) a child spec cluster-wide.
+  std::expected<void, std::string> add(std::uint64_t now_ms, const ChildSpec& spec);
+  // Removes a child cluster-wide (its owner stops it). Returns false if it was not there.
+  bool remove(std::uint64_t now_ms, std::string_view name);
+  // Stores the checkpoint of a child running here.
+  std::expected<void, std::string> checkpoint(std::uint64_t now_ms, std::string_view name,
+                                              std::string_view blob);
+
+  // --- Inputs ---
+  // The live members with their tags (this node included).
+  void set_members(std::uint64_t now_ms, View view);
+  // Every change of the replicated map (specs, failure marks; other keys are ignored).
+  void on_change(std::uint64_t now_ms, const cluster::ReplicaChange& change);
+  // Every registry event of the node.
+  void on_registry_event(std::uint64_t now_ms, const registry::RegistryEvent& event);
+  // The runtime started instance `id`, or it ended (`normal`: exit status 0 / a worker's own
+  // clean stop; `how` for people).
+  void on_started(std::uint64_t now_ms, std::string_view name, std::uint64_t id);
+  void on_exited(std::uint64_t now_ms, std::string_view name, std::uint64_t id, bool normal,
+                 std::string how);
+  void on_timer(std::uint64_t now_ms);
+
+  // --- Outputs ---
+  // The earliest backoff restart, or UINT64_MAX.
+  std::uint64_t next_deadline() const;
+  void take_effects(std::vector<SupervisorEffect>& out);
+
+  // --- Reads ---
+  std::vector<ChildInfo> children() const;
+  std::optional<ChildSpec> spec(std::string_view name) const;
+  std::optional<std::string> checkpoint_of(std::string_view name) const;
+  bool failed(std::string_view name) const;
+  const std::map<std::string, LocalChild, std::less<>>& local() const { return local_; }
+  const SupervisorStats& stats() const { return stats_; }
+  const std::string& self() const { return self_; }
+
+ private:
+  registry::Pid pid_of(const LocalChild& child) const { return {self_, creation_, child.id}; }
+  void reconcile_all(std::uint64_t now_ms);
+  void reconcile(std::uint64_t now_ms, const std::string& name);
+  void start(std::uint64_t now_ms, const ChildSpec& spec, LocalChild& child);
+  void stop(std::uint64_t now_ms, const std::string& name, LocalChild& child, StopReason reason);
+  void claim(std::uint64_t now_ms, const std::string& name, LocalChild& child);
+  // Removes the registry entry of `name` if it names this instance.
+  void release_name(std::uint64_t now_ms, const std::string& name, const LocalChild& child);
+  void mark_failed(std::uint64_t now_ms, const std::string& name, const std::string& why);
+
+  cluster::Replicator& replicator_;
+  registry::Registry& registry_;
+  const std::string self_;
+  const std::uint64_t creation_;
+  const SupervisorConfig config_;
+  View view_;
+  std::map<std::string, ChildSpec, std::less<>> specs_;  // decoded from the map
+  std::map<std::string, LocalChild, std::less<>> local_;
+  std::uint64_t next_id_ = 0;
+  std::vector<SupervisorEffect> effects_;
+  SupervisorStats stats_;
+};
+
+}  // namespace shoal::supervisor

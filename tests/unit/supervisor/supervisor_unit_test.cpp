@@ -1,0 +1,158 @@
+// Child specs (codec, validation, hostile bytes) and rendezvous placement.
+
+#include <boost/test/unit_test.hpp>
+#include <map>
+
+#include "supervisor/child_spec.h"
+#include "supervisor/placement.h"
+#include "tests/support/seed.h"
+
+using namespace shoal::supervisor;
+
+namespace {
+
+ChildSpec full_spec() {
+  ChildSpec s;
+  s.name = "billing-worker";
+  s.kind = ChildKind::exec;
+  s.argv = {"/usr/bin/env", "python3", "worker.py", "--queue=billing"};
+  s.env = {"MODE=prod", "EMPTY="};
+  s.cwd = "/srv/billing";
+  s.restart = Restart::transient;
+  s.max_restarts = 7;
+  s.window_ms = 30'000;
+  s.constraints = {{"role", "db"}, {"zone", "a"}};
+  s.shutdown_ms = 12'000;
+  return s;
+}
+
+View members(int n) {
+  View v;
+  for (int i = 0; i < n; ++i)
+    v["node-" + std::to_string(i)] = MemberInfo{1000u + static_cast<unsigned>(i), {}};
+  return v;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(child_spec)
+
+BOOST_AUTO_TEST_CASE(round_trips_every_field) {
+  const ChildSpec s = full_spec();
+  auto back = decode_spec(encode_spec(s));
+  BOOST_TEST_REQUIRE(back.has_value());
+  BOOST_TEST((*back == s));
+  ChildSpec w;
+  w.name = "counter";
+  w.kind = ChildKind::worker;
+  w.worker_type = "counter";
+  auto wb = decode_spec(encode_spec(w));
+  BOOST_TEST_REQUIRE(wb.has_value());
+  BOOST_TEST((*wb == w));
+}
+
+BOOST_AUTO_TEST_CASE(invalid_specs_get_a_clear_reason) {
+  ChildSpec s = full_spec();
+  s.name.clear();
+  BOOST_TEST(validate(s).value_or("").find("name") != std::string::npos);
+  s = full_spec();
+  s.argv.clear();
+  BOOST_TEST(validate(s).value_or("").find("command") != std::string::npos);
+  s = full_spec();
+  s.env = {"NOEQUALS"};
+  BOOST_TEST(validate(s).value_or("").find("KEY=value") != std::string::npos);
+  s = full_spec();
+  s.kind = ChildKind::worker;
+  BOOST_TEST(validate(s).value_or("").find("worker type") != std::string::npos);
+  s = full_spec();
+  s.name = std::string(256, 'x');
+  BOOST_TEST(validate(s).has_value());
+  BOOST_TEST(!parse_restart("sometimes").has_value());
+  BOOST_TEST((parse_restart("temporary").value() == Restart::temporary));
+}
+
+BOOST_AUTO_TEST_CASE(hostile_bytes_are_rejected_without_crashing) {
+  const auto seed = shoal::test::test_seed();
+  auto rng = shoal::test::rng_for(seed);
+  const std::string good = encode_spec(full_spec());
+  int rejected = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    std::string bytes = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f)
+      bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    if (rng() % 3 == 0) bytes.resize(rng() % bytes.size());
+    auto decoded = decode_spec(bytes);
+    if (!decoded) {
+      ++rejected;
+      BOOST_TEST_REQUIRE(!decoded.error().empty());
+    } else {
+      BOOST_TEST_REQUIRE(!validate(*decoded).has_value());  // whatever decodes is valid
+    }
+  }
+  BOOST_TEST(rejected > 10'000, "seed=" << seed);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(placement)
+
+BOOST_AUTO_TEST_CASE(every_node_computes_the_same_owner_and_shares_are_fair) {
+  const View view = members(5);
+  std::map<std::string, int> share;
+  for (int k = 0; k < 10'000; ++k) {
+    ChildSpec s;
+    s.name = "job-" + std::to_string(k);
+    const auto owner = place(s, view);
+    BOOST_TEST_REQUIRE(owner.has_value());
+    BOOST_TEST_REQUIRE((place(s, view) == owner));  // deterministic
+    ++share[*owner];
+  }
+  BOOST_TEST(share.size() == 5u);
+  for (const auto& [node, n] : share)
+    BOOST_TEST((n > 1700 && n < 2300), node << " got " << n);
+}
+
+BOOST_AUTO_TEST_CASE(a_membership_change_moves_only_the_children_of_the_member_that_changed) {
+  const View before = members(6);
+  View without = before;
+  without.erase("node-2");
+  View with = before;
+  with["node-9"] = MemberInfo{5000, {}};
+  int moved_in = 0;
+  for (int k = 0; k < 10'000; ++k) {
+    ChildSpec s;
+    s.name = "job-" + std::to_string(k);
+    const std::string was = *place(s, before);
+    const std::string gone = *place(s, without);
+    if (was != "node-2") BOOST_TEST_REQUIRE(gone == was);  // untouched by the departure
+    BOOST_TEST_REQUIRE(gone != "node-2");
+    const std::string joined = *place(s, with);
+    if (joined != was) {
+      BOOST_TEST_REQUIRE(joined == "node-9");  // only moves to the newcomer
+      ++moved_in;
+    }
+  }
+  BOOST_TEST((moved_in > 1100 && moved_in < 1800));  // about 1/7 of them
+}
+
+BOOST_AUTO_TEST_CASE(constraints_restrict_the_candidates) {
+  View view = members(4);
+  view["node-1"].tags = {{"role", "db"}};
+  view["node-3"].tags = {{"role", "db"}, {"zone", "b"}};
+  ChildSpec s;
+  s.name = "pg";
+  s.constraints = {{"role", "db"}};
+  for (int k = 0; k < 100; ++k) {
+    s.name = "pg-" + std::to_string(k);
+    const auto owner = place(s, view);
+    BOOST_TEST_REQUIRE((owner == std::optional<std::string>("node-1") ||
+                        owner == std::optional<std::string>("node-3")));
+  }
+  s.constraints = {{"role", "db"}, {"zone", "b"}};
+  BOOST_TEST((place(s, view) == std::optional<std::string>("node-3")));
+  s.constraints = {{"role", "cache"}};
+  BOOST_TEST(!place(s, view).has_value());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
