@@ -17,6 +17,8 @@
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/uv/uv_membership.h"
 #include "registry/registry.h"
+#include "supervisor/supervisor.h"
+#include "supervisor/uv/exec_runtime.h"
 
 namespace shoal::bin {
 
@@ -78,6 +80,10 @@ struct Agent {
   std::unique_ptr<cluster::UvMulticastDiscovery> discovery;
   std::unique_ptr<cluster::UvSeedResolver> resolver;
   std::unique_ptr<registry::Registry> registry;
+  std::unique_ptr<supervisor::Supervisor> supervisor;
+  std::unique_ptr<supervisor::ExecRuntime> runtime;
+  uv_timer_t supervisor_timer{};  // the supervisor's next restart
+  void drive_supervisor();
   uv_timer_t registry_timer{};  // refreshes the live view and purges dead owners' names
   bool view_changed = true;
   static void registry_tick(uv_timer_t* timer) { registry_tick_impl(timer); }
@@ -104,11 +110,63 @@ void registry_tick_impl(uv_timer_t* timer) {
     }
   }
   a->registry->set_members(std::move(live));
+  if (a->supervisor) {
+    supervisor::View view;
+    for (const auto& [name, m] : a->membership->core().members()) {
+      if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect)
+        view[name] = supervisor::MemberInfo{m.creation, m.tags};
+    }
+    a->supervisor->set_members(uv_now(a->loop), std::move(view));
+    a->drive_supervisor();
+  }
   a->view_changed = false;
   if (const std::size_t purged = a->registry->purge(uv_now(a->loop)); purged > 0) {
     a->log.log(1, "info", "registry", "purged entries={} (owners no longer alive)", purged);
   }
   a->membership->settle();
+}
+
+// Hands the supervisor's effects to the runtime, and what the runtime reports back, until both
+// are quiet; then re-arms the restart timer and sends the map writes.
+void Agent::drive_supervisor() {
+  if (!supervisor || !runtime) return;
+  for (int pass = 0; pass < 64; ++pass) {
+    std::vector<supervisor::SupervisorEffect> effects;
+    supervisor->take_effects(effects);
+    if (effects.empty()) break;
+    for (auto& e : effects) {
+      const std::uint64_t now = uv_now(loop);
+      if (auto* start = std::get_if<supervisor::StartChild>(&e)) {
+        auto pid = runtime->start(*start);
+        if (pid) {
+          log.log(1, "info", "supervisor", "started name={} os_pid={} checkpoint={}",
+                  start->spec.name, *pid, start->checkpoint ? "yes" : "no");
+          supervisor->on_started(now, start->spec.name, start->id);
+        } else {
+          log.log(2, "warn", "supervisor", "cannot start name={} reason=\"{}\"", start->spec.name,
+                  pid.error());
+          supervisor->on_exited(now, start->spec.name, start->id, false, pid.error());
+        }
+      } else if (auto* stop = std::get_if<supervisor::StopChild>(&e)) {
+        log.log(1, "info", "supervisor", "stopping name={} reason={}", stop->name,
+                supervisor::stop_reason_name(stop->reason));
+        runtime->stop(*stop);
+      }
+    }
+  }
+  const std::uint64_t deadline = supervisor->next_deadline();
+  if (deadline != UINT64_MAX) {
+    const std::uint64_t now = uv_now(loop);
+    uv_timer_start(
+        &supervisor_timer,
+        [](uv_timer_t* t) {
+          auto* a = static_cast<Agent*>(t->data);
+          a->supervisor->on_timer(uv_now(a->loop));
+          a->drive_supervisor();
+        },
+        deadline > now ? deadline - now : 0, 0);
+  }
+  membership->settle();
 }
 
 void on_signal(uv_signal_t* handle, int signum) {
@@ -124,6 +182,10 @@ void on_signal(uv_signal_t* handle, int signum) {
       &agent->leave_timer,
       [](uv_timer_t* t) {
         auto* a = static_cast<Agent*>(t->data);
+        // No handoff yet: the children stop with the agent, and the survivors start them once
+        // they see it leave.
+        if (a->runtime) a->runtime->close([] {});
+        uv_close(reinterpret_cast<uv_handle_t*>(&a->supervisor_timer), nullptr);
         if (a->discovery) a->discovery->close([] {});
         if (a->resolver) {
           a->resolver->close();
@@ -187,6 +249,33 @@ int run_agent(const AgentOptions& options) {
     }
     uv_options.tags[t.substr(0, eq)] = t.substr(eq + 1);
   }
+  std::vector<supervisor::ChildSpec> child_specs;
+  for (const std::string& c : options.children) {
+    const auto eq = c.find('=');
+    supervisor::ChildSpec spec;
+    if (eq != std::string::npos) {
+      spec.name = c.substr(0, eq);
+      std::string word;
+      for (char ch : c.substr(eq + 1) + " ") {
+        if (ch == ' ' || ch == '\t') {
+          if (!word.empty()) spec.argv.push_back(std::move(word));
+          word.clear();
+        } else {
+          word += ch;
+        }
+      }
+    }
+    if (eq == std::string::npos || eq == 0 || spec.argv.empty()) {
+      std::fprintf(stderr, "shoal agent: --child: expected NAME=COMMAND ARGS..., got '%s'\n",
+                   c.c_str());
+      return 2;
+    }
+    if (auto bad = supervisor::validate(spec)) {
+      std::fprintf(stderr, "shoal agent: --child %s: %s\n", spec.name.c_str(), bad->c_str());
+      return 2;
+    }
+    child_specs.push_back(std::move(spec));
+  }
   if (!options.key_file.empty()) {
     auto ring = cluster::Keyring::from_file(options.key_file);
     if (!ring) {
@@ -246,6 +335,17 @@ int run_agent(const AgentOptions& options) {
   agent.membership->on_change([&agent](const cluster::ReplicaChange& change) {
     std::vector<registry::RegistryEvent> events;
     agent.registry->on_change(change, events);
+    if (agent.supervisor && agent.signals == 0) {
+      const std::uint64_t now = uv_now(agent.loop);
+      if (change.key.starts_with("c/")) {
+        agent.log.log(0, "debug", "supervisor", "child spec {} name={}",
+                      change.after ? "added" : "removed", change.key.substr(2));
+      }
+      agent.supervisor->on_change(now, change);
+      for (const auto& e : events)
+        agent.supervisor->on_registry_event(now, e);
+      agent.drive_supervisor();
+    }
     for (const auto& e : events) {
       std::string line = fmt::format("{} name={}", registry::event_name(e.kind), e.name);
       if (e.pid) line += " pid=" + e.pid->to_string();
@@ -255,6 +355,42 @@ int run_agent(const AgentOptions& options) {
       agent.log.log(1, "info", "registry", "{}", line);
     }
   });
+  {
+    const std::string node_name = agent.membership->core().name();
+    agent.supervisor =
+        std::make_unique<supervisor::Supervisor>(*agent.membership->replicator(), *agent.registry,
+                                                 node_name, agent.membership->core().creation());
+    const std::string dir = options.data_dir.empty()
+                                ? "/tmp/shoal-" + supervisor::file_name_for(node_name)
+                                : options.data_dir;
+    supervisor::ExecRuntimeOptions rt;
+    rt.node = node_name;
+    rt.log_dir = dir + "/logs";
+    rt.checkpoint_dir = dir + "/checkpoints";
+    auto runtime = supervisor::ExecRuntime::create(
+        agent.loop, rt,
+        [&agent](const std::string& name, std::uint64_t id, bool normal, const std::string& how) {
+          // A stop the supervisor asked for is routine; any other exit is worth a warning.
+          const auto& local = agent.supervisor->local();
+          auto it = local.find(name);
+          const bool asked = it != local.end() && it->second.id == id &&
+                             it->second.status == supervisor::LocalStatus::stopping;
+          agent.log.log(normal || asked ? 1 : 2, normal || asked ? "info" : "warn", "supervisor",
+                        "{} name={} how=\"{}\"", asked ? "stopped" : "exited", name, how);
+          agent.supervisor->on_exited(uv_now(agent.loop), name, id, normal, how);
+          agent.drive_supervisor();
+        });
+    if (!runtime) {
+      std::fprintf(stderr, "shoal agent: --data-dir: %s\n", runtime.error().c_str());
+      agent.membership->close([] {});
+      uv_run(agent.loop, UV_RUN_DEFAULT);
+      return 1;
+    }
+    agent.runtime = std::move(*runtime);
+    uv_timer_init(agent.loop, &agent.supervisor_timer);
+    agent.supervisor_timer.data = &agent;
+    log.log(1, "info", "supervisor", "runtime data_dir={}", dir);
+  }
   uv_timer_init(agent.loop, &agent.registry_timer);
   agent.registry_timer.data = &agent;
   agent.registry_tick(&agent.registry_timer);
@@ -268,6 +404,11 @@ int run_agent(const AgentOptions& options) {
       log.log(2, "warn", "registry", "register failed name={} reason=\"{}\"", name,
               done.error().message);
     }
+  }
+  for (const supervisor::ChildSpec& spec : child_specs) {
+    if (auto added = agent.supervisor->add(uv_now(agent.loop), spec); !added)
+      log.log(2, "warn", "supervisor", "cannot add name={} reason=\"{}\"", spec.name,
+              added.error());
   }
   agent.membership->replicator()->flush(uv_now(agent.loop));
   agent.membership->settle();
@@ -382,6 +523,8 @@ int run_agent(const AgentOptions& options) {
   const auto& s = agent.membership->core().stats();
   log.log(1, "info", "agent", "stopped packets_in={} packets_out={} rejected={} rejected_auth={}",
           s.packets_in, s.packets_out, s.rejected, agent.membership->stats().rejected_auth);
+  agent.runtime.reset();
+  agent.supervisor.reset();
   agent.membership.reset();
   uv_loop_close(agent.loop);
   return 0;

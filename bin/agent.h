@@ -21,6 +21,10 @@ struct AgentOptions {
   std::string key_file;
   std::vector<std::string> tags;            // k=v
   std::vector<std::string> register_names;  // names the agent registers for itself at start
+  // Supervised exec children added to the cluster at start, "NAME=COMMAND ARGS..." (until the
+  // RPC's `shoal run`).
+  std::vector<std::string> children;
+  std::string data_dir;  // child logs and checkpoint files; default /tmp/shoal-<name>
   std::string log_level = "info";
   // ms between "stats" log lines (counters, for benchmarks and operators); 0: none.
   unsigned stats_interval_ms = 0;

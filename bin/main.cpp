@@ -33,6 +33,11 @@ int main(int argc, char** argv) {
   run->add_option("--tag", agent.tags, "Node tag key=value (repeatable)");
   run->add_option("--register", agent.register_names,
                   "Register this global name for the agent itself at start (repeatable)");
+  run->add_option("--child", agent.children,
+                  "Supervise an exec child cluster-wide: NAME=COMMAND ARGS... (repeatable; "
+                  "runs on one node, restarted elsewhere if that node dies)");
+  run->add_option("--data-dir", agent.data_dir,
+                  "Directory for child logs and checkpoint files (default /tmp/shoal-NAME)");
   run->add_option("--log-level", agent.log_level, "debug, info, warn or error")
       ->capture_default_str();
   run->add_option("--stats-interval-ms", agent.stats_interval_ms,

@@ -87,8 +87,13 @@ void Replicator::set_peers(std::uint64_t /*now_ms*/, std::vector<std::string> pe
   for (const std::string& old : peers_) {
     if (!std::binary_search(peers.begin(), peers.end(), old)) replica_.forget(old);
   }
-  for (const std::string& peer : peers)
+  for (const std::string& peer : peers) {
     replica_.track(peer);
+    // A new peer is asked for its digest at once: each side then sends the other what it lacks
+    // without waiting for a round to pick it.
+    if (!std::binary_search(peers_.begin(), peers_.end(), peer))
+      send_digest(peer, true, replica_.digest());
+  }
   peers_ = std::move(peers);
 }
 

@@ -33,10 +33,11 @@ if grep -rnE '^#include <(uv\.h|thread|chrono|fstream|sys/|unistd\.h|random)>' c
   echo "crdt/ must not include IO, clock, thread or RNG headers (above)" >&2
   status=1
 fi
-# The protocol cores are sans-IO: only the libuv driver (cluster/uv/) and bin/ may use libuv.
+# The protocol cores are sans-IO: only the libuv drivers (cluster/uv/, supervisor/uv/) and bin/
+# may use libuv.
 if grep -rnE '^#include <uv\.h>' crdt cluster registry supervisor --include='*.h' --include='*.cpp' |
-     grep -v '^cluster/uv/'; then
-  echo "only cluster/uv/ (the libuv driver) and bin/ may include <uv.h> (above)" >&2
+     grep -vE '^(cluster|supervisor)/uv/'; then
+  echo "only the libuv drivers (cluster/uv/, supervisor/uv/) and bin/ may include <uv.h> (above)" >&2
   status=1
 fi
 exit $status

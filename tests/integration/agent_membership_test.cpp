@@ -11,7 +11,9 @@
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +72,39 @@ struct Cluster {
 };
 
 const std::vector<int> kFive{0, 1, 2, 3, 4};
+
+// Live OS processes whose command line is exactly `sleep <arg>`, and their parents.
+std::vector<std::pair<pid_t, pid_t>> sleepers(const std::string& arg) {
+  std::vector<std::pair<pid_t, pid_t>> out;
+  const std::string want = std::string("sleep") + '\0' + arg + '\0';
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = entry.path().filename();
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string line;
+    if (std::FILE* f = std::fopen((entry.path() / "cmdline").c_str(), "rb")) {
+      char buf[256];
+      const std::size_t n = std::fread(buf, 1, sizeof buf, f);
+      std::fclose(f);
+      line.assign(buf, n);
+    }
+    if (line != want) continue;
+    std::ifstream status(entry.path() / "status");
+    std::string field;
+    pid_t ppid = 0;
+    bool zombie = false;
+    while (status >> field) {
+      if (field == "State:") {
+        std::string state;
+        status >> state;
+        zombie = state == "Z";
+      } else if (field == "PPid:") {
+        status >> ppid;
+      }
+    }
+    if (!zombie) out.emplace_back(static_cast<pid_t>(std::stol(pid)), ppid);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -210,6 +245,103 @@ BOOST_AUTO_TEST_CASE(bad_flags_fail_fast_with_one_line) {
                       c.dir + "/b.log");
   BOOST_TEST(second.wait_exit(10s) == 1);
   BOOST_TEST(second.count({"Address already in use"}) == 1u, second.log());
+}
+
+BOOST_AUTO_TEST_CASE(exec_children_of_a_killed_agent_die_with_it_and_run_once_on_survivors) {
+  const auto seed = shoal::test::test_seed();
+  Cluster c(3);
+  // Sleep durations unique to this run name the children's OS processes.
+  const std::uint64_t token = 7'000'000 + (seed % 1'000'000) * 10;
+  std::vector<std::string> args;
+  for (int k = 0; k < 6; ++k) {
+    args.push_back("--child");
+    args.push_back("job" + std::to_string(k) + "=sleep " + std::to_string(token + k));
+  }
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> extra{"--data-dir", c.dir + "/data" + std::to_string(i), "--log-level",
+                                   "debug"};
+    if (i == 0) extra.insert(extra.end(), args.begin(), args.end());
+    c.start(i, extra);
+  }
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged({0, 1, 2}); }, 20s));
+  // Every agent knows every child (a spec that only its writer held would die with it).
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        for (int i = 0; i < 3; ++i) {
+          for (int k = 0; k < 6; ++k) {
+            if (c[i].count({"child spec added", "name=job" + std::to_string(k)}) == 0) return false;
+          }
+        }
+        return true;
+      },
+      20s));
+  auto one_each = [&] {
+    for (int k = 0; k < 6; ++k) {
+      if (sleepers(std::to_string(token + k)).size() != 1) return false;
+    }
+    return true;
+  };
+  BOOST_TEST_REQUIRE(shoal::test::eventually(one_each, 20s));
+  // The agent that runs the most children is the victim.
+  std::map<pid_t, std::vector<pid_t>> by_agent;
+  for (int k = 0; k < 6; ++k) {
+    for (auto [pid, parent] : sleepers(std::to_string(token + k)))
+      by_agent[parent].push_back(pid);
+  }
+  int victim = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (by_agent[c[i].pid()].size() > by_agent[c[victim].pid()].size()) victim = i;
+  }
+  const std::vector<pid_t> orphans = by_agent[c[victim].pid()];
+  BOOST_TEST_REQUIRE(!orphans.empty());
+  c[victim].signal(SIGKILL);
+  // Its children die with it (parent-death signal), and each runs again, once, on a survivor;
+  // never two copies of one child meanwhile.
+  std::size_t most = 0;
+  const bool recovered = shoal::test::eventually(
+      [&] {
+        for (int k = 0; k < 6; ++k)
+          most = std::max(most, sleepers(std::to_string(token + k)).size());
+        if (!one_each()) return false;
+        for (int k = 0; k < 6; ++k) {
+          for (auto [pid, parent] : sleepers(std::to_string(token + k))) {
+            if (parent == c[victim].pid()) return false;
+          }
+        }
+        return true;
+      },
+      30s);
+  BOOST_TEST(recovered, "seed=" << seed);
+  BOOST_TEST(most <= 1u);
+  std::vector<pid_t> now_running;
+  for (int k = 0; k < 6; ++k) {
+    for (auto [pid, parent] : sleepers(std::to_string(token + k)))
+      now_running.push_back(pid);
+  }
+  for (pid_t pid : orphans) {
+    BOOST_TEST((std::find(now_running.begin(), now_running.end(), pid) == now_running.end()),
+               "orphan " << pid << " still runs");
+  }
+  int restarted = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (i != victim) restarted += static_cast<int>(c[i].count({"supervisor started"}));
+  }
+  BOOST_TEST(restarted >= static_cast<int>(orphans.size()));
+  // A graceful stop of the survivors stops their children too.
+  for (int i = 0; i < 3; ++i) {
+    if (i != victim) c[i].signal(SIGTERM);
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (i != victim) BOOST_TEST(c[i].wait_exit(10s) == 0);
+  }
+  BOOST_TEST(shoal::test::eventually(
+      [&] {
+        for (int k = 0; k < 6; ++k) {
+          if (!sleepers(std::to_string(token + k)).empty()) return false;
+        }
+        return true;
+      },
+      10s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,87 @@
+#pragma once
+
+// ExecRuntime: runs the supervisor's `exec` children as OS processes on a libuv loop.
+//
+// A child is forked and exec'd by hand, not with uv_spawn, because it must never outlive its
+// agent: before exec it asks the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG, kept
+// across exec) and checks that the parent did not die meanwhile, so a kill -9 of the agent takes
+// its children with it and failover never leaves two copies. Each child leads its own process
+// group (stop and kill reach what it started too). Its exit is watched through a pidfd on the
+// loop. stdout and stderr go to <log_dir>/<name>.log, capped: past max_log_bytes the log is copied
+// to <name>.log.1 and truncated.
+//
+// A child gets SHOAL_CHILD_NAME, SHOAL_NODE and, when it has one, SHOAL_CHECKPOINT_FILE: the path
+// of a file holding its last checkpoint, written before it starts.
+//
+// Stop is polite: SIGTERM to the group, then SIGKILL after the spec's shutdown timeout.
+//
+// Loop-bound. close() kills every child (SIGKILL) and closes the handles.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "supervisor/supervisor.h"
+
+namespace shoal::supervisor {
+
+struct ExecRuntimeOptions {
+  std::string node;            // this node's name, for SHOAL_NODE
+  std::string log_dir;         // per-child logs
+  std::string checkpoint_dir;  // checkpoint files handed to children
+  std::size_t max_log_bytes = 1024 * 1024;
+};
+
+class ExecRuntime {
+ public:
+  // `normal`: exit status 0. `how`: "exit status N" or "signal NAME".
+  using ExitFn = std::function<void(const std::string& name, std::uint64_t id, bool normal,
+                                    const std::string& how)>;
+
+  // Creates the directories. Returns a one-line reason if it cannot.
+  static std::expected<std::unique_ptr<ExecRuntime>, std::string> create(uv_loop_t* loop,
+                                                                         ExecRuntimeOptions options,
+                                                                         ExitFn on_exit);
+  ~ExecRuntime();
+  ExecRuntime(const ExecRuntime&) = delete;
+  ExecRuntime& operator=(const ExecRuntime&) = delete;
+
+  // Starts the child; returns its OS pid, or why it could not start.
+  std::expected<int, std::string> start(const StartChild& start);
+  // Stops it politely (SIGTERM, SIGKILL after the timeout). Its exit is reported as usual.
+  void stop(const StopChild& stop);
+  // The OS pid of a running child.
+  std::optional<int> os_pid(const std::string& name) const;
+  std::size_t size() const { return procs_.size(); }
+  // Kills every child and closes every handle; `done` runs when all are closed.
+  void close(std::function<void()> done);
+
+ private:
+  struct Proc;
+  ExecRuntime(uv_loop_t* loop, ExecRuntimeOptions options, ExitFn on_exit);
+  std::string log_path(const std::string& name) const;
+  void reaped(Proc* proc);
+  void release(Proc* proc);
+  void check_logs();
+
+  uv_loop_t* loop_;
+  const ExecRuntimeOptions options_;
+  ExitFn on_exit_;
+  std::map<std::string, Proc*> procs_;  // by child name
+  uv_timer_t log_timer_{};
+  int open_handles_ = 0;
+  bool closing_ = false;
+  std::function<void()> on_closed_;
+};
+
+// A file name for a child name (which may hold any bytes): safe characters kept, the rest
+// replaced, and a hash of the whole name appended when anything was replaced.
+std::string file_name_for(const std::string& child);
+
+}  // namespace shoal::supervisor
