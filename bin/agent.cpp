@@ -73,6 +73,8 @@ std::string hostname() {
 
 struct Agent;
 void registry_tick_impl(uv_timer_t* timer);
+// Longest a graceful leave waits for the children to move before stopping them.
+constexpr std::uint64_t kDrainTimeoutMs = 15'000;
 
 struct Agent {
   uv_loop_t* loop = nullptr;
@@ -83,6 +85,9 @@ struct Agent {
   std::unique_ptr<supervisor::Supervisor> supervisor;
   std::unique_ptr<supervisor::ExecRuntime> runtime;
   uv_timer_t supervisor_timer{};  // the supervisor's next restart
+  uv_timer_t drain_timer{};       // graceful leave: waits for the children to be handed over
+  std::uint64_t drain_deadline = 0;
+  bool left = false;  // the membership leave has begun
   void drive_supervisor();
   uv_timer_t registry_timer{};  // refreshes the live view and purges dead owners' names
   bool view_changed = true;
@@ -102,7 +107,7 @@ struct Agent {
 // Hands the registry membership's live view and lets it purge the names of dead owners.
 void registry_tick_impl(uv_timer_t* timer) {
   auto* a = static_cast<Agent*>(timer->data);
-  if (!a->registry || a->signals > 0) return;
+  if (!a->registry || a->left) return;
   std::map<std::string, std::uint64_t, std::less<>> live;
   for (const auto& [name, m] : a->membership->core().members()) {
     if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect) {
@@ -169,23 +174,19 @@ void Agent::drive_supervisor() {
   membership->settle();
 }
 
-void on_signal(uv_signal_t* handle, int signum) {
-  auto* agent = static_cast<Agent*>(handle->data);
-  if (++agent->signals > 1) {
-    agent->log.log(2, "warn", "agent", "second signal: exiting at once signal={}", signum);
-    std::_Exit(1);
-  }
-  agent->log.log(1, "info", "agent", "leaving signal={}", signum);
+// Leaves the cluster: gossips the leave, then closes everything after a few rounds.
+void leave_now(Agent* agent) {
+  agent->left = true;
+  uv_timer_stop(&agent->drain_timer);
   agent->membership->leave();
-  // Give the leave a few gossip rounds to spread, then close everything.
   uv_timer_start(
       &agent->leave_timer,
       [](uv_timer_t* t) {
         auto* a = static_cast<Agent*>(t->data);
-        // No handoff yet: the children stop with the agent, and the survivors start them once
-        // they see it leave.
+        // Whatever did not hand over in time stops with the agent.
         if (a->runtime) a->runtime->close([] {});
         uv_close(reinterpret_cast<uv_handle_t*>(&a->supervisor_timer), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&a->drain_timer), nullptr);
         if (a->discovery) a->discovery->close([] {});
         if (a->resolver) {
           a->resolver->close();
@@ -201,6 +202,37 @@ void on_signal(uv_signal_t* handle, int signum) {
         });
       },
       500, 0);
+}
+
+void on_signal(uv_signal_t* handle, int signum) {
+  auto* agent = static_cast<Agent*>(handle->data);
+  if (++agent->signals > 1) {
+    agent->log.log(2, "warn", "agent", "second signal: exiting at once signal={}", signum);
+    std::_Exit(1);
+  }
+  if (!agent->supervisor || !agent->runtime || agent->runtime->size() == 0) {
+    agent->log.log(1, "info", "agent", "leaving signal={}", signum);
+    leave_now(agent);
+    return;
+  }
+  // Hand the children over first: the others start them and take their names, then the copies
+  // here stop; only then does the node leave (or when the handoff takes too long).
+  agent->log.log(1, "info", "agent", "draining signal={} children={}", signum,
+                 agent->runtime->size());
+  agent->drain_deadline = uv_now(agent->loop) + kDrainTimeoutMs;
+  agent->supervisor->drain(uv_now(agent->loop));
+  agent->drive_supervisor();
+  uv_timer_start(
+      &agent->drain_timer,
+      [](uv_timer_t* t) {
+        auto* a = static_cast<Agent*>(t->data);
+        const bool done = a->runtime->size() == 0;
+        if (!done && uv_now(a->loop) < a->drain_deadline) return;
+        a->log.log(done ? 1 : 2, done ? "info" : "warn", "agent", "leaving {}",
+                   done ? "(children handed over)" : "(handoff timed out; stopping the rest)");
+        leave_now(a);
+      },
+      20, 20);
 }
 
 }  // namespace
@@ -335,7 +367,7 @@ int run_agent(const AgentOptions& options) {
   agent.membership->on_change([&agent](const cluster::ReplicaChange& change) {
     std::vector<registry::RegistryEvent> events;
     agent.registry->on_change(change, events);
-    if (agent.supervisor && agent.signals == 0) {
+    if (agent.supervisor && !agent.left) {
       const std::uint64_t now = uv_now(agent.loop);
       if (change.key.starts_with("c/")) {
         agent.log.log(0, "debug", "supervisor", "child spec {} name={}",
@@ -389,6 +421,8 @@ int run_agent(const AgentOptions& options) {
     agent.runtime = std::move(*runtime);
     uv_timer_init(agent.loop, &agent.supervisor_timer);
     agent.supervisor_timer.data = &agent;
+    uv_timer_init(agent.loop, &agent.drain_timer);
+    agent.drain_timer.data = &agent;
     log.log(1, "info", "supervisor", "runtime data_dir={}", dir);
   }
   uv_timer_init(agent.loop, &agent.registry_timer);

@@ -12,6 +12,7 @@ namespace {
 constexpr std::string_view kSpecs = "c/";
 constexpr std::string_view kFailed = "f/";
 constexpr std::string_view kCheckpoints = "k/";
+constexpr std::string_view kDraining = "d/";
 
 std::string key(std::string_view space, std::string_view name) {
   std::string k(space);
@@ -71,9 +72,31 @@ Supervisor::Supervisor(cluster::Replicator& replicator, registry::Registry& regi
     }
     return true;
   });
+  replicator_.state().scan(kDraining, [&](std::string_view k, const crdt::VersionView&) {
+    draining_.emplace(k.substr(kDraining.size()));
+    return true;
+  });
 }
 
 // --- API ---
+
+void Supervisor::drain(std::uint64_t now_ms) {
+  if (draining_self_) return;
+  draining_self_ = true;
+  const std::string me = self_ + "#" + std::to_string(creation_);
+  replicator_.put(now_ms, key(kDraining, me), "1");
+  draining_.insert(me);
+  rebuild_placement_view();
+  reconcile_all(now_ms);
+}
+
+void Supervisor::rebuild_placement_view() {
+  placement_view_.clear();
+  for (const auto& [name, info] : view_) {
+    if (!draining_.contains(name + "#" + std::to_string(info.creation)))
+      placement_view_.emplace(name, info);
+  }
+}
 
 std::expected<void, std::string> Supervisor::add(std::uint64_t now_ms, const ChildSpec& spec) {
   if (auto bad = validate(spec, config_.limits)) return std::unexpected(*bad);
@@ -107,6 +130,21 @@ std::expected<void, std::string> Supervisor::checkpoint(std::uint64_t now_ms, st
 
 void Supervisor::set_members(std::uint64_t now_ms, View view) {
   view_ = std::move(view);
+  // Draining marks of lives that are gone are dropped (anyone may; removing twice is harmless).
+  std::vector<std::string> stale;
+  for (const std::string& life : draining_) {
+    const auto hash = life.rfind('#');
+    auto it = view_.find(std::string_view(life).substr(0, hash));
+    if (it == view_.end() || std::to_string(it->second.creation) != life.substr(hash + 1))
+      stale.push_back(life);
+  }
+  for (const std::string& life : stale) {
+    if (life != self_ + "#" + std::to_string(creation_)) {
+      replicator_.remove(now_ms, key(kDraining, life));
+      draining_.erase(life);
+    }
+  }
+  rebuild_placement_view();
   reconcile_all(now_ms);
 }
 
@@ -124,6 +162,16 @@ void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& c
     }
   } else if (change.key.starts_with(kFailed)) {
     name = change.key.substr(kFailed.size());
+  } else if (change.key.starts_with(kDraining)) {
+    const std::string life = change.key.substr(kDraining.size());
+    if (change.after) {
+      draining_.insert(life);
+    } else {
+      draining_.erase(life);
+    }
+    rebuild_placement_view();
+    reconcile_all(now_ms);
+    return;
   } else {
     return;
   }
@@ -241,7 +289,7 @@ std::vector<ChildInfo> Supervisor::children() const {
   std::vector<ChildInfo> out;
   out.reserve(specs_.size());
   for (const auto& [name, spec] : specs_) {
-    ChildInfo info{spec, place(spec, view_), failed(name), std::nullopt, std::nullopt};
+    ChildInfo info{spec, place(spec, placement_view_), failed(name), std::nullopt, std::nullopt};
     if (auto where = registry_.whereis(name)) info.pid = where->pid;
     if (auto it = local_.find(name); it != local_.end()) info.local = it->second;
     out.push_back(std::move(info));
@@ -278,7 +326,7 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
   }
   const ChildSpec& spec = spec_it->second;
   const bool is_failed = failed(name);
-  const std::optional<std::string> owner = place(spec, view_);
+  const std::optional<std::string> owner = place(spec, placement_view_);
   const bool mine = owner && *owner == self_ && !is_failed;
 
   if (local_it == local_.end()) {

@@ -23,6 +23,9 @@
 // again until it is removed or added anew. Checkpoints ("k/" + name) are small blobs a running
 // child stores; a copy started anywhere is handed the latest.
 //
+// Graceful leave: drain() marks the node draining in the map ("d/" + node#creation); every node
+// then places children as if it were gone, and the copies move without a gap (see drain()).
+//
 // Mode: this is `ap` (the default of DESIGN.md). `quorum` mode is not implemented yet.
 //
 // Inputs carry the time; effects are drained with take_effects(). It writes through the registry
@@ -34,6 +37,7 @@
 #include <expected>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -117,12 +121,20 @@ class Supervisor {
   std::expected<void, std::string> add(std::uint64_t now_ms, const ChildSpec& spec);
   // Removes a child cluster-wide (its owner stops it). Returns false if it was not there.
   bool remove(std::uint64_t now_ms, std::string_view name);
+  // Starts a graceful leave: this node is marked draining in the map, every node places children
+  // as if it were gone, the new owners start their copies and take the names, and the copies
+  // here stop once they lost their names (started there, then stopped here). drained() tells
+  // when nothing runs here any more; then the node may leave the cluster.
+  void drain(std::uint64_t now_ms);
+  bool draining() const { return draining_self_; }
+  bool drained() const { return draining_self_ && local_.empty(); }
   // Stores the checkpoint of a child running here.
   std::expected<void, std::string> checkpoint(std::uint64_t now_ms, std::string_view name,
                                               std::string_view blob);
 
   // --- Inputs ---
-  // The live members with their tags (this node included).
+  // The live members with their tags (this node included). Draining members are left out of
+  // placement.
   void set_members(std::uint64_t now_ms, View view);
   // Every change of the replicated map (specs, failure marks; other keys are ignored).
   void on_change(std::uint64_t now_ms, const cluster::ReplicaChange& change);
@@ -159,13 +171,18 @@ class Supervisor {
   // Removes the registry entry of `name` if it names this instance.
   void release_name(std::uint64_t now_ms, const std::string& name, const LocalChild& child);
   void mark_failed(std::uint64_t now_ms, const std::string& name, const std::string& why);
+  // The view placement uses: the live members that are not draining.
+  void rebuild_placement_view();
 
   cluster::Replicator& replicator_;
   registry::Registry& registry_;
   const std::string self_;
   const std::uint64_t creation_;
   const SupervisorConfig config_;
-  View view_;
+  View view_;                                    // live members
+  View placement_view_;                          // live members that are not draining
+  std::set<std::string, std::less<>> draining_;  // "node#creation" marked draining in the map
+  bool draining_self_ = false;
   std::map<std::string, ChildSpec, std::less<>> specs_;  // decoded from the map
   std::map<std::string, LocalChild, std::less<>> local_;
   std::uint64_t next_id_ = 0;

@@ -327,13 +327,38 @@ BOOST_AUTO_TEST_CASE(exec_children_of_a_killed_agent_die_with_it_and_run_once_on
     if (i != victim) restarted += static_cast<int>(c[i].count({"supervisor started"}));
   }
   BOOST_TEST(restarted >= static_cast<int>(orphans.size()));
-  // A graceful stop of the survivors stops their children too.
+  // A graceful leave hands the children over: each keeps a live copy all along, and ends on the
+  // last agent.
+  int leaver = -1;
+  int last = -1;
   for (int i = 0; i < 3; ++i) {
-    if (i != victim) c[i].signal(SIGTERM);
+    if (i == victim) continue;
+    if (leaver < 0) {
+      leaver = i;
+    } else {
+      last = i;
+    }
   }
-  for (int i = 0; i < 3; ++i) {
-    if (i != victim) BOOST_TEST(c[i].wait_exit(10s) == 0);
-  }
+  c[leaver].signal(SIGTERM);
+  bool gap = false;
+  const bool handed = shoal::test::eventually(
+      [&] {
+        for (int k = 0; k < 6; ++k)
+          gap = gap || sleepers(std::to_string(token + k)).empty();
+        if (c[leaver].running()) return false;
+        for (int k = 0; k < 6; ++k) {
+          auto procs = sleepers(std::to_string(token + k));
+          if (procs.size() != 1 || procs[0].second != c[last].pid()) return false;
+        }
+        return true;
+      },
+      30s);
+  BOOST_TEST(handed, "seed=" << seed);
+  BOOST_TEST(!gap, "a child had no live process during the graceful leave");
+  BOOST_TEST(c[leaver].wait_exit(10s) == 0);
+  // The last one stops its children when it stops (nobody is left to take them).
+  c[last].signal(SIGTERM);
+  BOOST_TEST(c[last].wait_exit(20s) == 0);
   BOOST_TEST(shoal::test::eventually(
       [&] {
         for (int k = 0; k < 6; ++k) {

@@ -342,4 +342,41 @@ BOOST_AUTO_TEST_CASE(removing_a_child_stops_it_and_frees_its_name) {
   BOOST_TEST(w.total(&FakeRuntime::stops, "temp") == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_draining_node_hands_its_children_over_without_a_gap) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  std::vector<std::string> names;
+  for (int k = 0; k < 300; ++k) {
+    names.push_back("svc-" + std::to_string(k));
+    BOOST_TEST_REQUIRE(w.sups[1]->add(w.c.now(), sleeper(names.back())).has_value());
+  }
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 20'000));
+  std::map<std::string, int> starts_before;
+  std::set<std::string> leaving;
+  for (const std::string& name : names) {
+    starts_before[name] = w.total(&FakeRuntime::starts, name);
+    if (w.runner_of(name) == 2) leaving.insert(name);
+  }
+  BOOST_TEST_REQUIRE(!leaving.empty());
+  w.sups[2]->drain(w.c.now());
+  // Every child keeps at least one copy at every step: the new one starts before the old stops.
+  bool gap = false;
+  BOOST_TEST_REQUIRE(w.wait(
+                         [&] {
+                           for (const std::string& name : names)
+                             gap = gap || w.copies(name) == 0;
+                           return w.sups[2]->drained() && w.settled(names);
+                         },
+                         20'000),
+                     "seed=" << seed);
+  BOOST_TEST(!gap, "a child had no copy during the handoff; seed=" << seed);
+  BOOST_TEST(w.rt[2].running.empty());
+  for (const std::string& name : names) {
+    const int new_starts = w.total(&FakeRuntime::starts, name) - starts_before[name];
+    BOOST_TEST(new_starts == (leaving.contains(name) ? 1 : 0), name << "; seed=" << seed);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
