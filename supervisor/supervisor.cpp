@@ -243,6 +243,10 @@ void Supervisor::on_exited(std::uint64_t now_ms, std::string_view name, std::uin
 }
 
 void Supervisor::on_timer(std::uint64_t now_ms) {
+  if (now_ms >= next_reconcile_) {
+    next_reconcile_ = now_ms + config_.reconcile_every_ms;
+    reconcile_all(now_ms);
+  }
   std::vector<std::string> due;
   for (const auto& [name, child] : local_) {
     if (child.status == LocalStatus::backoff && child.restart_at <= now_ms) due.push_back(name);
@@ -254,7 +258,7 @@ void Supervisor::on_timer(std::uint64_t now_ms) {
 // --- Outputs ---
 
 std::uint64_t Supervisor::next_deadline() const {
-  std::uint64_t next = UINT64_MAX;
+  std::uint64_t next = next_reconcile_;
   for (const auto& [name, child] : local_) {
     if (child.status == LocalStatus::backoff) next = std::min(next, child.restart_at);
   }

@@ -58,6 +58,9 @@ struct SupervisorConfig {
   std::size_t max_checkpoint_bytes = 64 * 1024;
   // An owner whose child's name went elsewhere claims it again at most this often.
   std::uint64_t reclaim_after_ms = 100;
+  // Every child is reconciled this often besides on every event, so that nothing depends on an
+  // event not being missed (a claim skipped by the rate limit above, say).
+  std::uint64_t reconcile_every_ms = 500;
   SpecLimits limits;
 };
 
@@ -148,7 +151,7 @@ class Supervisor {
   void on_timer(std::uint64_t now_ms);
 
   // --- Outputs ---
-  // The earliest backoff restart, or UINT64_MAX.
+  // The earliest backoff restart or periodic reconciliation.
   std::uint64_t next_deadline() const;
   void take_effects(std::vector<SupervisorEffect>& out);
 
@@ -186,6 +189,7 @@ class Supervisor {
   std::map<std::string, ChildSpec, std::less<>> specs_;  // decoded from the map
   std::map<std::string, LocalChild, std::less<>> local_;
   std::uint64_t next_id_ = 0;
+  std::uint64_t next_reconcile_ = 0;
   std::vector<SupervisorEffect> effects_;
   SupervisorStats stats_;
 };

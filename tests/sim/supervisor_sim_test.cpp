@@ -316,8 +316,22 @@ BOOST_AUTO_TEST_CASE(a_partition_runs_copies_on_both_sides_and_healing_leaves_on
                      "seed=" << seed);
   w.c.heal();
   // Membership re-merges; the registry picks one copy per name; the others stop.
-  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged() && w.settled(names); }, 60'000),
-                     "seed=" << seed);
+  const bool healed = w.wait([&] { return w.c.converged() && w.settled(names); }, 60'000);
+  if (!healed) {
+    BOOST_TEST_MESSAGE("converged=" << w.c.converged());
+    int shown = 0;
+    for (const std::string& name : names) {
+      if (w.settled({name}) || ++shown > 3) continue;
+      std::string where;
+      for (std::size_t i = 0; i < 5; ++i) {
+        auto h = w.regs[i]->whereis(name);
+        where += " n" + std::to_string(i) + (w.rt[i].running.contains(name) ? "(runs)" : "") +
+                 "->" + (h ? h->pid.to_string() : "none");
+      }
+      BOOST_TEST_MESSAGE(name << " copies=" << w.copies(name) << where);
+    }
+  }
+  BOOST_TEST_REQUIRE(healed, "seed=" << seed);
   for (const std::string& name : names)
     BOOST_TEST(w.copies(name) == 1);
 }
