@@ -97,7 +97,8 @@ struct Agent {
   uv_signal_t sigint{};
   uv_timer_t leave_timer{};
   uv_timer_t report_timer{};  // logs rejected traffic once a second when there was some
-  uv_timer_t stats_timer{};   // --stats-interval-ms
+  std::pair<std::size_t, std::size_t> reported_children{SIZE_MAX, SIZE_MAX};  // children, here
+  uv_timer_t stats_timer{};                                                   // --stats-interval-ms
   std::uint64_t reported_auth = 0;
   std::uint64_t reported_malformed = 0;
   int signals = 0;
@@ -521,6 +522,15 @@ int run_agent(const AgentOptions& options) {
         auto* a = static_cast<Agent*>(t->data);
         const std::uint64_t auth = a->membership->stats().rejected_auth;
         const std::uint64_t malformed = a->membership->core().stats().rejected;
+        if (a->supervisor) {
+          // A summary of the supervisor when it changed: children in the cluster, and here.
+          const std::pair<std::size_t, std::size_t> now{a->supervisor->spec_count(),
+                                                        a->supervisor->local().size()};
+          if (now != a->reported_children) {
+            a->log.log(1, "info", "supervisor", "children={} here={}", now.first, now.second);
+            a->reported_children = now;
+          }
+        }
         if (auth != a->reported_auth || malformed != a->reported_malformed) {
           a->log.log(2, "warn", "agent", "rejected packets auth={} malformed={} (totals)", auth,
                      malformed);

@@ -158,6 +158,7 @@ class Supervisor {
   // --- Reads ---
   std::vector<ChildInfo> children() const;
   std::optional<ChildSpec> spec(std::string_view name) const;
+  std::size_t spec_count() const { return specs_.size(); }
   std::optional<std::string> checkpoint_of(std::string_view name) const;
   bool failed(std::string_view name) const;
   const std::map<std::string, LocalChild, std::less<>>& local() const { return local_; }
