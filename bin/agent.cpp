@@ -19,6 +19,7 @@
 #include "registry/registry.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/uv/exec_runtime.h"
+#include "supervisor/worker.h"
 
 namespace shoal::bin {
 
@@ -75,6 +76,10 @@ struct Agent;
 void registry_tick_impl(uv_timer_t* timer);
 // Longest a graceful leave waits for the children to move before stopping them.
 constexpr std::uint64_t kDrainTimeoutMs = 15'000;
+// A starting node places no child until it sees a peer or this long has passed with none: children
+// are not started on every node that boots alone for a moment (a node with --discovery none and no
+// seeds places at once).
+constexpr std::uint64_t kStartupSettleMs = 2'000;
 
 struct Agent {
   uv_loop_t* loop = nullptr;
@@ -84,12 +89,18 @@ struct Agent {
   std::unique_ptr<registry::Registry> registry;
   std::unique_ptr<supervisor::Supervisor> supervisor;
   std::unique_ptr<supervisor::ExecRuntime> runtime;
+  supervisor::WorkerRuntime workers;
+  uv_timer_t worker_timer{};  // ticks the in-process workers
+  bool worker_reports();
+  std::size_t children_here() const { return (runtime ? runtime->size() : 0) + workers.size(); }
   uv_timer_t supervisor_timer{};  // the supervisor's next restart
   uv_timer_t drain_timer{};       // graceful leave: waits for the children to be handed over
   std::uint64_t drain_deadline = 0;
   bool left = false;  // the membership leave has begun
   void drive_supervisor();
   uv_timer_t registry_timer{};  // refreshes the live view and purges dead owners' names
+  uv_timer_t settle_timer{};    // the end of the startup settle (kStartupSettleMs)
+  bool placing = false;         // the supervisor has been given a view
   bool view_changed = true;
   static void registry_tick(uv_timer_t* timer) { registry_tick_impl(timer); }
   uv_timer_t resolve_timer{};
@@ -115,8 +126,13 @@ void registry_tick_impl(uv_timer_t* timer) {
       live[name] = m.creation;
     }
   }
+  const bool alone = live.size() <= 1;
   a->registry->set_members(std::move(live));
-  if (a->supervisor) {
+  if (a->supervisor && !a->placing && !alone) {
+    a->placing = true;
+    uv_timer_stop(&a->settle_timer);
+  }
+  if (a->supervisor && a->placing) {
     supervisor::View view;
     for (const auto& [name, m] : a->membership->core().members()) {
       if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect)
@@ -139,10 +155,13 @@ void Agent::drive_supervisor() {
   for (int pass = 0; pass < 64; ++pass) {
     std::vector<supervisor::SupervisorEffect> effects;
     supervisor->take_effects(effects);
-    if (effects.empty()) break;
     for (auto& e : effects) {
       const std::uint64_t now = uv_now(loop);
       if (auto* start = std::get_if<supervisor::StartChild>(&e)) {
+        if (start->spec.kind == supervisor::ChildKind::worker) {
+          workers.start(now, *start);
+          continue;
+        }
         auto pid = runtime->start(*start);
         if (pid) {
           log.log(1, "info", "supervisor", "started name={} os_pid={} checkpoint={}",
@@ -156,9 +175,15 @@ void Agent::drive_supervisor() {
       } else if (auto* stop = std::get_if<supervisor::StopChild>(&e)) {
         log.log(1, "info", "supervisor", "stopping name={} reason={}", stop->name,
                 supervisor::stop_reason_name(stop->reason));
-        runtime->stop(*stop);
+        if (workers.runs(stop->name)) {
+          workers.stop(now, *stop);
+        } else {
+          runtime->stop(*stop);
+        }
       }
     }
+    // What the workers reported (started, exited, checkpoints) may give the supervisor more to do.
+    if (!worker_reports() && effects.empty()) break;
   }
   const std::uint64_t deadline = supervisor->next_deadline();
   if (deadline != UINT64_MAX) {
@@ -188,6 +213,8 @@ void leave_now(Agent* agent) {
         if (a->runtime) a->runtime->close([] {});
         uv_close(reinterpret_cast<uv_handle_t*>(&a->supervisor_timer), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&a->drain_timer), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&a->worker_timer), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&a->settle_timer), nullptr);
         if (a->discovery) a->discovery->close([] {});
         if (a->resolver) {
           a->resolver->close();
@@ -205,13 +232,49 @@ void leave_now(Agent* agent) {
       500, 0);
 }
 
+// Hands what the in-process workers reported to the supervisor (which may answer with more
+// effects: drive_supervisor() calls here until both are quiet). False if there was nothing.
+bool Agent::worker_reports() {
+  std::vector<supervisor::WorkerReport> reports;
+  workers.take_reports(reports);
+  if (reports.empty()) return false;
+  const std::uint64_t now = uv_now(loop);
+  for (supervisor::WorkerReport& r : reports) {
+    switch (r.kind) {
+      case supervisor::WorkerReport::Kind::started:
+        log.log(1, "info", "supervisor", "started name={} worker=yes", r.name);
+        supervisor->on_started(now, r.name, r.id);
+        break;
+      case supervisor::WorkerReport::Kind::exited: {
+        const auto& local = supervisor->local();
+        auto it = local.find(r.name);
+        const bool asked = it != local.end() && it->second.id == r.id &&
+                           it->second.status == supervisor::LocalStatus::stopping;
+        log.log(r.normal || asked ? 1 : 2, r.normal || asked ? "info" : "warn", "supervisor",
+                "{} name={} how=\"{}\"", asked ? "stopped" : "exited", r.name, r.text);
+        supervisor->on_exited(now, r.name, r.id, r.normal, r.text);
+        break;
+      }
+      case supervisor::WorkerReport::Kind::checkpoint:
+        if (auto stored = supervisor->checkpoint(now, r.name, r.text); !stored) {
+          log.log(2, "warn", "supervisor", "checkpoint refused name={} reason=\"{}\"", r.name,
+                  stored.error());
+        } else {
+          log.log(0, "debug", "supervisor", "checkpoint name={} bytes={}", r.name, r.text.size());
+        }
+        break;
+    }
+  }
+  return true;
+}
+
 void on_signal(uv_signal_t* handle, int signum) {
   auto* agent = static_cast<Agent*>(handle->data);
   if (++agent->signals > 1) {
     agent->log.log(2, "warn", "agent", "second signal: exiting at once signal={}", signum);
     std::_Exit(1);
   }
-  if (!agent->supervisor || !agent->runtime || agent->runtime->size() == 0) {
+  if (!agent->supervisor || agent->children_here() == 0) {
     agent->log.log(1, "info", "agent", "leaving signal={}", signum);
     leave_now(agent);
     return;
@@ -219,7 +282,7 @@ void on_signal(uv_signal_t* handle, int signum) {
   // Hand the children over first: the others start them and take their names, then the copies
   // here stop; only then does the node leave (or when the handoff takes too long).
   agent->log.log(1, "info", "agent", "draining signal={} children={}", signum,
-                 agent->runtime->size());
+                 agent->children_here());
   agent->drain_deadline = uv_now(agent->loop) + kDrainTimeoutMs;
   agent->supervisor->drain(uv_now(agent->loop));
   agent->drive_supervisor();
@@ -227,7 +290,7 @@ void on_signal(uv_signal_t* handle, int signum) {
       &agent->drain_timer,
       [](uv_timer_t* t) {
         auto* a = static_cast<Agent*>(t->data);
-        const bool done = a->runtime->size() == 0;
+        const bool done = a->children_here() == 0;
         if (!done && uv_now(a->loop) < a->drain_deadline) return;
         a->log.log(done ? 1 : 2, done ? "info" : "warn", "agent", "leaving {}",
                    done ? "(children handed over)" : "(handoff timed out; stopping the rest)");
@@ -305,6 +368,29 @@ int run_agent(const AgentOptions& options) {
     }
     if (auto bad = supervisor::validate(spec)) {
       std::fprintf(stderr, "shoal agent: --child %s: %s\n", spec.name.c_str(), bad->c_str());
+      return 2;
+    }
+    child_specs.push_back(std::move(spec));
+  }
+  for (const std::string& w : options.workers) {
+    const auto eq = w.find('=');
+    supervisor::ChildSpec spec;
+    spec.kind = supervisor::ChildKind::worker;
+    if (eq != std::string::npos) {
+      spec.name = w.substr(0, eq);
+      spec.worker_type = w.substr(eq + 1);
+    }
+    if (eq == std::string::npos || eq == 0 || spec.worker_type.empty()) {
+      std::fprintf(stderr, "shoal agent: --worker: expected NAME=TYPE, got '%s'\n", w.c_str());
+      return 2;
+    }
+    if (spec.worker_type != "idle" && spec.worker_type != "counter") {
+      std::fprintf(stderr, "shoal agent: --worker %s: unknown type '%s' (idle or counter)\n",
+                   spec.name.c_str(), spec.worker_type.c_str());
+      return 2;
+    }
+    if (auto bad = supervisor::validate(spec)) {
+      std::fprintf(stderr, "shoal agent: --worker %s: %s\n", spec.name.c_str(), bad->c_str());
       return 2;
     }
     child_specs.push_back(std::move(spec));
@@ -424,10 +510,38 @@ int run_agent(const AgentOptions& options) {
     agent.supervisor_timer.data = &agent;
     uv_timer_init(agent.loop, &agent.drain_timer);
     agent.drain_timer.data = &agent;
+    uv_timer_init(agent.loop, &agent.worker_timer);
+    agent.worker_timer.data = &agent;
+    uv_timer_start(
+        &agent.worker_timer,
+        [](uv_timer_t* t) {
+          auto* a = static_cast<Agent*>(t->data);
+          if (a->workers.size() == 0) return;
+          a->workers.tick(uv_now(a->loop));
+          a->drive_supervisor();
+        },
+        100, 100);
     log.log(1, "info", "supervisor", "runtime data_dir={}", dir);
   }
   uv_timer_init(agent.loop, &agent.registry_timer);
   agent.registry_timer.data = &agent;
+  uv_timer_init(agent.loop, &agent.settle_timer);
+  agent.settle_timer.data = &agent;
+  if (options.discovery == "none") {
+    agent.placing = true;
+  } else {
+    uv_timer_start(
+        &agent.settle_timer,
+        [](uv_timer_t* t) {
+          auto* a = static_cast<Agent*>(t->data);
+          if (a->placing || a->left) return;
+          a->log.log(1, "info", "supervisor", "placing children (no peer seen in {} ms)",
+                     kStartupSettleMs);
+          a->placing = true;
+          Agent::registry_tick(&a->registry_timer);
+        },
+        kStartupSettleMs, 0);
+  }
   agent.registry_tick(&agent.registry_timer);
   uv_timer_start(&agent.registry_timer, agent.registry_tick, 5000, 5000);
   std::uint64_t local_id = 0;

@@ -24,6 +24,8 @@ struct AgentOptions {
   // Supervised exec children added to the cluster at start, "NAME=COMMAND ARGS..." (until the
   // RPC's `shoal run`).
   std::vector<std::string> children;
+  // Supervised in-process workers added at start, "NAME=TYPE" (built-in types: idle, counter).
+  std::vector<std::string> workers;
   std::string data_dir;  // child logs and checkpoint files; default /tmp/shoal-<name>
   std::string log_level = "info";
   // ms between "stats" log lines (counters, for benchmarks and operators); 0: none.

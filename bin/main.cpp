@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   run->add_option("--child", agent.children,
                   "Supervise an exec child cluster-wide: NAME=COMMAND ARGS... (repeatable; "
                   "runs on one node, restarted elsewhere if that node dies)");
+  run->add_option("--worker", agent.workers,
+                  "Supervise an in-process worker cluster-wide: NAME=TYPE, TYPE idle or counter "
+                  "(counter checkpoints its count every second; repeatable)");
   run->add_option("--data-dir", agent.data_dir,
                   "Directory for child logs and checkpoint files (default /tmp/shoal-NAME)");
   run->add_option("--log-level", agent.log_level, "debug, info, warn or error")

@@ -369,4 +369,50 @@ BOOST_AUTO_TEST_CASE(exec_children_of_a_killed_agent_die_with_it_and_run_once_on
       10s));
 }
 
+BOOST_AUTO_TEST_CASE(a_counter_worker_fails_over_and_resumes_from_its_checkpoint) {
+  const auto seed = shoal::test::test_seed();
+  Cluster c(3);
+  for (int i = 0; i < 3; ++i) {
+    std::vector<std::string> extra{"--data-dir", c.dir + "/data" + std::to_string(i), "--log-level",
+                                   "debug"};
+    if (i == 0) extra.insert(extra.end(), {"--worker", "tally=counter"});
+    c.start(i, extra);
+  }
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged({0, 1, 2}); }, 20s));
+  const std::vector<std::string> started{"supervisor started", "name=tally worker=yes"};
+  const std::vector<std::string> ended{"supervisor", "name=tally how="};
+  // The agents where a copy runs (started more often than ended).
+  auto runners = [&] {
+    std::vector<int> out;
+    for (int i = 0; i < 3; ++i) {
+      if (c[i].running() && c[i].count(started) > c[i].count(ended)) out.push_back(i);
+    }
+    return out;
+  };
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return runners().size() == 1; }, 20s));
+  const int first = runners().front();
+  // Two checkpoints stored: the first has long reached the others.
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        return c[first].count({"supervisor checkpoint", "name=tally"}) >= 2;
+      },
+      20s));
+  c[first].signal(SIGKILL);
+  BOOST_TEST(c[first].wait_exit(10s) != 0);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return runners().size() == 1; }, 30s),
+                     "seed=" << seed);
+  const int second = runners().front();
+  const int third = 3 - first - second;
+  const std::size_t third_before = c[third].count(started);
+  // A graceful leave hands it on; the copy that stops says where it had resumed from.
+  c[second].signal(SIGTERM);
+  BOOST_TEST_REQUIRE(c[second].wait_for({"supervisor stopped", "name=tally"}, 30s));
+  BOOST_TEST(c[second].wait_exit(20s) == 0);
+  BOOST_TEST(shoal::test::eventually([&] { return c[third].count(started) > third_before; }, 20s));
+  const std::string log = c[second].log();
+  const auto at = log.rfind("resumed from ");
+  BOOST_TEST_REQUIRE(at != std::string::npos, log);
+  BOOST_TEST(std::stoul(log.substr(at + 13)) > 0u, "the new copy did not resume from a checkpoint");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
