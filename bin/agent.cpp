@@ -101,6 +101,7 @@ struct Agent {
   uv_timer_t registry_timer{};  // refreshes the live view and purges dead owners' names
   uv_timer_t settle_timer{};    // the end of the startup settle (kStartupSettleMs)
   bool placing = false;         // the supervisor has been given a view
+  bool had_quorum = false;      // quorum mode: as last logged
   bool view_changed = true;
   static void registry_tick(uv_timer_t* timer) { registry_tick_impl(timer); }
   uv_timer_t resolve_timer{};
@@ -138,7 +139,15 @@ void registry_tick_impl(uv_timer_t* timer) {
       if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect)
         view[name] = supervisor::MemberInfo{m.creation, m.tags};
     }
+    const std::size_t seen = view.size();
     a->supervisor->set_members(uv_now(a->loop), std::move(view));
+    if (a->supervisor->mode() == supervisor::Mode::quorum &&
+        a->supervisor->has_quorum() != a->had_quorum) {
+      a->had_quorum = a->supervisor->has_quorum();
+      a->log.log(a->had_quorum ? 1 : 2, a->had_quorum ? "info" : "warn", "supervisor",
+                 "{} members={}{}", a->had_quorum ? "quorum" : "no quorum", seen,
+                 a->had_quorum ? "" : " (starting nothing; children stop if this lasts)");
+    }
     a->drive_supervisor();
   }
   a->view_changed = false;
@@ -425,9 +434,31 @@ int run_agent(const AgentOptions& options) {
     std::fprintf(stderr, "shoal agent: %s\n", bad->c_str());
     return 2;
   }
+  supervisor::SupervisorConfig sup_config;
+  if (options.mode == "quorum") {
+    if (options.expect == 0) {
+      std::fprintf(stderr, "shoal agent: --mode quorum needs --expect N (the cluster size)\n");
+      return 2;
+    }
+    const auto& m = uv_options.config;
+    sup_config.mode = supervisor::Mode::quorum;
+    sup_config.expect = options.expect;
+    sup_config.fence_after_ms = options.quorum_fence_ms;
+    const std::uint64_t safe = supervisor::quorum_lease_ms(
+        options.expect, m.probe_interval_ms, m.awareness_max, m.suspicion_mult,
+        m.suspicion_max_mult, options.quorum_fence_ms);
+    sup_config.lease_ms = options.quorum_lease_ms != 0 ? options.quorum_lease_ms : safe;
+  } else if (options.mode != "ap") {
+    std::fprintf(stderr, "shoal agent: --mode must be ap or quorum\n");
+    return 2;
+  } else if (options.expect != 0 || options.quorum_lease_ms != 0) {
+    std::fprintf(stderr, "shoal agent: --expect and --quorum-lease-ms need --mode quorum\n");
+    return 2;
+  }
   uv_options.name =
       options.name.empty() ? hostname() + ":" + std::to_string(bind->port) : options.name;
   uv_options.creation_ms = wall_ms();
+  const cluster::MembershipConfig uv_options_config = uv_options.config;
   uv_options.replication = cluster::ReplicatorConfig{};
   uv_options.seed = uv_options.creation_ms ^ (static_cast<std::uint64_t>(getpid()) << 32);
 
@@ -476,9 +507,22 @@ int run_agent(const AgentOptions& options) {
   });
   {
     const std::string node_name = agent.membership->core().name();
-    agent.supervisor =
-        std::make_unique<supervisor::Supervisor>(*agent.membership->replicator(), *agent.registry,
-                                                 node_name, agent.membership->core().creation());
+    agent.supervisor = std::make_unique<supervisor::Supervisor>(
+        *agent.membership->replicator(), *agent.registry, node_name,
+        agent.membership->core().creation(), sup_config);
+    if (sup_config.mode == supervisor::Mode::quorum) {
+      const auto& m = uv_options_config;
+      const std::uint64_t safe = supervisor::quorum_lease_ms(
+          sup_config.expect, m.probe_interval_ms, m.awareness_max, m.suspicion_mult,
+          m.suspicion_max_mult, sup_config.fence_after_ms);
+      log.log(sup_config.lease_ms < safe ? 2 : 1, sup_config.lease_ms < safe ? "warn" : "info",
+              "supervisor", "mode=quorum expect={} majority={} fence_ms={} lease_ms={}{}",
+              sup_config.expect, sup_config.expect / 2 + 1, sup_config.fence_after_ms,
+              sup_config.lease_ms,
+              sup_config.lease_ms < safe
+                  ? fmt::format(" (below the safe bound {} ms: two copies may run)", safe)
+                  : "");
+    }
     const std::string dir = options.data_dir.empty()
                                 ? "/tmp/shoal-" + supervisor::file_name_for(node_name)
                                 : options.data_dir;

@@ -26,6 +26,14 @@ struct AgentOptions {
   std::vector<std::string> children;
   // Supervised in-process workers added at start, "NAME=TYPE" (built-in types: idle, counter).
   std::vector<std::string> workers;
+  // Supervisor mode: "ap" or "quorum" (needs expect, the cluster size).
+  std::string mode = "ap";
+  unsigned expect = 0;
+  // quorum: ms in the minority before this node stops its children (default 2000), and the lease
+  // after which a vanished member's children start elsewhere (0: the safe bound computed from the
+  // membership timing; see supervisor::quorum_lease_ms).
+  unsigned quorum_fence_ms = 2'000;
+  unsigned quorum_lease_ms = 0;
   std::string data_dir;  // child logs and checkpoint files; default /tmp/shoal-<name>
   std::string log_level = "info";
   // ms between "stats" log lines (counters, for benchmarks and operators); 0: none.

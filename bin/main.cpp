@@ -39,6 +39,21 @@ int main(int argc, char** argv) {
   run->add_option("--worker", agent.workers,
                   "Supervise an in-process worker cluster-wide: NAME=TYPE, TYPE idle or counter "
                   "(counter checkpoints its count every second; repeatable)");
+  run->add_option("--mode", agent.mode,
+                  "Supervisor mode: ap (any side of a partition restarts orphans) or quorum "
+                  "(only a majority of --expect does; never two copies)")
+      ->check(CLI::IsMember({"ap", "quorum"}))
+      ->capture_default_str();
+  run->add_option("--expect", agent.expect, "quorum mode: the cluster size N (a majority is > N/2)")
+      ->check(CLI::Range(1u, 100'000u));
+  run->add_option("--quorum-fence-ms", agent.quorum_fence_ms,
+                  "quorum mode: ms without a majority before this node stops its children")
+      ->check(CLI::Range(100u, 3'600'000u))
+      ->capture_default_str();
+  run->add_option("--quorum-lease-ms", agent.quorum_lease_ms,
+                  "quorum mode: ms after a member vanished before its children start elsewhere "
+                  "(plus their shutdown timeout; default: the safe bound from the probe timing)")
+      ->check(CLI::Range(1u, 3'600'000u));
   run->add_option("--data-dir", agent.data_dir,
                   "Directory for child logs and checkpoint files (default /tmp/shoal-NAME)");
   run->add_option("--log-level", agent.log_level, "debug, info, warn or error")

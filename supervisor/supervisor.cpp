@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <msgpack.hpp>
 
+#include "cluster/timing.h"
 #include "crdt/msgpack_reader.h"
 
 namespace shoal::supervisor {
@@ -37,8 +38,27 @@ const char* stop_reason_name(StopReason r) {
       return "moved";
     case StopReason::unplaced:
       return "unplaced";
+    case StopReason::no_quorum:
+      return "no_quorum";
   }
   return "unknown";
+}
+
+const char* mode_name(Mode m) {
+  return m == Mode::quorum ? "quorum" : "ap";
+}
+
+std::uint64_t quorum_lease_ms(std::size_t expect, std::uint64_t probe_interval_ms,
+                              int awareness_max, double suspicion_mult, double suspicion_max_mult,
+                              std::uint64_t fence_after_ms) {
+  const std::size_t n = std::max<std::size_t>(expect, 2);
+  // Every peer probed once at the slowest rate, then the longest suspicion timeout.
+  const std::uint64_t slowest_probe =
+      probe_interval_ms * static_cast<std::uint64_t>(std::max(awareness_max, 0) + 1);
+  const auto longest_suspicion =
+      static_cast<std::uint64_t>(suspicion_max_mult * static_cast<double>(cluster::suspicion_min_ms(
+                                                          suspicion_mult, n, probe_interval_ms)));
+  return slowest_probe * (n - 1) + longest_suspicion + fence_after_ms;
 }
 
 const char* local_status_name(LocalStatus s) {
@@ -129,7 +149,34 @@ std::expected<void, std::string> Supervisor::checkpoint(std::uint64_t now_ms, st
 // --- Inputs ---
 
 void Supervisor::set_members(std::uint64_t now_ms, View view) {
+  if (config_.mode == Mode::quorum) {
+    // Members that left the view without draining: their children wait for the lease.
+    for (const auto& [name, info] : view_) {
+      auto now_there = view.find(name);
+      const bool drained = draining_.contains(name + "#" + std::to_string(info.creation));
+      if (name != self_ && !drained &&
+          (now_there == view.end() || now_there->second.creation != info.creation)) {
+        gone_.insert_or_assign(name, Gone{info, now_ms});
+      }
+    }
+    std::uint64_t longest = 0;
+    for (const auto& [name, spec] : specs_)
+      longest = std::max(longest, spec.shutdown_ms);
+    for (auto it = gone_.begin(); it != gone_.end();) {
+      const bool back = view.contains(it->first);
+      const bool over = now_ms >= it->second.at_ms + config_.lease_ms + longest;
+      it = back || over ? gone_.erase(it) : std::next(it);
+    }
+  }
   view_ = std::move(view);
+  if (config_.mode == Mode::quorum) {
+    if (has_quorum()) {
+      minority_since_.reset();
+    } else if (!minority_since_) {
+      minority_since_ = now_ms;
+      wake_at(now_ms + config_.fence_after_ms);
+    }
+  }
   // Draining marks of lives that are gone are dropped (anyone may; removing twice is harmless).
   std::vector<std::string> stale;
   for (const std::string& life : draining_) {
@@ -243,6 +290,10 @@ void Supervisor::on_exited(std::uint64_t now_ms, std::string_view name, std::uin
 }
 
 void Supervisor::on_timer(std::uint64_t now_ms) {
+  if (now_ms >= wake_at_) {
+    wake_at_ = UINT64_MAX;
+    next_reconcile_ = 0;  // reconcile everything now (sets wake_at_ again where still waiting)
+  }
   if (now_ms >= next_reconcile_) {
     next_reconcile_ = now_ms + config_.reconcile_every_ms;
     reconcile_all(now_ms);
@@ -258,7 +309,7 @@ void Supervisor::on_timer(std::uint64_t now_ms) {
 // --- Outputs ---
 
 std::uint64_t Supervisor::next_deadline() const {
-  std::uint64_t next = next_reconcile_;
+  std::uint64_t next = std::min(next_reconcile_, wake_at_);
   for (const auto& [name, child] : local_) {
     if (child.status == LocalStatus::backoff) next = std::min(next, child.restart_at);
   }
@@ -272,6 +323,14 @@ void Supervisor::take_effects(std::vector<SupervisorEffect>& out) {
 }
 
 // --- Reads ---
+
+bool Supervisor::has_quorum() const {
+  return config_.mode == Mode::ap || view_.size() * 2 > config_.expect;
+}
+
+bool Supervisor::fenced(std::uint64_t now_ms) const {
+  return minority_since_ && now_ms >= *minority_since_ + config_.fence_after_ms;
+}
 
 std::optional<ChildSpec> Supervisor::spec(std::string_view name) const {
   auto it = specs_.find(name);
@@ -332,21 +391,33 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
   const bool is_failed = failed(name);
   const std::optional<std::string> owner = place(spec, placement_view_);
   const bool mine = owner && *owner == self_ && !is_failed;
+  const bool quorum = config_.mode == Mode::quorum;
 
   if (local_it == local_.end()) {
-    if (!mine) return;
+    if (!mine || !may_start(now_ms, name, spec)) return;
     LocalChild& child = local_[name];
     start(now_ms, spec, child);
     return;
   }
   LocalChild& child = local_it->second;
+  if (quorum && fenced(now_ms)) {
+    // In the minority too long: the majority may start these after its lease.
+    if (child.status == LocalStatus::backoff) {
+      local_.erase(local_it);
+    } else if (child.status != LocalStatus::stopping) {
+      if (child.status == LocalStatus::running || child.status == LocalStatus::starting)
+        ++stats_.fenced;
+      stop(now_ms, name, child, StopReason::no_quorum);
+    }
+    return;
+  }
   switch (child.status) {
     case LocalStatus::stopping:
       return;  // on_exited() reconciles again
     case LocalStatus::backoff:
       if (!mine) {
         local_.erase(local_it);
-      } else if (child.restart_at <= now_ms) {
+      } else if (child.restart_at <= now_ms && may_start(now_ms, name, spec)) {
         ++stats_.restarts;
         ++child.restart_count;
         start(now_ms, spec, child);
@@ -374,12 +445,40 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
     if (!holds) claim(now_ms, name, child);
     return;
   }
+  // quorum: not the owner, so stop first; the owner starts once the name is free.
+  if (quorum) {
+    stop(now_ms, name, child, StopReason::moved);
+    return;
+  }
   // Not the owner: run until the owner's copy holds the name (no gap), then stop.
   if (holder && holder->pid.node == *owner) {
     stop(now_ms, name, child, StopReason::moved);
   } else if (holder && !holds) {
     stop(now_ms, name, child, StopReason::lost_name);
   }
+}
+
+bool Supervisor::may_start(std::uint64_t now_ms, const std::string& name, const ChildSpec& spec) {
+  if (config_.mode == Mode::ap) return true;
+  if (!has_quorum()) return false;
+  // Another live member's copy holds the name: it stops first.
+  if (auto holder = registry_.whereis(name);
+      holder && holder->pid.node != self_ && view_.contains(holder->pid.node)) {
+    return false;
+  }
+  if (gone_.empty()) return true;
+  // Was it a gone member's? Placement over the view with the gone members still in it says.
+  View with_gone = placement_view_;
+  for (const auto& [member, gone] : gone_)
+    with_gone.emplace(member, gone.info);
+  const std::optional<std::string> before = place(spec, with_gone);
+  if (!before) return true;
+  auto g = gone_.find(*before);
+  if (g == gone_.end()) return true;
+  const std::uint64_t free_at = g->second.at_ms + config_.lease_ms + spec.shutdown_ms;
+  if (now_ms >= free_at) return true;
+  wake_at(free_at);
+  return false;
 }
 
 void Supervisor::start(std::uint64_t now_ms, const ChildSpec& spec, LocalChild& child) {

@@ -26,7 +26,22 @@
 // Graceful leave: drain() marks the node draining in the map ("d/" + node#creation); every node
 // then places children as if it were gone, and the copies move without a gap (see drain()).
 //
-// Mode: this is `ap` (the default of DESIGN.md). `quorum` mode is not implemented yet.
+// Modes. `ap` (the default): any node starts what it owns in its own view, so both sides of a
+// partition run copies, and after healing the registry leaves one. `quorum` (config.expect = the
+// cluster size N): at most one copy at any instant, at the price of a slower failover:
+//  - a node whose view (live members, itself included) is not a strict majority of N starts
+//    nothing, and once it has been in the minority for fence_after_ms it stops every child it
+//    runs (StopReason::no_quorum);
+//  - a child that a member which left the view (not by a drain) owned starts elsewhere only
+//    lease_ms + the child's shutdown_ms after it left: by then the cut-off member has noticed,
+//    fenced itself and ended its copy. lease_ms must cover the time a cut-off node takes to see
+//    its peers dead (at most the probe round over the cluster stretched by the health multiplier,
+//    plus the longest suspicion timeout) plus fence_after_ms: quorum_lease_ms() computes that
+//    bound from the membership timing;
+//  - a child starts only once no other live member holds its name: a copy that moves (a join, a
+//    drain) stops first and the new owner starts after (a gap of one stop, never two copies).
+// What quorum mode cannot bound: a paused (SIGSTOP) agent cannot stop its exec children, which go
+// on running; after lease_ms a copy starts elsewhere. Workers pause with their agent.
 //
 // Inputs carry the time; effects are drained with take_effects(). It writes through the registry
 // and the replicator it is given, on the same loop. Not thread-safe.
@@ -50,6 +65,9 @@
 
 namespace shoal::supervisor {
 
+enum class Mode { ap, quorum };
+const char* mode_name(Mode m);
+
 struct SupervisorConfig {
   // Delay before the first restart after an exit; it doubles with each restart in the window.
   std::uint64_t restart_backoff_ms = 100;
@@ -62,9 +80,24 @@ struct SupervisorConfig {
   // event not being missed (a claim skipped by the rate limit above, say).
   std::uint64_t reconcile_every_ms = 500;
   SpecLimits limits;
+  Mode mode = Mode::ap;
+  // quorum: the expected cluster size; a strict majority of it must be in view.
+  std::size_t expect = 0;
+  // quorum: how long a node may be in the minority before it stops its children.
+  std::uint64_t fence_after_ms = 2'000;
+  // quorum: how long after a member left the view its children may start elsewhere (plus each
+  // child's shutdown_ms). See quorum_lease_ms().
+  std::uint64_t lease_ms = 15'000;
 };
 
-enum class StopReason { removed, lost_name, failed, moved, unplaced };
+// The least safe lease for quorum mode: how long a node cut off from the others may take to see a
+// majority gone, with probes stretched by the highest health multiplier and the longest suspicion
+// timeout, plus fence_after_ms.
+std::uint64_t quorum_lease_ms(std::size_t expect, std::uint64_t probe_interval_ms,
+                              int awareness_max, double suspicion_mult, double suspicion_max_mult,
+                              std::uint64_t fence_after_ms);
+
+enum class StopReason { removed, lost_name, failed, moved, unplaced, no_quorum };
 const char* stop_reason_name(StopReason r);
 
 // Start `spec` as local instance `id` (the pid's local id), handing it `checkpoint` if any.
@@ -112,6 +145,7 @@ struct SupervisorStats {
   std::uint64_t stops = 0;      // StopChild effects
   std::uint64_t failed = 0;     // children this node marked failed
   std::uint64_t bad_specs = 0;  // undecodable specs in the map (ignored)
+  std::uint64_t fenced = 0;     // quorum: children stopped here for want of a majority
 };
 
 class Supervisor {
@@ -164,6 +198,11 @@ class Supervisor {
   const std::map<std::string, LocalChild, std::less<>>& local() const { return local_; }
   const SupervisorStats& stats() const { return stats_; }
   const std::string& self() const { return self_; }
+  Mode mode() const { return config_.mode; }
+  // ap: always; quorum: the view is a strict majority of the expected size.
+  bool has_quorum() const;
+  // quorum: the minority lasted fence_after_ms; every child here is stopped.
+  bool fenced(std::uint64_t now_ms) const;
 
  private:
   registry::Pid pid_of(const LocalChild& child) const { return {self_, creation_, child.id}; }
@@ -175,6 +214,9 @@ class Supervisor {
   // Removes the registry entry of `name` if it names this instance.
   void release_name(std::uint64_t now_ms, const std::string& name, const LocalChild& child);
   void mark_failed(std::uint64_t now_ms, const std::string& name, const std::string& why);
+  // quorum: may a copy of `name` start here now? (Sets wake_at_ when it must wait for a lease.)
+  bool may_start(std::uint64_t now_ms, const std::string& name, const ChildSpec& spec);
+  void wake_at(std::uint64_t at) { wake_at_ = std::min(wake_at_, at); }
   // The view placement uses: the live members that are not draining.
   void rebuild_placement_view();
 
@@ -191,6 +233,14 @@ class Supervisor {
   std::map<std::string, LocalChild, std::less<>> local_;
   std::uint64_t next_id_ = 0;
   std::uint64_t next_reconcile_ = 0;
+  std::uint64_t wake_at_ = UINT64_MAX;  // quorum: a lease or the fence ends
+  // quorum: members that left the view, not drained, and when; their children wait for the lease.
+  struct Gone {
+    MemberInfo info;
+    std::uint64_t at_ms;
+  };
+  std::map<std::string, Gone, std::less<>> gone_;
+  std::optional<std::uint64_t> minority_since_;
   std::vector<SupervisorEffect> effects_;
   SupervisorStats stats_;
 };

@@ -38,13 +38,17 @@ struct World {
   std::vector<FakeRuntime> rt;
   std::vector<supervisor::View> views;
 
-  World(std::size_t n, std::uint64_t seed)
-      : c(n, seed, MembershipConfig{}, [] {
-          SimNetConfig net;
-          net.replication = cluster::ReplicatorConfig{};
-          net.record_changes = true;
-          return net;
-        }()) {
+  supervisor::SupervisorConfig config;
+
+  World(std::size_t n, std::uint64_t seed, supervisor::SupervisorConfig sup_config = {})
+      : c(n, seed, MembershipConfig{},
+          [] {
+            SimNetConfig net;
+            net.replication = cluster::ReplicatorConfig{};
+            net.record_changes = true;
+            return net;
+          }()),
+        config(sup_config) {
     for (std::size_t i = 0; i < n; ++i)
       make(i);
     rt.resize(n);
@@ -57,8 +61,8 @@ struct World {
       sups.resize(i + 1);
     }
     regs[i] = std::make_unique<Registry>(c.replicator(i), c.name(i));
-    sups[i] =
-        std::make_unique<Supervisor>(c.replicator(i), *regs[i], c.name(i), c.node(i).creation());
+    sups[i] = std::make_unique<Supervisor>(c.replicator(i), *regs[i], c.name(i),
+                                           c.node(i).creation(), config);
   }
   // One pass of what the agent's loop does for node i.
   void step(std::size_t i) {
@@ -176,6 +180,17 @@ struct World {
     return n;
   }
 };
+
+supervisor::SupervisorConfig quorum_of(std::size_t n) {
+  supervisor::SupervisorConfig config;
+  config.mode = supervisor::Mode::quorum;
+  config.expect = n;
+  const MembershipConfig m;
+  config.lease_ms =
+      supervisor::quorum_lease_ms(n, m.probe_interval_ms, m.awareness_max, m.suspicion_mult,
+                                  m.suspicion_max_mult, config.fence_after_ms);
+  return config;
+}
 
 ChildSpec sleeper(const std::string& name) {
   ChildSpec spec;
@@ -391,6 +406,117 @@ BOOST_AUTO_TEST_CASE(a_draining_node_hands_its_children_over_without_a_gap) {
     const int new_starts = w.total(&FakeRuntime::starts, name) - starts_before[name];
     BOOST_TEST(new_starts == (leaving.contains(name) ? 1 : 0), name << "; seed=" << seed);
   }
+}
+
+BOOST_AUTO_TEST_CASE(quorum_mode_never_runs_two_copies_through_a_partition_and_its_healing) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed, quorum_of(5));
+  BOOST_TEST_MESSAGE("lease_ms=" << w.config.lease_ms);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  std::vector<std::string> names;
+  for (int k = 0; k < 200; ++k) {
+    names.push_back("svc-" + std::to_string(k));
+    ChildSpec spec = sleeper(names.back());
+    spec.shutdown_ms = 1'000;
+    BOOST_TEST_REQUIRE(w.sups[0]->add(w.c.now(), spec).has_value());
+  }
+  // Sampled at every step of the simulation (10 ms), from now to the end.
+  int most = 0;
+  std::string doubled;
+  auto wait = [&](const std::function<bool()>& pred, std::uint64_t ms) {
+    return w.wait(
+        [&] {
+          for (const std::string& name : names) {
+            const int n = w.copies(name);
+            if (n > most) {
+              most = n;
+              doubled = name + " at t=" + std::to_string(w.c.now());
+            }
+          }
+          return pred();
+        },
+        ms);
+  };
+  BOOST_TEST_REQUIRE(wait([&] { return w.settled(names); }, 20'000), "seed=" << seed);
+  std::set<std::string> on_minority;
+  for (const std::string& name : names) {
+    const std::size_t r = w.runner_of(name);
+    if (r == 3 || r == 4) on_minority.insert(name);
+  }
+  BOOST_TEST_REQUIRE(!on_minority.empty());
+  const std::vector<std::size_t> majority{0, 1, 2};
+  const std::vector<std::size_t> minority{3, 4};
+  const std::uint64_t cut = w.c.now();
+  w.c.partition({majority, minority});
+  // The minority stops its children; the majority runs every child, each once.
+  BOOST_TEST_REQUIRE(wait(
+                         [&] {
+                           for (const std::string& name : names) {
+                             if (w.copies(name, majority) != 1 || w.copies(name, minority) != 0)
+                               return false;
+                           }
+                           return true;
+                         },
+                         120'000),
+                     "seed=" << seed);
+  BOOST_TEST_MESSAGE("majority runs all " << names.size() << " children " << w.c.now() - cut
+                                          << " ms after the cut");
+  BOOST_TEST(w.sups[3]->stats().fenced + w.sups[4]->stats().fenced == on_minority.size());
+  // Not before the lease: the minority's children started on the majority no earlier than
+  // lease_ms after the cut.
+  BOOST_TEST(w.c.now() - cut >= w.config.lease_ms);
+  w.c.heal();
+  BOOST_TEST_REQUIRE(wait([&] { return w.c.converged() && w.settled(names); }, 60'000),
+                     "seed=" << seed);
+  BOOST_TEST(most <= 1, "two copies of " << doubled << "; seed=" << seed);
+}
+
+BOOST_AUTO_TEST_CASE(quorum_mode_restarts_a_killed_nodes_children_after_the_lease_once_each) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed, quorum_of(5));
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  std::vector<std::string> names;
+  for (int k = 0; k < 100; ++k) {
+    names.push_back("job-" + std::to_string(k));
+    ChildSpec spec = sleeper(names.back());
+    spec.shutdown_ms = 500;
+    BOOST_TEST_REQUIRE(w.sups[1]->add(w.c.now(), spec).has_value());
+  }
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 20'000), "seed=" << seed);
+  std::set<std::string> orphans;
+  for (const std::string& name : names) {
+    if (w.runner_of(name) == 2) orphans.insert(name);
+  }
+  BOOST_TEST_REQUIRE(!orphans.empty());
+  const std::uint64_t killed = w.c.now();
+  w.kill(2);
+  std::uint64_t declared = 0;
+  BOOST_TEST_REQUIRE(w.wait(
+      [&] {
+        if (declared == 0 && !w.views[0].contains(w.c.name(2))) declared = w.c.now();
+        return w.settled(names);
+      },
+      60'000));
+  BOOST_TEST_MESSAGE("declared dead after " << declared - killed << " ms; all running after "
+                                            << w.c.now() - killed << " ms");
+  BOOST_TEST(w.c.now() >= declared + w.config.lease_ms + 500);
+  for (const std::string& name : names)
+    BOOST_TEST(w.total(&FakeRuntime::starts, name) == (orphans.contains(name) ? 2 : 1), name);
+}
+
+BOOST_AUTO_TEST_CASE(quorum_mode_starts_nothing_without_a_majority) {
+  const auto seed = shoal::test::test_seed();
+  World w(2, seed, quorum_of(5));  // 2 of an expected 5
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  BOOST_TEST_REQUIRE(w.sups[0]->add(w.c.now(), sleeper("lonely")).has_value());
+  w.c.run_for(10'000);
+  w.feed();
+  BOOST_TEST(w.total(&FakeRuntime::starts, "lonely") == 0);
+  BOOST_TEST(!w.sups[0]->has_quorum());
+  BOOST_TEST(w.sups[1]->children().size() == 1u);  // known everywhere, run nowhere
 }
 
 BOOST_AUTO_TEST_SUITE_END()
