@@ -10,8 +10,10 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 
+#include "bin/agent_state.h"
 #include "cluster/keyring.h"
 #include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/seed_resolver.h"
@@ -23,99 +25,7 @@
 
 namespace shoal::bin {
 
-namespace {
-
 using cluster::Address;
-
-std::uint64_t wall_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
-// 2026-11-23T17:40:01.123Z
-std::string timestamp() {
-  const std::uint64_t ms = wall_ms();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03d}Z", buf, ms % 1000);
-}
-
-int level_rank(const std::string& level) {
-  if (level == "debug") return 0;
-  if (level == "info") return 1;
-  if (level == "warn") return 2;
-  if (level == "error") return 3;
-  return -1;
-}
-
-struct Logger {
-  int threshold = 1;
-  template <typename... Args>
-  void log(int rank, const char* level, const char* component, fmt::format_string<Args...> f,
-           Args&&... args) const {
-    if (rank < threshold) return;
-    std::string line = fmt::format("{} {} {} ", timestamp(), level, component);
-    line += fmt::format(f, std::forward<Args>(args)...);
-    line += '\n';
-    std::fputs(line.c_str(), stderr);
-    std::fflush(stderr);
-  }
-};
-
-std::string hostname() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
-struct Agent;
-void registry_tick_impl(uv_timer_t* timer);
-// Longest a graceful leave waits for the children to move before stopping them.
-constexpr std::uint64_t kDrainTimeoutMs = 15'000;
-// A starting node places no child until it sees a peer or this long has passed with none: children
-// are not started on every node that boots alone for a moment (a node with --discovery none and no
-// seeds places at once).
-constexpr std::uint64_t kStartupSettleMs = 2'000;
-
-struct Agent {
-  uv_loop_t* loop = nullptr;
-  std::unique_ptr<cluster::UvMembership> membership;
-  std::unique_ptr<cluster::UvMulticastDiscovery> discovery;
-  std::unique_ptr<cluster::UvSeedResolver> resolver;
-  std::unique_ptr<registry::Registry> registry;
-  std::unique_ptr<supervisor::Supervisor> supervisor;
-  std::unique_ptr<supervisor::ExecRuntime> runtime;
-  supervisor::WorkerRuntime workers;
-  uv_timer_t worker_timer{};  // ticks the in-process workers
-  bool worker_reports();
-  std::size_t children_here() const { return (runtime ? runtime->size() : 0) + workers.size(); }
-  uv_timer_t supervisor_timer{};  // the supervisor's next restart
-  uv_timer_t drain_timer{};       // graceful leave: waits for the children to be handed over
-  std::uint64_t drain_deadline = 0;
-  bool left = false;  // the membership leave has begun
-  void drive_supervisor();
-  uv_timer_t registry_timer{};  // refreshes the live view and purges dead owners' names
-  uv_timer_t settle_timer{};    // the end of the startup settle (kStartupSettleMs)
-  bool placing = false;         // the supervisor has been given a view
-  bool had_quorum = false;      // quorum mode: as last logged
-  bool view_changed = true;
-  static void registry_tick(uv_timer_t* timer) { registry_tick_impl(timer); }
-  uv_timer_t resolve_timer{};
-  uv_signal_t sigterm{};
-  uv_signal_t sigint{};
-  uv_timer_t leave_timer{};
-  uv_timer_t report_timer{};  // logs rejected traffic once a second when there was some
-  std::pair<std::size_t, std::size_t> reported_children{SIZE_MAX, SIZE_MAX};  // children, here
-  uv_timer_t stats_timer{};                                                   // --stats-interval-ms
-  std::uint64_t reported_auth = 0;
-  std::uint64_t reported_malformed = 0;
-  int signals = 0;
-  Logger log;
-};
 
 // Hands the registry membership's live view and lets it purge the names of dead owners.
 void registry_tick_impl(uv_timer_t* timer) {
@@ -175,7 +85,11 @@ void Agent::drive_supervisor() {
         if (pid) {
           log.log(1, "info", "supervisor", "started name={} os_pid={} checkpoint={}",
                   start->spec.name, *pid, start->checkpoint ? "yes" : "no");
-          supervisor->on_started(now, start->spec.name, start->id);
+          const auto& local = supervisor->local();
+          auto it = local.find(start->spec.name);
+          supervisor->on_started(
+              now, start->spec.name, start->id,
+              child_meta(*pid, it != local.end() ? it->second.restart_count : 0, false));
         } else {
           log.log(2, "warn", "supervisor", "cannot start name={} reason=\"{}\"", start->spec.name,
                   pid.error());
@@ -210,7 +124,7 @@ void Agent::drive_supervisor() {
 }
 
 // Leaves the cluster: gossips the leave, then closes everything after a few rounds.
-void leave_now(Agent* agent) {
+static void leave_now(Agent* agent) {
   agent->left = true;
   uv_timer_stop(&agent->drain_timer);
   agent->membership->leave();
@@ -225,6 +139,7 @@ void leave_now(Agent* agent) {
         uv_close(reinterpret_cast<uv_handle_t*>(&a->worker_timer), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&a->settle_timer), nullptr);
         if (a->discovery) a->discovery->close([] {});
+        if (a->rpc) a->rpc->close([] {});
         if (a->resolver) {
           a->resolver->close();
           uv_close(reinterpret_cast<uv_handle_t*>(&a->resolve_timer), nullptr);
@@ -252,7 +167,10 @@ bool Agent::worker_reports() {
     switch (r.kind) {
       case supervisor::WorkerReport::Kind::started:
         log.log(1, "info", "supervisor", "started name={} worker=yes", r.name);
-        supervisor->on_started(now, r.name, r.id);
+        if (auto it = supervisor->local().find(r.name); it != supervisor->local().end()) {
+          supervisor->on_started(now, r.name, r.id,
+                                 child_meta(std::nullopt, it->second.restart_count, true));
+        }
         break;
       case supervisor::WorkerReport::Kind::exited: {
         const auto& local = supervisor->local();
@@ -277,21 +195,26 @@ bool Agent::worker_reports() {
   return true;
 }
 
-void on_signal(uv_signal_t* handle, int signum) {
+static void on_signal(uv_signal_t* handle, int signum) {
   auto* agent = static_cast<Agent*>(handle->data);
   if (++agent->signals > 1) {
     agent->log.log(2, "warn", "agent", "second signal: exiting at once signal={}", signum);
     std::_Exit(1);
   }
+  begin_leave(agent, fmt::format("signal={}", signum));
+}
+
+void begin_leave(Agent* agent, const std::string& why) {
+  if (agent->leaving) return;
+  agent->leaving = true;
   if (!agent->supervisor || agent->children_here() == 0) {
-    agent->log.log(1, "info", "agent", "leaving signal={}", signum);
+    agent->log.log(1, "info", "agent", "leaving {}", why);
     leave_now(agent);
     return;
   }
   // Hand the children over first: the others start them and take their names, then the copies
   // here stop; only then does the node leave (or when the handoff takes too long).
-  agent->log.log(1, "info", "agent", "draining signal={} children={}", signum,
-                 agent->children_here());
+  agent->log.log(1, "info", "agent", "draining {} children={}", why, agent->children_here());
   agent->drain_deadline = uv_now(agent->loop) + kDrainTimeoutMs;
   agent->supervisor->drain(uv_now(agent->loop));
   agent->drive_supervisor();
@@ -307,8 +230,6 @@ void on_signal(uv_signal_t* handle, int signum) {
       },
       20, 20);
 }
-
-}  // namespace
 
 int run_agent(const AgentOptions& options) {
   // Allocations below 32 MiB come from the heap from the start (glibc learns this threshold only
@@ -464,6 +385,34 @@ int run_agent(const AgentOptions& options) {
 
   agent.loop = uv_default_loop();
   const Logger& log = agent.log;
+  const std::string node_name = uv_options.name;
+  agent.data_dir = options.data_dir.empty() ? "/tmp/shoal-" + supervisor::file_name_for(node_name)
+                                            : options.data_dir;
+  agent.mode = options.mode;
+  agent.started_ms = uv_now(agent.loop);
+  // The RPC socket first: a second agent on the same socket stops here, before it binds anything
+  // else or starts a child.
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(agent.data_dir, ec);
+    if (ec) {
+      std::fprintf(stderr, "shoal agent: --data-dir %s: %s\n", agent.data_dir.c_str(),
+                   ec.message().c_str());
+      return 1;
+    }
+    const std::string path = options.rpc.empty() ? agent.data_dir + "/shoal.sock" : options.rpc;
+    auto server = rpc::RpcServer::listen(
+        agent.loop, path,
+        [&agent](rpc::ClientId client, rpc::Request request) {
+          handle_rpc(agent, client, std::move(request));
+        },
+        [&agent](rpc::ClientId client) { rpc_closed(agent, client); });
+    if (!server) {
+      std::fprintf(stderr, "shoal agent: --rpc: %s\n", server.error().c_str());
+      return 1;
+    }
+    agent.rpc = std::move(*server);
+  }
   auto started = cluster::UvMembership::start(
       agent.loop, std::move(uv_options), [&agent](const cluster::MemberEvent& e) {
         agent.log.log(1, "info", "membership", "{} name={} addr={} incarnation={} creation={}",
@@ -473,9 +422,20 @@ int run_agent(const AgentOptions& options) {
         // writes to the map.
         agent.view_changed = true;
         if (agent.registry) uv_timer_start(&agent.registry_timer, Agent::registry_tick, 0, 5000);
+        if (!agent.watchers.empty()) {
+          rpc::Value ev = rpc::Value::map();
+          ev.set("type", "member");
+          ev.set("event", cluster::event_name(e.kind));
+          ev.set("name", e.name);
+          ev.set("addr", e.addr.to_string());
+          ev.set("incarnation", e.incarnation);
+          ev.set("time", wall_ms());
+          rpc_event(agent, e.name, ev);
+        }
       });
   if (!started) {
     std::fprintf(stderr, "shoal agent: %s\n", started.error().c_str());
+    agent.rpc->close([] {});
     uv_run(agent.loop, UV_RUN_NOWAIT);
     return 1;
   }
@@ -503,10 +463,20 @@ int run_agent(const AgentOptions& options) {
       for (const auto& loser : e.losers)
         line += " loser=" + loser.to_string();
       agent.log.log(1, "info", "registry", "{}", line);
+      if (!agent.watchers.empty()) {
+        rpc::Value ev = rpc::Value::map();
+        ev.set("type", "name");
+        ev.set("event", registry::event_name(e.kind));
+        ev.set("name", e.name);
+        ev.set("pid", e.pid ? rpc::Value(e.pid->to_string()) : rpc::Value());
+        ev.set("node", e.pid ? rpc::Value(e.pid->node) : rpc::Value());
+        ev.set("previous", e.previous ? rpc::Value(e.previous->to_string()) : rpc::Value());
+        ev.set("time", wall_ms());
+        rpc_event(agent, e.name, ev);
+      }
     }
   });
   {
-    const std::string node_name = agent.membership->core().name();
     agent.supervisor = std::make_unique<supervisor::Supervisor>(
         *agent.membership->replicator(), *agent.registry, node_name,
         agent.membership->core().creation(), sup_config);
@@ -523,13 +493,12 @@ int run_agent(const AgentOptions& options) {
                   ? fmt::format(" (below the safe bound {} ms: two copies may run)", safe)
                   : "");
     }
-    const std::string dir = options.data_dir.empty()
-                                ? "/tmp/shoal-" + supervisor::file_name_for(node_name)
-                                : options.data_dir;
+    const std::string& dir = agent.data_dir;
     supervisor::ExecRuntimeOptions rt;
     rt.node = node_name;
     rt.log_dir = dir + "/logs";
     rt.checkpoint_dir = dir + "/checkpoints";
+    rt.env.push_back("SHOAL_RPC=" + agent.rpc->path());
     auto runtime = supervisor::ExecRuntime::create(
         agent.loop, rt,
         [&agent](const std::string& name, std::uint64_t id, bool normal, const std::string& how) {
@@ -605,9 +574,9 @@ int run_agent(const AgentOptions& options) {
   }
   agent.membership->replicator()->flush(uv_now(agent.loop));
   agent.membership->settle();
-  log.log(1, "info", "agent", "started name={} addr={} encrypted={}",
+  log.log(1, "info", "agent", "started name={} addr={} encrypted={} rpc={}",
           agent.membership->core().name(), agent.membership->address().to_string(),
-          options.key_file.empty() ? "no" : "yes");
+          options.key_file.empty() ? "no" : "yes", agent.rpc->path());
   if (!seeds.empty()) {
     // Names resolve to every address they have; while this node sees no peer they are resolved
     // again every few seconds (pods of a headless service come and go).

@@ -34,6 +34,8 @@ struct AgentOptions {
   // membership timing; see supervisor::quorum_lease_ms).
   unsigned quorum_fence_ms = 2'000;
   unsigned quorum_lease_ms = 0;
+  // The RPC socket (default <data-dir>/shoal.sock).
+  std::string rpc;
   std::string data_dir;  // child logs and checkpoint files; default /tmp/shoal-<name>
   std::string log_level = "info";
   // ms between "stats" log lines (counters, for benchmarks and operators); 0: none.

@@ -1,8 +1,9 @@
-// shoal: the agent daemon and (in later issues) the CLI, as subcommands.
+// shoal: the agent daemon and the CLI that talks to it, as subcommands.
 
 #include <CLI/CLI.hpp>
 
 #include "bin/agent.h"
+#include "bin/cli.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)"};
@@ -54,6 +55,8 @@ int main(int argc, char** argv) {
                   "quorum mode: ms after a member vanished before its children start elsewhere "
                   "(plus their shutdown timeout; default: the safe bound from the probe timing)")
       ->check(CLI::Range(1u, 3'600'000u));
+  run->add_option("--rpc", agent.rpc,
+                  "Unix socket for the CLI, owner-only (default DATA-DIR/shoal.sock)");
   run->add_option("--data-dir", agent.data_dir,
                   "Directory for child logs and checkpoint files (default /tmp/shoal-NAME)");
   run->add_option("--log-level", agent.log_level, "debug, info, warn or error")
@@ -65,11 +68,14 @@ int main(int argc, char** argv) {
   run->add_option("--probe-timeout-ms", agent.probe_timeout_ms,
                   "Direct probe timeout (ms); default 80");
 
+  shoal::bin::CliState cli;
+  shoal::bin::add_cli_commands(app, cli);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   if (run->parsed()) return shoal::bin::run_agent(agent);
-  return 0;
+  return cli.exit_code;
 }

@@ -237,12 +237,14 @@ void Supervisor::on_registry_event(std::uint64_t now_ms, const registry::Registr
   reconcile(now_ms, it->first);
 }
 
-void Supervisor::on_started(std::uint64_t now_ms, std::string_view name, std::uint64_t id) {
+void Supervisor::on_started(std::uint64_t now_ms, std::string_view name, std::uint64_t id,
+                            std::string meta) {
   auto it = local_.find(name);
   if (it == local_.end() || it->second.id != id || it->second.status != LocalStatus::starting)
     return;
   it->second.status = LocalStatus::running;
   it->second.since_ms = now_ms;
+  it->second.meta = std::move(meta);
   claim(now_ms, it->first, it->second);
 }
 
@@ -342,6 +344,18 @@ std::optional<std::string> Supervisor::checkpoint_of(std::string_view name) cons
   auto v = replicator_.state().get(key(kCheckpoints, name));
   if (!v) return std::nullopt;
   return std::string(v->value);
+}
+
+std::optional<std::string> Supervisor::failure(std::string_view name) const {
+  auto v = replicator_.state().get(key(kFailed, name));
+  if (!v) return std::nullopt;
+  crdt::MsgReader r(v->value);
+  r.array_of("failure", 3);
+  const std::string node(r.bytes("node", 255));
+  r.uint("at");
+  const std::string why(r.bytes("why", 4096));
+  if (!r.ok()) return std::string("failed");
+  return why + " (marked on " + node + ")";
 }
 
 bool Supervisor::failed(std::string_view name) const {
@@ -502,7 +516,7 @@ void Supervisor::stop(std::uint64_t now_ms, const std::string& name, LocalChild&
 void Supervisor::claim(std::uint64_t now_ms, const std::string& name, LocalChild& child) {
   if (child.last_claim_ms != 0 && now_ms - child.last_claim_ms < config_.reclaim_after_ms) return;
   child.last_claim_ms = now_ms;
-  (void)registry_.claim(now_ms, name, pid_of(child));
+  (void)registry_.claim(now_ms, name, pid_of(child), child.meta);
 }
 
 void Supervisor::release_name(std::uint64_t now_ms, const std::string& name,

@@ -128,6 +128,7 @@ struct LocalChild {
   std::uint32_t restart_count = 0;     // restarts here, ever
   std::string last_exit;               // how the previous instance ended
   std::uint64_t last_claim_ms = 0;
+  std::string meta;  // registered with the name (on_started)
 };
 
 // One child as this node sees it.
@@ -179,7 +180,10 @@ class Supervisor {
   void on_registry_event(std::uint64_t now_ms, const registry::RegistryEvent& event);
   // The runtime started instance `id`, or it ended (`normal`: exit status 0 / a worker's own
   // clean stop; `how` for people).
-  void on_started(std::uint64_t now_ms, std::string_view name, std::uint64_t id);
+  // `meta` goes with the child's registration (the agent puts the OS pid and start time there, so
+  // every node can list where and how the child runs); at most the registry's max_meta_bytes.
+  void on_started(std::uint64_t now_ms, std::string_view name, std::uint64_t id,
+                  std::string meta = {});
   void on_exited(std::uint64_t now_ms, std::string_view name, std::uint64_t id, bool normal,
                  std::string how);
   void on_timer(std::uint64_t now_ms);
@@ -195,6 +199,8 @@ class Supervisor {
   std::size_t spec_count() const { return specs_.size(); }
   std::optional<std::string> checkpoint_of(std::string_view name) const;
   bool failed(std::string_view name) const;
+  // Why a failed child was marked failed (the node's words), if it is.
+  std::optional<std::string> failure(std::string_view name) const;
   const std::map<std::string, LocalChild, std::less<>>& local() const { return local_; }
   const SupervisorStats& stats() const { return stats_; }
   const std::string& self() const { return self_; }

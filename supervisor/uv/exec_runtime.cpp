@@ -125,6 +125,8 @@ std::expected<int, std::string> ExecRuntime::start(const StartChild& start) {
   }
   env_strings.push_back("SHOAL_CHILD_NAME=" + spec.name);
   env_strings.push_back("SHOAL_NODE=" + options_.node);
+  for (const std::string& e : options_.env)
+    env_strings.push_back(e);
   if (start.checkpoint) {
     const std::string path = options_.checkpoint_dir + "/" + file_name_for(spec.name);
     if (!write_file(path, *start.checkpoint))

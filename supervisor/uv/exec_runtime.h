@@ -10,8 +10,9 @@
 // loop. stdout and stderr go to <log_dir>/<name>.log, capped: past max_log_bytes the log is copied
 // to <name>.log.1 and truncated.
 //
-// A child gets SHOAL_CHILD_NAME, SHOAL_NODE and, when it has one, SHOAL_CHECKPOINT_FILE: the path
-// of a file holding its last checkpoint, written before it starts.
+// A child gets SHOAL_CHILD_NAME, SHOAL_NODE, the options' env (the agent's SHOAL_RPC) and, when it
+// has one, SHOAL_CHECKPOINT_FILE: the path of a file holding its last checkpoint, written before
+// it starts. Other SHOAL_* variables of the agent's environment are not passed on.
 //
 // Stop is polite: SIGTERM to the group, then SIGKILL after the spec's shutdown timeout.
 //
@@ -26,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "supervisor/supervisor.h"
 
@@ -36,6 +38,8 @@ struct ExecRuntimeOptions {
   std::string log_dir;         // per-child logs
   std::string checkpoint_dir;  // checkpoint files handed to children
   std::size_t max_log_bytes = 1024 * 1024;
+  // More NAME=VALUE entries for every child (the agent adds SHOAL_RPC, its socket).
+  std::vector<std::string> env;
 };
 
 class ExecRuntime {

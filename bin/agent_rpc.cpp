@@ -1,0 +1,556 @@
+// The agent's RPC commands: each request (bin/rpc/frame.h) is answered from the node's own state,
+// on the loop, at once. The CLI (bin/cli.cpp) is their only intended client, but every argument
+// is checked here: a bad request gets a bad_request error naming the argument.
+//
+// Child registrations carry a meta blob, msgpack {"os_pid": int|nil, "started": wall ms,
+// "restarts": n, "kind": "exec"|"worker"}, so any node can list where and how a child runs.
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "bin/agent_state.h"
+#include "bin/rpc/value.h"
+#include "supervisor/child_spec.h"
+
+namespace shoal::bin {
+
+namespace {
+
+using rpc::Value;
+
+struct Failure {
+  std::string code;
+  std::string message;
+};
+using Result = std::expected<Value, Failure>;
+
+Failure bad(std::string message) {
+  return {"bad_request", std::move(message)};
+}
+
+// --- Arguments ---
+
+std::expected<std::string, Failure> text(const Value& args, std::string_view key) {
+  const Value* v = args.find(key);
+  if (v == nullptr || !v->is_string() || v->as_string().empty())
+    return std::unexpected(bad(std::string(key) + ": expected a non-empty string"));
+  return v->as_string();
+}
+
+std::string optional_text(const Value& args, std::string_view key) {
+  const Value* v = args.find(key);
+  return v != nullptr ? v->as_string() : std::string();
+}
+
+std::expected<std::vector<std::string>, Failure> strings(const Value& args, std::string_view key) {
+  std::vector<std::string> out;
+  const Value* v = args.find(key);
+  if (v == nullptr || v->is_nil()) return out;
+  if (!v->is_array())
+    return std::unexpected(bad(std::string(key) + ": expected a list of strings"));
+  for (const Value& e : v->as_array()) {
+    if (!e.is_string())
+      return std::unexpected(bad(std::string(key) + ": expected a list of strings"));
+    out.push_back(e.as_string());
+  }
+  return out;
+}
+
+std::expected<std::uint64_t, Failure> number(const Value& args, std::string_view key,
+                                             std::uint64_t fallback, std::uint64_t max) {
+  const Value* v = args.find(key);
+  if (v == nullptr || v->is_nil()) return fallback;
+  const std::uint64_t n = v->as_u64(UINT64_MAX);
+  if (!v->is_number() || n == UINT64_MAX || n > max) {
+    return std::unexpected(
+        bad(std::string(key) + ": expected a whole number up to " + std::to_string(max)));
+  }
+  return n;
+}
+
+// "k=v" -> (k, v)
+std::optional<std::pair<std::string, std::string>> key_value(std::string_view kv) {
+  const auto eq = kv.find('=');
+  if (eq == std::string_view::npos || eq == 0) return std::nullopt;
+  return std::make_pair(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+}
+
+// --- Shapes of results ---
+
+Value pid_value(const registry::Pid& pid) {
+  return Value(pid.to_string());
+}
+
+Value member_value(const cluster::Member& m) {
+  Value tags = Value::map();
+  for (const auto& [k, v] : m.tags)
+    tags.set(k, v);
+  Value out = Value::map();
+  out.set("name", m.name);
+  out.set("addr", m.addr.to_string());
+  out.set("status", cluster::status_name(m.status));
+  out.set("incarnation", m.incarnation);
+  out.set("creation", m.creation);
+  out.set("tags", std::move(tags));
+  return out;
+}
+
+registry::Pid agent_pid(const Agent& a, std::uint64_t id) {
+  return {a.membership->core().name(), a.membership->core().creation(), id};
+}
+
+// The agent's own pid for group membership (names get one pid each).
+constexpr std::uint64_t kAgentGroupId = 0;
+
+// --- Commands ---
+
+Result members(Agent& a, const Value& args) {
+  const std::string status = optional_text(args, "status");
+  if (!status.empty() && status != "alive" && status != "suspect" && status != "dead" &&
+      status != "left") {
+    return std::unexpected(bad("status: expected alive, suspect, dead or left"));
+  }
+  auto tag_args = strings(args, "tags");
+  if (!tag_args) return std::unexpected(tag_args.error());
+  std::vector<std::pair<std::string, std::string>> want;
+  for (const std::string& t : *tag_args) {
+    auto kv = key_value(t);
+    if (!kv) return std::unexpected(bad("tags: expected key=value, got '" + t + "'"));
+    want.push_back(*kv);
+  }
+  Value out = Value::array();
+  for (const auto& [name, m] : a.membership->core().members()) {
+    if (!status.empty() && status != cluster::status_name(m.status)) continue;
+    bool match = true;
+    for (const auto& [k, v] : want) {
+      auto it = m.tags.find(k);
+      match = match && it != m.tags.end() && it->second == v;
+    }
+    if (match) out.push(member_value(m));
+  }
+  return out;
+}
+
+Result info(Agent& a, const Value&) {
+  const auto& core = a.membership->core();
+  Value counts = Value::map();
+  for (auto s : {cluster::MemberStatus::alive, cluster::MemberStatus::suspect,
+                 cluster::MemberStatus::dead, cluster::MemberStatus::left}) {
+    counts.set(cluster::status_name(s), core.count(s));
+  }
+  std::size_t failed = 0;
+  std::size_t running = 0;
+  for (const auto& c : a.supervisor->children()) {
+    failed += c.failed ? 1 : 0;
+    running += c.pid ? 1 : 0;
+  }
+  Value children = Value::map();
+  children.set("total", a.supervisor->spec_count());
+  children.set("running", running);
+  children.set("failed", failed);
+  children.set("here", a.children_here());
+  Value out = Value::map();
+  out.set("name", core.name());
+  out.set("addr", a.membership->address().to_string());
+  out.set("creation", core.creation());
+  out.set("version", kShoalVersion);
+  out.set("mode", a.mode);
+  out.set("has_quorum", a.supervisor->has_quorum());
+  out.set("members", std::move(counts));
+  out.set("names", a.registry->names("", SIZE_MAX).size());
+  out.set("children", std::move(children));
+  out.set("uptime_ms", uv_now(a.loop) - a.started_ms);
+  out.set("agent_pid", static_cast<long>(::getpid()));
+  out.set("rpc", a.rpc ? a.rpc->path() : std::string());
+  out.set("data_dir", a.data_dir);
+  return out;
+}
+
+Value registration_value(const std::string& name, const registry::Registration& r) {
+  Value out = Value::map();
+  out.set("name", name);
+  out.set("pid", pid_value(r.pid));
+  out.set("node", r.pid.node);
+  return out;
+}
+
+Result whereis(Agent& a, const Value& args) {
+  auto name = text(args, "name");
+  if (!name) return std::unexpected(name.error());
+  auto r = a.registry->whereis(*name);
+  if (!r) return std::unexpected(Failure{"not_found", *name + " is not registered"});
+  return registration_value(*name, *r);
+}
+
+Result names(Agent& a, const Value& args) {
+  auto limit = number(args, "limit", SIZE_MAX, UINT64_MAX - 1);
+  if (!limit) return std::unexpected(limit.error());
+  Value out = Value::array();
+  for (const auto& [name, r] : a.registry->names(optional_text(args, "prefix"), *limit))
+    out.push(registration_value(name, r));
+  return out;
+}
+
+Result register_name(Agent& a, const Value& args) {
+  auto name = text(args, "name");
+  if (!name) return std::unexpected(name.error());
+  const registry::Pid pid = agent_pid(a, ++a.next_local_id);
+  auto done = a.registry->register_name(wall_ms(), *name, pid);
+  if (!done) {
+    const bool taken = done.error().code == registry::RegisterErrc::already_registered;
+    return std::unexpected(Failure{taken ? "conflict" : "bad_request", done.error().message});
+  }
+  return registration_value(*name, registry::Registration{pid, {}});
+}
+
+Result unregister_name(Agent& a, const Value& args) {
+  auto name = text(args, "name");
+  if (!name) return std::unexpected(name.error());
+  auto r = a.registry->whereis(*name);
+  if (!r) return std::unexpected(Failure{"not_found", *name + " is not registered"});
+  const auto& self = a.membership->core();
+  if (r->pid.node != self.name() || r->pid.creation != self.creation() ||
+      a.supervisor->spec(*name)) {
+    return std::unexpected(Failure{"failed", *name + " is held by " + r->pid.to_string() +
+                                                 ", not by this agent (stop a child with "
+                                                 "`shoal stop`)"});
+  }
+  a.registry->unregister(wall_ms(), *name);
+  return registration_value(*name, *r);
+}
+
+Result join_group(Agent& a, const Value& args) {
+  auto group = text(args, "group");
+  if (!group) return std::unexpected(group.error());
+  const registry::Pid pid = agent_pid(a, kAgentGroupId);
+  if (auto done = a.registry->join(wall_ms(), *group, pid); !done)
+    return std::unexpected(bad(done.error().message));
+  Value out = Value::map();
+  out.set("group", *group);
+  out.set("pid", pid_value(pid));
+  return out;
+}
+
+Result leave_group(Agent& a, const Value& args) {
+  auto group = text(args, "group");
+  if (!group) return std::unexpected(group.error());
+  if (!a.registry->leave(wall_ms(), *group, agent_pid(a, kAgentGroupId)))
+    return std::unexpected(Failure{"not_found", "this agent is not in " + *group});
+  Value out = Value::map();
+  out.set("group", *group);
+  return out;
+}
+
+Result group(Agent& a, const Value& args) {
+  auto g = text(args, "group");
+  if (!g) return std::unexpected(g.error());
+  Value out = Value::array();
+  for (const registry::Registration& r : a.registry->members(*g)) {
+    Value m = Value::map();
+    m.set("pid", pid_value(r.pid));
+    m.set("node", r.pid.node);
+    out.push(std::move(m));
+  }
+  return out;
+}
+
+// A child spec from a request's map.
+std::expected<supervisor::ChildSpec, Failure> spec_of(Agent& a, const Value& args) {
+  supervisor::ChildSpec spec;
+  auto name = text(args, "name");
+  if (!name) return std::unexpected(name.error());
+  spec.name = *name;
+  const std::string worker = optional_text(args, "worker");
+  auto argv = strings(args, "argv");
+  if (!argv) return std::unexpected(argv.error());
+  if (!worker.empty()) {
+    if (!argv->empty()) return std::unexpected(bad("give either a command or --worker, not both"));
+    if (!a.workers.has_type(worker)) {
+      return std::unexpected(
+          bad("worker: no worker type '" + worker + "' in this agent (built in: idle, counter)"));
+    }
+    spec.kind = supervisor::ChildKind::worker;
+    spec.worker_type = worker;
+  } else {
+    if (argv->empty()) return std::unexpected(bad("argv: expected a command to run"));
+    spec.argv = std::move(*argv);
+  }
+  auto env = strings(args, "env");
+  if (!env) return std::unexpected(env.error());
+  for (const std::string& e : *env) {
+    if (!key_value(e)) return std::unexpected(bad("env: expected NAME=value, got '" + e + "'"));
+  }
+  spec.env = std::move(*env);
+  spec.cwd = optional_text(args, "cwd");
+  if (const std::string r = optional_text(args, "restart"); !r.empty()) {
+    auto restart = supervisor::parse_restart(r);
+    if (!restart) return std::unexpected(bad("restart: " + restart.error()));
+    spec.restart = *restart;
+  }
+  auto max_restarts = number(args, "max_restarts", spec.max_restarts, 1'000'000);
+  auto window = number(args, "window_ms", spec.window_ms, 86'400'000);
+  auto shutdown = number(args, "shutdown_ms", spec.shutdown_ms, 3'600'000);
+  if (!max_restarts) return std::unexpected(max_restarts.error());
+  if (!window) return std::unexpected(window.error());
+  if (!shutdown) return std::unexpected(shutdown.error());
+  spec.max_restarts = static_cast<std::uint32_t>(*max_restarts);
+  spec.window_ms = *window;
+  spec.shutdown_ms = *shutdown;
+  auto constraints = strings(args, "constraints");
+  if (!constraints) return std::unexpected(constraints.error());
+  for (const std::string& c : *constraints) {
+    auto kv = key_value(c);
+    if (!kv) return std::unexpected(bad("constraints: expected key=value, got '" + c + "'"));
+    spec.constraints[kv->first] = kv->second;
+  }
+  if (auto why = supervisor::validate(spec)) return std::unexpected(bad(*why));
+  return spec;
+}
+
+std::expected<std::string, Failure> add_child(Agent& a, const Value& args) {
+  auto spec = spec_of(a, args);
+  if (!spec) return std::unexpected(spec.error());
+  const Value* replace = args.find("replace");
+  if (a.supervisor->spec(spec->name) && !(replace != nullptr && replace->as_bool())) {
+    return std::unexpected(Failure{
+        "conflict", "a child named " + spec->name + " exists (stop it first, or replace it)"});
+  }
+  if (auto added = a.supervisor->add(uv_now(a.loop), *spec); !added)
+    return std::unexpected(bad(added.error()));
+  return spec->name;
+}
+
+Result run(Agent& a, const Value& args) {
+  auto name = add_child(a, args);
+  if (!name) return std::unexpected(name.error());
+  a.drive_supervisor();
+  Value out = Value::map();
+  out.set("name", *name);
+  return out;
+}
+
+// Many children in one request (benchmarks): {"children": [spec, ...]}; each is added or gets
+// an error of its own.
+Result run_batch(Agent& a, const Value& args) {
+  const Value* list = args.find("children");
+  if (list == nullptr || !list->is_array())
+    return std::unexpected(bad("children: expected a list of child specs"));
+  Value errors = Value::array();
+  std::size_t added = 0;
+  for (const Value& c : list->as_array()) {
+    auto name = add_child(a, c);
+    if (name) {
+      ++added;
+      continue;
+    }
+    Value e = Value::map();
+    e.set("name", optional_text(c, "name"));
+    e.set("error", name.error().message);
+    errors.push(std::move(e));
+  }
+  a.drive_supervisor();
+  Value out = Value::map();
+  out.set("added", added);
+  out.set("errors", std::move(errors));
+  return out;
+}
+
+Result stop(Agent& a, const Value& args) {
+  auto name = text(args, "name");
+  if (!name) return std::unexpected(name.error());
+  if (!a.supervisor->remove(uv_now(a.loop), *name))
+    return std::unexpected(Failure{"not_found", "no child named " + *name});
+  a.drive_supervisor();
+  Value out = Value::map();
+  out.set("name", *name);
+  return out;
+}
+
+Result stop_batch(Agent& a, const Value& args) {
+  auto list = strings(args, "names");
+  if (!list) return std::unexpected(list.error());
+  Value missing = Value::array();
+  std::size_t stopped = 0;
+  for (const std::string& name : *list) {
+    if (a.supervisor->remove(uv_now(a.loop), name)) {
+      ++stopped;
+    } else {
+      missing.push(name);
+    }
+  }
+  a.drive_supervisor();
+  Value out = Value::map();
+  out.set("stopped", stopped);
+  out.set("missing", std::move(missing));
+  return out;
+}
+
+Result ps(Agent& a, const Value& args) {
+  const std::string only_node = optional_text(args, "node");
+  const std::uint64_t now_wall = wall_ms();
+  const std::uint64_t now = uv_now(a.loop);
+  Value out = Value::array();
+  for (const supervisor::ChildInfo& c : a.supervisor->children()) {
+    Value row = Value::map();
+    std::string status = "pending";
+    Value node;
+    Value os_pid;
+    Value uptime;
+    Value restarts = 0u;
+    std::string last_exit;
+    if (c.failed) {
+      status = "failed";
+      last_exit = a.supervisor->failure(c.spec.name).value_or("");
+    }
+    if (c.pid) {
+      status = "running";
+      node = c.pid->node;
+      if (auto r = a.registry->whereis(c.spec.name)) {
+        rpc::ValueLimits limits;
+        limits.max_bytes = 1024;
+        if (auto meta = rpc::decode_value(r->meta, limits); meta && meta->is_map()) {
+          if (const Value* p = meta->find("os_pid")) os_pid = *p;
+          if (const Value* s = meta->find("started"); s && s->as_u64() <= now_wall)
+            uptime = now_wall - s->as_u64();
+          if (const Value* n = meta->find("restarts")) restarts = *n;
+        }
+      }
+    }
+    if (c.local) {
+      // What this node knows best: its own instance.
+      status = supervisor::local_status_name(c.local->status);
+      node = a.membership->core().name();
+      restarts = c.local->restart_count;
+      if (!c.local->last_exit.empty()) last_exit = c.local->last_exit;
+      if (c.local->status == supervisor::LocalStatus::running) uptime = now - c.local->since_ms;
+    }
+    if (!only_node.empty() && node.as_string() != only_node) continue;
+    row.set("name", c.spec.name);
+    row.set("kind", c.spec.kind == supervisor::ChildKind::worker ? "worker" : "exec");
+    row.set("node", std::move(node));
+    row.set("owner", c.owner ? Value(*c.owner) : Value());
+    row.set("status", status);
+    row.set("restarts", std::move(restarts));
+    row.set("os_pid", std::move(os_pid));
+    row.set("uptime_ms", std::move(uptime));
+    row.set("last_exit", last_exit);
+    row.set("restart", supervisor::restart_name(c.spec.restart));
+    std::string what;
+    if (c.spec.kind == supervisor::ChildKind::worker) {
+      what = "worker:" + c.spec.worker_type;
+    } else {
+      for (const std::string& arg : c.spec.argv)
+        what += (what.empty() ? "" : " ") + arg;
+    }
+    row.set("command", what);
+    out.push(std::move(row));
+  }
+  return out;
+}
+
+Result checkpoint(Agent& a, const Value& args) {
+  auto name = text(args, "name");
+  if (!name) return std::unexpected(name.error());
+  const Value* blob = args.find("data");
+  if (blob == nullptr || !blob->is_string())
+    return std::unexpected(bad("data: expected the checkpoint bytes"));
+  if (!a.supervisor->spec(*name))
+    return std::unexpected(Failure{"not_found", "no child named " + *name});
+  if (auto stored = a.supervisor->checkpoint(uv_now(a.loop), *name, blob->as_string()); !stored) {
+    std::string why = stored.error();
+    if (auto r = a.registry->whereis(*name); r && r->pid.node != a.membership->core().name())
+      why += " (it runs on " + r->pid.node + "; checkpoint there)";
+    return std::unexpected(Failure{"failed", why});
+  }
+  a.drive_supervisor();
+  Value out = Value::map();
+  out.set("name", *name);
+  out.set("bytes", blob->as_string().size());
+  return out;
+}
+
+Result leave(Agent& a, const Value&) {
+  Value out = Value::map();
+  out.set("name", a.membership->core().name());
+  out.set("children", a.children_here());
+  return out;
+}
+
+Result watch(Agent& a, const Value& args, rpc::ClientId client) {
+  const std::string prefix = optional_text(args, "prefix");
+  if (a.watchers.size() >= 32 && !a.watchers.contains(client))
+    return std::unexpected(Failure{"busy", "too many watchers on this agent (32)"});
+  a.watchers[client] = prefix;
+  Value out = Value::map();
+  out.set("watching", prefix);
+  return out;
+}
+
+using Command = Result (*)(Agent&, const Value&);
+
+const std::map<std::string, Command, std::less<>>& commands() {
+  static const std::map<std::string, Command, std::less<>> table{
+      {"members", members},
+      {"info", info},
+      {"whereis", whereis},
+      {"names", names},
+      {"register", register_name},
+      {"unregister", unregister_name},
+      {"join-group", join_group},
+      {"leave-group", leave_group},
+      {"group", group},
+      {"run", run},
+      {"run-batch", run_batch},
+      {"stop", stop},
+      {"stop-batch", stop_batch},
+      {"ps", ps},
+      {"checkpoint", checkpoint},
+      {"leave", leave},
+  };
+  return table;
+}
+
+}  // namespace
+
+void handle_rpc(Agent& agent, rpc::ClientId client, rpc::Request request) {
+  Result result;
+  if (request.cmd == "watch") {
+    result = watch(agent, request.args, client);
+  } else if (auto it = commands().find(request.cmd); it != commands().end()) {
+    result = it->second(agent, request.args);
+  } else {
+    result = std::unexpected(bad("unknown command '" + request.cmd + "'"));
+  }
+  agent.rpc->send(client, result ? rpc::encode_ok(std::move(*result))
+                                 : rpc::encode_error(result.error().code, result.error().message));
+  if (result && request.cmd == "leave") {
+    // The client's connection stays open until the agent has left: it closes with the agent.
+    begin_leave(&agent, "rpc=leave");
+  }
+}
+
+void rpc_closed(Agent& agent, rpc::ClientId client) {
+  agent.watchers.erase(client);
+}
+
+void rpc_event(Agent& agent, const std::string& key, const Value& event) {
+  if (agent.watchers.empty() || !agent.rpc) return;
+  std::string frame;
+  for (const auto& [client, prefix] : agent.watchers) {
+    if (!key.starts_with(prefix)) continue;
+    if (frame.empty()) frame = rpc::encode_event(event);
+    agent.rpc->send(client, frame);
+  }
+}
+
+std::string child_meta(std::optional<int> os_pid, std::uint64_t restarts, bool worker) {
+  Value meta = Value::map();
+  meta.set("os_pid", os_pid ? Value(*os_pid) : Value());
+  meta.set("started", wall_ms());
+  meta.set("restarts", restarts);
+  meta.set("kind", worker ? "worker" : "exec");
+  return rpc::encode_value(meta);
+}
+
+}  // namespace shoal::bin
