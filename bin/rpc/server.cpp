@@ -81,6 +81,7 @@ std::expected<std::unique_ptr<RpcServer>, std::string> RpcServer::listen(uv_loop
   ::umask(old_mask);
   if (rc == 0) {
     server->bound_ = true;
+    ::chmod(path.c_str(), 0600);
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server->listener_), 128,
                    [](uv_stream_t* s, int status) {
                      if (status == 0) static_cast<RpcServer*>(s->data)->accept();

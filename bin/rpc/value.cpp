@@ -235,7 +235,14 @@ const Value* Value::find(std::string_view key) const {
 
 Value& Value::set(std::string key, Value v) {
   if (!is_map()) v_ = Map{};
-  std::get<Map>(v_).emplace_back(std::move(key), std::move(v));
+  Map& m = std::get<Map>(v_);
+  for (auto& [k, e] : m) {
+    if (k == key) {
+      e = std::move(v);
+      return *this;
+    }
+  }
+  m.emplace_back(std::move(key), std::move(v));
   return *this;
 }
 

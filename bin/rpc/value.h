@@ -28,9 +28,16 @@ class Value {
   Value() = default;
   Value(std::nullptr_t) {}
   Value(bool b) : v_(b) {}
-  Value(int i) : v_(static_cast<std::int64_t>(i)) {}
-  Value(long i) : v_(static_cast<std::int64_t>(i)) {}
-  Value(long long i) : v_(static_cast<std::int64_t>(i)) {}
+  // Integers are kept canonical, as msgpack encodes them: unsigned unless negative.
+  Value(int i) : Value(static_cast<long long>(i)) {}
+  Value(long i) : Value(static_cast<long long>(i)) {}
+  Value(long long i) {
+    if (i >= 0) {
+      v_ = static_cast<std::uint64_t>(i);
+    } else {
+      v_ = static_cast<std::int64_t>(i);
+    }
+  }
   Value(unsigned u) : v_(static_cast<std::uint64_t>(u)) {}
   Value(unsigned long u) : v_(static_cast<std::uint64_t>(u)) {}
   Value(unsigned long long u) : v_(static_cast<std::uint64_t>(u)) {}
@@ -63,7 +70,8 @@ class Value {
 
   // Map access: the value under `key`, or nullptr (also when this is not a map).
   const Value* find(std::string_view key) const;
-  // Appends to a map (this must be a map) / an array (this must be an array).
+  // Sets `key` in a map (replacing its value if it is there; a non-map becomes an empty map
+  // first) / appends to an array (likewise).
   Value& set(std::string key, Value v);
   Value& push(Value v);
 

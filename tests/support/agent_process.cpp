@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -85,6 +86,76 @@ bool AgentProcess::running() {
 int AgentProcess::wait_exit(std::chrono::milliseconds deadline) {
   if (!eventually([&] { return !running(); }, deadline)) return -1;
   return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+}
+
+CliRun run_cli(const std::vector<std::string>& args, const std::string& input,
+               const std::vector<std::string>& env, std::chrono::milliseconds deadline) {
+  std::vector<std::string> argv_storage{shoal_binary()};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_storage)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e)
+    env_storage.emplace_back(*e);
+  env_storage.insert(env_storage.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (std::string& e : env_storage)
+    envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe failed");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::dup2(in[0], 0);
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(in[0]);
+  ::close(out[1]);
+  ::close(err[1]);
+  // The input is small (a checkpoint at most): written at once, then the pipe is closed.
+  if (!input.empty() && ::write(in[1], input.data(), input.size()) < 0) {
+    // The command may have exited without reading: its status says so.
+  }
+  ::close(in[1]);
+  CliRun run;
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  bool out_open = true;
+  bool err_open = true;
+  while (out_open || err_open) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd fds[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
+    if (::poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
+    char buf[4096];
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].revents == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        (i == 0 ? out_open : err_open) = false;
+      } else {
+        (i == 0 ? run.out : run.err).append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  ::close(out[0]);
+  ::close(err[0]);
+  int status = 0;
+  if (out_open || err_open) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return run;  // code -1: it did not end in time
+  }
+  ::waitpid(pid, &status, 0);
+  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return run;
 }
 
 std::uint16_t free_ports(std::uint16_t count) {

@@ -40,6 +40,19 @@ class AgentProcess {
   int status_ = 0;
 };
 
+// What a CLI command did.
+struct CliRun {
+  int code = -1;  // exit status; 128 + signal if killed; -1 if it did not end within the deadline
+  std::string out;
+  std::string err;
+};
+
+// Runs `shoal ARGS...` with `input` on stdin and `env` ("NAME=value") added to the environment;
+// waits at most `deadline` (then kills it).
+CliRun run_cli(const std::vector<std::string>& args, const std::string& input = {},
+               const std::vector<std::string>& env = {},
+               std::chrono::milliseconds deadline = std::chrono::milliseconds(60'000));
+
 // A base port with `count` consecutive free UDP+TCP ports on 127.0.0.1, chosen at random in
 // 20000..59999 and checked by binding.
 std::uint16_t free_ports(std::uint16_t count);

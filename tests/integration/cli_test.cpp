@@ -1,0 +1,393 @@
+// The shoal CLI against real agents on 127.0.0.1: every command's table and JSON, its errors and
+// exit codes, the RPC socket's guards, and an exec child that stores a checkpoint through the CLI
+// and gets it back after a failover.
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bin/rpc/frame.h"
+#include "tests/support/agent_process.h"
+#include "tests/support/json.h"
+#include "tests/support/seed.h"
+
+using namespace std::chrono_literals;
+using shoal::bin::rpc::Value;
+using shoal::test::AgentProcess;
+using shoal::test::CliRun;
+using shoal::test::run_cli;
+
+namespace {
+
+// Agents n0..n(k-1) on consecutive loopback ports, each with its data dir (and so its socket).
+struct Agents {
+  std::string dir;
+  std::uint16_t base;
+  std::vector<std::unique_ptr<AgentProcess>> procs;
+
+  explicit Agents(int n) : base(shoal::test::free_ports(static_cast<std::uint16_t>(n))) {
+    char tmpl[] = "/tmp/shoal-cli-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    procs.resize(static_cast<std::size_t>(n));
+  }
+  std::string addr(int i) const { return "127.0.0.1:" + std::to_string(base + i); }
+  std::string data(int i) const { return dir + "/d" + std::to_string(i); }
+  std::string sock(int i) const { return data(i) + "/shoal.sock"; }
+  AgentProcess& start(int i, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{
+        "--name", "n" + std::to_string(i), "--bind", addr(i), "--discovery", "seeds", "--data-dir",
+        data(i)};
+    if (i != 0) args.insert(args.end(), {"--join", addr(0)});
+    args.insert(args.end(), extra.begin(), extra.end());
+    procs[static_cast<std::size_t>(i)] =
+        std::make_unique<AgentProcess>(args, dir + "/n" + std::to_string(i) + ".log");
+    return *procs[static_cast<std::size_t>(i)];
+  }
+  AgentProcess& operator[](int i) { return *procs[static_cast<std::size_t>(i)]; }
+  // `shoal ARGS --rpc <agent i's socket>`.
+  CliRun cli(int i, std::vector<std::string> args, const std::string& input = {}) const {
+    args.insert(args.begin() + 1, {"--rpc", sock(i)});  // before a "--"
+    return run_cli(args, input);
+  }
+  std::optional<Value> json(int i, std::vector<std::string> args) const {
+    args.insert(args.begin() + 1, {"--format", "json"});
+    const CliRun r = cli(i, args);
+    if (r.code != 0) return std::nullopt;
+    return shoal::test::parse_json(r.out);
+  }
+  // Agent i lists `n` alive members.
+  bool sees(int i, std::size_t n) const {
+    auto m = json(i, {"members", "--status", "alive"});
+    return m && m->as_array().size() == n;
+  }
+};
+
+std::string field(const Value& v, std::string_view key) {
+  const Value* e = v.find(key);
+  return e != nullptr ? e->as_string() : std::string();
+}
+
+// The row of `name` in a `ps`/`names` listing.
+std::optional<Value> row(const Value& list, const std::string& name) {
+  for (const Value& r : list.as_array()) {
+    if (field(r, "name") == name) return r;
+  }
+  return std::nullopt;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cli)
+
+BOOST_AUTO_TEST_CASE(members_info_and_names_as_tables_and_json) {
+  Agents a(3);
+  for (int i = 0; i < 3; ++i)
+    a.start(i, {"--tag", "zone=z" + std::to_string(i)});
+  BOOST_TEST_REQUIRE(
+      shoal::test::eventually([&] { return a.sees(0, 3) && a.sees(1, 3) && a.sees(2, 3); }, 20s));
+
+  // members: JSON objects with name, addr, status, incarnation, tags; filters.
+  auto members = a.json(1, {"members"});
+  BOOST_REQUIRE(members.has_value());
+  BOOST_REQUIRE_EQUAL(members->as_array().size(), 3u);
+  for (const Value& m : members->as_array()) {
+    BOOST_TEST(field(m, "name").starts_with("n"));
+    BOOST_TEST(field(m, "addr").starts_with("127.0.0.1:"));
+    BOOST_TEST(field(m, "status") == "alive");
+    BOOST_TEST(m.find("incarnation")->is_number());
+    BOOST_TEST(field(*m.find("tags"), "zone") == "z" + field(m, "name").substr(1));
+  }
+  auto zoned = a.json(0, {"members", "--tag", "zone=z2"});
+  BOOST_REQUIRE(zoned.has_value());
+  BOOST_REQUIRE_EQUAL(zoned->as_array().size(), 1u);
+  BOOST_TEST(field(zoned->as_array()[0], "name") == "n2");
+  const CliRun table = a.cli(0, {"members"});
+  BOOST_TEST(table.code == 0);
+  BOOST_TEST(table.out.starts_with("NAME"));
+  BOOST_TEST(table.out.find("zone=z1") != std::string::npos, table.out);
+
+  // info
+  auto info = a.json(2, {"info"});
+  BOOST_REQUIRE(info.has_value());
+  BOOST_TEST(field(*info, "name") == "n2");
+  BOOST_TEST(info->find("members")->find("alive")->as_u64() == 3u);
+  BOOST_TEST(!field(*info, "version").empty());
+  BOOST_TEST(field(*info, "rpc") == a.sock(2));
+
+  // register on one agent; whereis and names answer on another.
+  const CliRun reg = a.cli(0, {"register", "billing"});
+  BOOST_TEST(reg.code == 0, reg.err);
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        return a.cli(2, {"whereis", "billing"}).code == 0;
+      },
+      10s));
+  auto where = a.json(2, {"whereis", "billing"});
+  BOOST_REQUIRE(where.has_value());
+  BOOST_TEST(field(*where, "node") == "n0");
+  BOOST_TEST(field(*where, "pid").starts_with("<n0."));
+  const CliRun taken = a.cli(1, {"register", "billing"});
+  BOOST_TEST(taken.code == 1);
+  BOOST_TEST(taken.err.find("billing") != std::string::npos, taken.err);
+  a.cli(0, {"register", "billing-eu"});
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        auto names = a.json(1, {"names", "--prefix", "billing"});
+        return names && names->as_array().size() == 2;
+      },
+      10s));
+  // Another agent cannot unregister n0's name; n0 can.
+  BOOST_TEST(a.cli(1, {"unregister", "billing"}).code == 1);
+  BOOST_TEST(a.cli(0, {"unregister", "billing"}).code == 0);
+  BOOST_TEST(shoal::test::eventually(
+      [&] {
+        return a.cli(1, {"whereis", "billing"}).code == 1;
+      },
+      10s));
+  const CliRun absent = a.cli(1, {"whereis", "billing"});
+  BOOST_TEST(absent.err == "shoal: billing is not registered\n");
+
+  // Groups.
+  BOOST_TEST(a.cli(0, {"join-group", "workers"}).code == 0);
+  BOOST_TEST(a.cli(2, {"join-group", "workers"}).code == 0);
+  BOOST_TEST(shoal::test::eventually(
+      [&] {
+        auto g = a.json(1, {"group", "workers"});
+        return g && g->as_array().size() == 2;
+      },
+      10s));
+}
+
+BOOST_AUTO_TEST_CASE(run_ps_stop_and_a_checkpoint_that_survives_a_failover) {
+  const auto seed = shoal::test::test_seed();
+  Agents a(3);
+  for (int i = 0; i < 3; ++i)
+    a.start(i);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return a.sees(0, 3) && a.sees(1, 3); }, 20s));
+  // A child that records the checkpoint it was started with, then stores a new one through the
+  // CLI (SHOAL_RPC and SHOAL_CHILD_NAME come from its agent), then sleeps.
+  const std::string seen = a.dir + "/seen";
+  const std::string script = "{ cat \"$SHOAL_CHECKPOINT_FILE\" 2>/dev/null; echo start; } >> " +
+                             seen + "; echo v$$ | " + shoal::test::shoal_binary() +
+                             " checkpoint >/dev/null && exec sleep 3600";
+  const CliRun run = a.cli(1, {"run", "--name", "keeper", "--", "sh", "-c", script});
+  BOOST_TEST_REQUIRE(run.code == 0, run.err);
+  const CliRun worker = a.cli(1, {"run", "--name", "tally", "--worker", "counter"});
+  BOOST_TEST(worker.code == 0, worker.err);
+  const CliRun again = a.cli(2, {"run", "--name", "keeper", "--", "true"});
+  BOOST_TEST(again.code == 1);
+  BOOST_TEST(again.err.find("exists") != std::string::npos, again.err);
+  BOOST_TEST(a.cli(0, {"run", "--name", "x", "--worker", "no-such"}).code == 1);
+
+  // ps, from any agent: where each runs, its OS pid (exec), its status.
+  std::string runner;
+  long os_pid = 0;
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        auto ps = a.json(0, {"ps"});
+        if (!ps) return false;
+        auto keeper = row(*ps, "keeper");
+        auto tally = row(*ps, "tally");
+        if (!keeper || !tally || field(*keeper, "status") != "running" ||
+            field(*tally, "status") != "running" || !keeper->find("os_pid")->is_number()) {
+          return false;
+        }
+        runner = field(*keeper, "node");
+        os_pid = keeper->find("os_pid")->as_i64();
+        return true;
+      },
+      20s));
+  BOOST_TEST(::kill(static_cast<pid_t>(os_pid), 0) == 0);
+  const CliRun ps_table = a.cli(2, {"ps"});
+  BOOST_TEST(ps_table.out.find("keeper") != std::string::npos);
+  BOOST_TEST(ps_table.out.find("worker:counter") != std::string::npos, ps_table.out);
+
+  // The checkpoint is stored (by the child, on its node); then its node is killed.
+  const int victim = runner[1] - '0';
+  BOOST_TEST_REQUIRE(
+      shoal::test::eventually([&] { return slurp(seen).find("start") != std::string::npos; }, 10s));
+  // The child reached its sleep: the checkpoint was stored.
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        std::ifstream cmd("/proc/" + std::to_string(os_pid) + "/cmdline");
+        std::string line;
+        std::getline(cmd, line);
+        return line.starts_with("sleep");
+      },
+      10s));
+  a[victim].signal(SIGKILL);
+  const int survivor = victim == 0 ? 1 : 0;
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+                         [&] {
+                           auto ps = a.json(survivor, {"ps"});
+                           if (!ps) return false;
+                           auto keeper = row(*ps, "keeper");
+                           return keeper && field(*keeper, "status") == "running" &&
+                                  field(*keeper, "node") != runner;
+                         },
+                         30s),
+                     "seed=" << seed);
+  // The new copy was handed the old copy's checkpoint: "v<old os pid>".
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] { return slurp(seen).find("v" + std::to_string(os_pid)) != std::string::npos; }, 10s));
+
+  // A checkpoint from a node where the child does not run is refused with where it runs.
+  auto ps = a.json(survivor, {"ps"});
+  BOOST_REQUIRE(ps.has_value());
+  const std::string now_on = field(*row(*ps, "keeper"), "node");
+  const int elsewhere = 3 - victim - (now_on[1] - '0');
+  const CliRun wrong = a.cli(elsewhere, {"checkpoint", "keeper"}, "x");
+  BOOST_TEST(wrong.code == 1);
+  BOOST_TEST(wrong.err.find("runs on " + now_on) != std::string::npos, wrong.err);
+
+  // stop: several at once, an unknown one reported.
+  const CliRun stop = a.cli(survivor, {"stop", "keeper", "tally", "ghost"});
+  BOOST_TEST(stop.code == 1);
+  BOOST_TEST(stop.err.find("ghost") != std::string::npos, stop.err);
+  BOOST_TEST(shoal::test::eventually(
+      [&] {
+        auto list = a.json(elsewhere, {"ps"});
+        return list && list->as_array().empty();
+      },
+      10s));
+}
+
+BOOST_AUTO_TEST_CASE(no_agent_socket_in_use_and_bad_frames) {
+  Agents a(2);
+  // No agent: one line with the way out, exit 2.
+  const CliRun none = a.cli(0, {"members"});
+  BOOST_TEST(none.code == 2);
+  BOOST_TEST(none.err.find("no agent at " + a.sock(0)) != std::string::npos, none.err);
+  BOOST_TEST(none.err.find("shoal agent") != std::string::npos);
+  BOOST_TEST(std::count(none.err.begin(), none.err.end(), '\n') == 1);
+
+  a.start(0);
+  BOOST_TEST_REQUIRE(a[0].wait_for({"agent started"}, 10s));
+  struct stat st {};
+  BOOST_REQUIRE(::stat(a.sock(0).c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 0777) == 0600u);
+  // A second agent on the same socket refuses to start, before it binds its port.
+  AgentProcess second(
+      {"--name", "other", "--bind", a.addr(1), "--discovery", "none", "--rpc", a.sock(0)},
+      a.dir + "/other.log");
+  BOOST_TEST(second.wait_exit(10s) == 1);
+  BOOST_TEST(second.log().find("another agent serves " + a.sock(0)) != std::string::npos,
+             second.log());
+
+  // Raw frames: garbage gets an error reply and the connection goes on; an oversized frame is
+  // refused and the connection closed; the agent keeps serving.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strcpy(addr.sun_path, a.sock(0).c_str());
+  BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  shoal::bin::rpc::FrameReader reader(1 << 20);
+  auto exchange = [&](const std::string& bytes) -> std::optional<Value> {
+    if (::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0) return std::nullopt;
+    char buf[4096];
+    for (;;) {
+      if (auto f = reader.take()) return shoal::bin::rpc::decode_value(*f, {}).value_or(Value());
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return std::nullopt;
+      reader.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+  };
+  auto garbage = exchange(shoal::bin::rpc::frame("\xc1\xc1 not msgpack"));
+  BOOST_REQUIRE(garbage.has_value());
+  BOOST_TEST(!garbage->find("ok")->as_bool(true));
+  BOOST_TEST(field(*garbage, "code") == "bad_request");
+  auto unknown = exchange(shoal::bin::rpc::frame(shoal::bin::rpc::encode_request("fly", {})));
+  BOOST_REQUIRE(unknown.has_value());
+  BOOST_TEST(field(*unknown, "error") == "unknown command 'fly'");
+  auto info = exchange(shoal::bin::rpc::frame(shoal::bin::rpc::encode_request("info", {})));
+  BOOST_REQUIRE(info.has_value());
+  BOOST_TEST(info->find("ok")->as_bool());
+  auto huge = exchange(std::string("\x7f\xff\xff\xff", 4));
+  BOOST_REQUIRE(huge.has_value());
+  BOOST_TEST(field(*huge, "code") == "too_large");
+  char byte;
+  BOOST_TEST(::recv(fd, &byte, 1, 0) == 0);  // closed
+  ::close(fd);
+  BOOST_TEST(a.cli(0, {"info"}).code == 0);
+  BOOST_TEST(a[0].running());
+}
+
+BOOST_AUTO_TEST_CASE(watch_streams_events_and_leave_hands_over_then_exits) {
+  Agents a(2);
+  a.start(0);
+  a.start(1);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return a.sees(0, 2) && a.sees(1, 2); }, 20s));
+  // watch runs in the background, its JSON lines to a file; ended by its pid.
+  const std::string out = a.dir + "/watch.out";
+  const pid_t watcher = ::fork();
+  BOOST_REQUIRE(watcher >= 0);
+  if (watcher == 0) {
+    std::FILE* f = std::freopen(out.c_str(), "w", stdout);
+    (void)f;
+    const std::string bin = shoal::test::shoal_binary();
+    const std::string sock = a.sock(1);
+    ::execl(bin.c_str(), bin.c_str(), "watch", "job", "--format", "json", "--rpc", sock.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Registrations until the watcher is connected and reports one (the first may precede it).
+  int k = 0;
+  const bool streamed = shoal::test::eventually(
+      [&] {
+        a.cli(0, {"register", "job-" + std::to_string(k++)});
+        a.cli(0, {"register", "other-" + std::to_string(k)});
+        return slurp(out).find("\"name\":\"job-") != std::string::npos;
+      },
+      20s);
+  ::kill(watcher, SIGTERM);
+  int status = 0;
+  ::waitpid(watcher, &status, 0);
+  BOOST_TEST_REQUIRE(streamed);
+  std::istringstream lines(slurp(out));
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto ev = shoal::test::parse_json(line);
+    BOOST_REQUIRE(ev.has_value());
+    BOOST_TEST(field(*ev, "name").starts_with("job-"), line);  // the prefix filters
+    BOOST_TEST(field(*ev, "type") == "name");
+  }
+
+  // leave: n1 hands over its child, leaves, the agent exits 0, and the CLI returns after that.
+  BOOST_TEST(a.cli(1, {"run", "--name", "w", "--worker", "idle"}).code == 0);
+  const CliRun leave = a.cli(1, {"leave"});
+  BOOST_TEST(leave.code == 0, leave.err);
+  BOOST_TEST(leave.out.find("left") != std::string::npos, leave.out);
+  BOOST_TEST(a[1].wait_exit(10s) == 0);
+  BOOST_TEST(shoal::test::eventually(
+      [&] {
+        auto m = a.json(0, {"members", "--status", "left"});
+        auto ps = a.json(0, {"ps"});
+        return m && m->as_array().size() == 1 && ps && ps->as_array().size() == 1 &&
+               field(ps->as_array()[0], "node") == "n0" &&
+               field(ps->as_array()[0], "status") == "running";
+      },
+      10s));
+  BOOST_TEST(!std::filesystem::exists(a.sock(1)));  // removed on the way out
+}
+
+BOOST_AUTO_TEST_SUITE_END()
