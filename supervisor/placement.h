@@ -3,6 +3,11 @@
 // Placement: which member runs a child. Rendezvous (highest-random-weight) hashing over the live
 // members whose tags satisfy the child's constraints: every node computes the same owner from the
 // same view, and a membership change moves only the children whose owner joined or went.
+//
+// Weights: a member tagged `weight=W` (a positive number, at most 1e6; default 1) gets about W
+// times the children of a member of weight 1 (weighted rendezvous: the score of a member is
+// W / -ln(u), u its hash for the child mapped into (0, 1)). With equal weights the order is the
+// hash's, and changing one member's weight moves children only to or from that member.
 
 #include <cstdint>
 #include <map>
@@ -27,6 +32,8 @@ bool satisfies(const cluster::Tags& tags,
                const std::map<std::string, std::string, std::less<>>& constraints);
 // The weight of `member` for child `name`: a 64-bit hash of both.
 std::uint64_t weight(std::string_view name, std::string_view member);
+// A member's placement weight from its tags (1 when absent or not a positive number).
+double placement_weight(const cluster::Tags& tags);
 // The owner of `spec` in `view`, or none if no member satisfies its constraints.
 std::optional<std::string> place(const ChildSpec& spec, const View& view);
 

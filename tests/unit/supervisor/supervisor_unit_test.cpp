@@ -155,4 +155,31 @@ BOOST_AUTO_TEST_CASE(constraints_restrict_the_candidates) {
   BOOST_TEST(!place(s, view).has_value());
 }
 
+BOOST_AUTO_TEST_CASE(weights_share_children_in_proportion_and_move_only_to_the_reweighted) {
+  View view = members(3);
+  view["node-2"].tags = {{"weight", "2"}};
+  std::map<std::string, int> share;
+  View heavier = view;
+  heavier["node-0"].tags = {{"weight", "3.5"}};
+  for (int k = 0; k < 20'000; ++k) {
+    ChildSpec s;
+    s.name = "job-" + std::to_string(k);
+    const std::string owner = *place(s, view);
+    ++share[owner];
+    const std::string after = *place(s, heavier);
+    if (after != owner) BOOST_TEST_REQUIRE(after == "node-0");  // only towards the reweighted
+  }
+  // 1 : 1 : 2 of 20,000.
+  BOOST_TEST((share["node-0"] > 4600 && share["node-0"] < 5400), share["node-0"]);
+  BOOST_TEST((share["node-1"] > 4600 && share["node-1"] < 5400), share["node-1"]);
+  BOOST_TEST((share["node-2"] > 9400 && share["node-2"] < 10600), share["node-2"]);
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_weight_counts_as_one) {
+  BOOST_TEST(placement_weight({}) == 1.0);
+  BOOST_TEST(placement_weight({{"weight", "2.5"}}) == 2.5);
+  for (const char* bad : {"0", "-1", "abc", "2x", "", "1e9", "nan"})
+    BOOST_TEST(placement_weight({{"weight", bad}}) == 1.0, bad);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
