@@ -140,6 +140,7 @@ static void leave_now(Agent* agent) {
         uv_close(reinterpret_cast<uv_handle_t*>(&a->settle_timer), nullptr);
         if (a->discovery) a->discovery->close([] {});
         if (a->rpc) a->rpc->close([] {});
+        if (a->http) a->http->close([] {});
         if (a->resolver) {
           a->resolver->close();
           uv_close(reinterpret_cast<uv_handle_t*>(&a->resolve_timer), nullptr);
@@ -413,6 +414,19 @@ int run_agent(const AgentOptions& options) {
     }
     agent.rpc = std::move(*server);
   }
+  if (!options.http.empty()) {
+    auto server = http::HttpServer::listen(
+        agent.loop, options.http, [&agent](const std::string& path, const std::string& query) {
+          return http_request(agent, path, query);
+        });
+    if (!server) {
+      std::fprintf(stderr, "shoal agent: --http %s\n", server.error().c_str());
+      agent.rpc->close([] {});
+      uv_run(agent.loop, UV_RUN_NOWAIT);
+      return 1;
+    }
+    agent.http = std::move(*server);
+  }
   auto started = cluster::UvMembership::start(
       agent.loop, std::move(uv_options), [&agent](const cluster::MemberEvent& e) {
         agent.log.log(1, "info", "membership", "{} name={} addr={} incarnation={} creation={}",
@@ -436,6 +450,7 @@ int run_agent(const AgentOptions& options) {
   if (!started) {
     std::fprintf(stderr, "shoal agent: %s\n", started.error().c_str());
     agent.rpc->close([] {});
+    if (agent.http) agent.http->close([] {});
     uv_run(agent.loop, UV_RUN_NOWAIT);
     return 1;
   }
@@ -574,9 +589,10 @@ int run_agent(const AgentOptions& options) {
   }
   agent.membership->replicator()->flush(uv_now(agent.loop));
   agent.membership->settle();
-  log.log(1, "info", "agent", "started name={} addr={} encrypted={} rpc={}",
+  log.log(1, "info", "agent", "started name={} addr={} encrypted={} rpc={} http={}",
           agent.membership->core().name(), agent.membership->address().to_string(),
-          options.key_file.empty() ? "no" : "yes", agent.rpc->path());
+          options.key_file.empty() ? "no" : "yes", agent.rpc->path(),
+          options.http.empty() ? "off" : options.http);
   if (!seeds.empty()) {
     // Names resolve to every address they have; while this node sees no peer they are resolved
     // again every few seconds (pods of a headless service come and go).

@@ -36,7 +36,9 @@ struct AgentOptions {
   unsigned quorum_lease_ms = 0;
   // The RPC socket (default <data-dir>/shoal.sock).
   std::string rpc;
-  std::string data_dir;  // child logs and checkpoint files; default /tmp/shoal-<name>
+  std::string data_dir;
+  // ip:port for the HTTP endpoint (metrics, JSON views, health); empty: off.
+  std::string http;  // child logs and checkpoint files; default /tmp/shoal-<name>
   std::string log_level = "info";
   // ms between "stats" log lines (counters, for benchmarks and operators); 0: none.
   unsigned stats_interval_ms = 0;

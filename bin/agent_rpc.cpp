@@ -513,6 +513,14 @@ const std::map<std::string, Command, std::less<>>& commands() {
 
 }  // namespace
 
+std::expected<Value, std::string> query(Agent& agent, std::string_view cmd, const Value& args) {
+  auto it = commands().find(cmd);
+  if (it == commands().end()) return std::unexpected("unknown command '" + std::string(cmd) + "'");
+  auto result = it->second(agent, args);
+  if (!result) return std::unexpected(result.error().message);
+  return std::move(*result);
+}
+
 void handle_rpc(Agent& agent, rpc::ClientId client, rpc::Request request) {
   Result result;
   if (request.cmd == "watch") {

@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <expected>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "bin/http/server.h"
 #include "bin/rpc/server.h"
 #include "bin/rpc/value.h"
 #include "cluster/uv/multicast_discovery.h"
@@ -80,6 +82,11 @@ void begin_leave(Agent* agent, const std::string& why);
 // The RPC commands (agent_rpc.cpp): one request, and a client that went away.
 void handle_rpc(Agent& agent, rpc::ClientId client, rpc::Request request);
 void rpc_closed(Agent& agent, rpc::ClientId client);
+// Runs a read-only RPC command (members, names, ps, info...) and returns its result.
+std::expected<rpc::Value, std::string> query(Agent& agent, std::string_view cmd,
+                                             const rpc::Value& args);
+// The --http endpoint's answer to GET `path` (agent_http.cpp).
+http::Response http_request(Agent& agent, const std::string& path, const std::string& query);
 // Sends an event to the `watch` clients whose prefix `subject` (a name) starts with.
 void rpc_event(Agent& agent, const std::string& subject, const rpc::Value& event);
 // The registration meta of a child that runs here (see agent_rpc.cpp).
@@ -131,6 +138,7 @@ struct Agent {
 
   // The RPC socket, and what its clients asked for.
   std::unique_ptr<rpc::RpcServer> rpc;
+  std::unique_ptr<http::HttpServer> http;         // --http
   std::map<rpc::ClientId, std::string> watchers;  // `watch` streams: client -> key prefix
   std::uint64_t started_ms = 0;                   // uv_now() at start
   std::uint64_t next_local_id = 0;                // ids of pids the agent holds itself

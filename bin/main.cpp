@@ -1,9 +1,177 @@
 // shoal: the agent daemon and the CLI that talks to it, as subcommands.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <expected>
+#include <fstream>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "bin/agent.h"
 #include "bin/cli.h"
+
+namespace {
+
+std::string env_name(const std::string& flag) {
+  std::string env = "SHOAL_";
+  for (char c : flag)
+    env += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return env;
+}
+
+bool repeatable(const std::string& flag) {
+  return flag == "join" || flag == "tag" || flag == "register" || flag == "worker" ||
+         flag == "child";
+}
+
+bool given(const std::vector<std::string>& args, const std::string& flag) {
+  for (const std::string& a : args) {
+    if (a == "--" + flag || a.starts_with("--" + flag + "=")) return true;
+  }
+  return false;
+}
+
+// The config file: one `flag = value` per line, TOML/INI style. A value is a "quoted string", a
+// bare word or number, or a list ["a", "b"] (repeatable flags). '#' and ';' start comments; a
+// [section] header is allowed and ignored. Returns (flag, values) pairs, or a reason with the
+// line number.
+std::expected<std::vector<std::pair<std::string, std::vector<std::string>>>, std::string>
+read_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::unexpected(path + ": cannot read it");
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  std::string line;
+  int number = 0;
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front())) != 0)
+      v.remove_prefix(1);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back())) != 0)
+      v.remove_suffix(1);
+    return std::string(v);
+  };
+  while (std::getline(in, line)) {
+    ++number;
+    const std::string where = path + ":" + std::to_string(number) + ": ";
+    std::string text = trim(line);
+    if (text.empty() || text[0] == '#' || text[0] == ';') continue;
+    if (text.front() == '[' && text.back() == ']' && text.find('=') == std::string::npos) continue;
+    const auto eq = text.find('=');
+    if (eq == std::string::npos) return std::unexpected(where + "expected flag = value");
+    std::string key = trim(std::string_view(text).substr(0, eq));
+    std::replace(key.begin(), key.end(), '_', '-');
+    std::string rest = trim(std::string_view(text).substr(eq + 1));
+    // Items: quoted strings (with \" and \\ escapes) or bare words, in an optional [ ] list.
+    std::vector<std::string> values;
+    const bool list = !rest.empty() && rest.front() == '[';
+    std::size_t i = list ? 1 : 0;
+    bool closed = !list;
+    while (i < rest.size()) {
+      const char c = rest[i];
+      if (std::isspace(static_cast<unsigned char>(c)) != 0 || c == ',') {
+        ++i;
+      } else if (c == '#' && !list) {
+        break;
+      } else if (c == ']' && list) {
+        closed = true;
+        ++i;
+        break;
+      } else if (c == '"') {
+        std::string item;
+        ++i;
+        bool ended = false;
+        while (i < rest.size()) {
+          if (rest[i] == '\\' && i + 1 < rest.size()) {
+            item += rest[i + 1];
+            i += 2;
+          } else if (rest[i] == '"') {
+            ended = true;
+            ++i;
+            break;
+          } else {
+            item += rest[i++];
+          }
+        }
+        if (!ended) return std::unexpected(where + "unterminated string");
+        values.push_back(std::move(item));
+      } else {
+        std::size_t end = i;
+        while (end < rest.size() && rest[end] != ',' && rest[end] != ']' && rest[end] != '#' &&
+               std::isspace(static_cast<unsigned char>(rest[end])) == 0) {
+          ++end;
+        }
+        values.push_back(rest.substr(i, end - i));
+        i = end;
+      }
+    }
+    if (!closed) return std::unexpected(where + "unterminated list");
+    if (values.empty()) return std::unexpected(where + "no value for " + key);
+    if (values.size() > 1 && !repeatable(key))
+      return std::unexpected(where + key + " takes one value");
+    out.emplace_back(std::move(key), std::move(values));
+  }
+  return out;
+}
+
+// The agent's arguments with the environment and the config file folded in: for each flag of
+// `agent` not on the command line, SHOAL_<FLAG> (SHOAL_BIND for --bind, SHOAL_DATA_DIR for
+// --data-dir...) is added as if given there, then the config file's value if there was none.
+// So flags win over the environment, which wins over the config file. Repeatable flags take a
+// comma-separated list in the environment (SHOAL_JOIN=a:7946,b:7946), except --child.
+std::expected<std::vector<std::string>, std::string> agent_arguments(int argc, char** argv,
+                                                                     CLI::App* agent) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] != "agent") return args;
+  std::string config;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) config = args[i + 1];
+    if (args[i].starts_with("--config=")) config = args[i].substr(9);
+  }
+  if (const char* env = std::getenv("SHOAL_CONFIG"); config.empty() && env != nullptr) config = env;
+  std::vector<std::pair<std::string, std::vector<std::string>>> from_file;
+  if (!config.empty()) {
+    auto read = read_config(config);
+    if (!read) return std::unexpected("--config " + read.error());
+    from_file = std::move(*read);
+  }
+  std::vector<std::string> extra;
+  for (const CLI::Option* opt : agent->get_options()) {
+    const std::string flag = opt->get_single_name();
+    if (flag.empty() || flag == "help" || flag == "config") continue;
+    if (given(args, flag)) continue;
+    const char* value = std::getenv(env_name(flag).c_str());
+    if (value != nullptr && *value != '\0') {
+      const std::string v = value;
+      const bool list = repeatable(flag) && flag != "child";
+      std::size_t start = 0;
+      for (;;) {
+        const std::size_t comma = list ? v.find(',', start) : std::string::npos;
+        const std::string item =
+            v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!item.empty()) extra.insert(extra.end(), {"--" + flag, item});
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      continue;
+    }
+    for (const auto& [key, values] : from_file) {
+      if (key != flag) continue;
+      for (const std::string& item : values)
+        extra.insert(extra.end(), {"--" + flag, item});
+    }
+  }
+  for (const auto& [key, values] : from_file) {
+    if (agent->get_option_no_throw("--" + key) == nullptr || key == "config" || key == "help")
+      return std::unexpected("--config " + config + ": unknown flag '" + key + "'");
+  }
+  args.insert(args.begin() + 1, extra.begin(), extra.end());
+  return args;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)"};
@@ -68,11 +236,26 @@ int main(int argc, char** argv) {
   run->add_option("--probe-timeout-ms", agent.probe_timeout_ms,
                   "Direct probe timeout (ms); default 80");
 
+  run->add_option("--http", agent.http,
+                  "Serve GET /metrics (Prometheus), /v1/members, /v1/names, /v1/children, /health "
+                  "on this ip:port (off by default)");
+  std::string config_file;  // read by agent_arguments() before parsing
+  run->add_option("--config", config_file,
+                  "Read flags from a file: one `flag = value` per line (TOML or INI), e.g. "
+                  "bind = \"127.0.0.1:7946\", tag = [\"zone=a\", \"rack=2\"]; flags and "
+                  "SHOAL_<FLAG> environment variables win over it");
+
   shoal::bin::CliState cli;
   shoal::bin::add_cli_commands(app, cli);
 
   try {
-    app.parse(argc, argv);
+    auto args = agent_arguments(argc, argv, run);
+    if (!args) {
+      std::fprintf(stderr, "shoal agent: %s\n", args.error().c_str());
+      return 2;
+    }
+    std::reverse(args->begin(), args->end());  // CLI11 takes them last first
+    app.parse(*args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -208,6 +208,7 @@ void Membership::start_probe(std::uint64_t now) {
   probe.target = *target;
   probe.creation = m.creation;
   probe.incarnation = m.incarnation;
+  probe.sent_ms = now;
   probe_ = probe;
   ++stats_.probes;
   send(now, m.addr, {encode_message(Ping{probe.seq, *target, digest_})});
@@ -357,6 +358,15 @@ void Membership::on_ack(std::uint64_t now, const Ack& ack) {
     if (!probe_->acked) {
       probe_->acked = true;
       adjust_health(-1);
+      if (!probe_->indirect_sent) {
+        const std::uint64_t rtt = now - probe_->sent_ms;
+        std::size_t b = 0;
+        while (b < MembershipStats::kRttBucketsMs.size() && rtt > MembershipStats::kRttBucketsMs[b])
+          ++b;
+        ++stats_.rtt_buckets[b];
+        stats_.rtt_sum_ms += rtt;
+        ++stats_.rtt_count;
+      }
     }
     return;
   }

@@ -49,6 +49,7 @@
 //
 // Owned by one loop thread; not thread-safe.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -141,6 +142,13 @@ struct MembershipStats {
   std::uint64_t push_pulls = 0;
   std::uint64_t view_syncs = 0;   // push-pulls started because view digests differed
   std::uint64_t corrections = 0;  // newer views sent back to senders of stale accusations
+  // Round trips of direct probes answered by their target (not via ping-req), in ms, bucketed by
+  // kRttBucketsMs upper bounds (the last bucket: anything slower); sum and count for the mean.
+  static constexpr std::array<std::uint64_t, 10> kRttBucketsMs{1,  2,   5,   10,  25,
+                                                               50, 100, 250, 500, 1000};
+  std::array<std::uint64_t, kRttBucketsMs.size() + 1> rtt_buckets{};
+  std::uint64_t rtt_sum_ms = 0;
+  std::uint64_t rtt_count = 0;
   std::uint64_t user_in = 0;
 };
 
@@ -237,6 +245,7 @@ class Membership {
     std::string target;
     std::uint64_t creation = 0;
     std::uint64_t incarnation = 0;
+    std::uint64_t sent_ms = 0;
     bool acked = false;
     bool indirect_sent = false;
     bool unreachable = false;

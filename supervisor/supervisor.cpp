@@ -168,6 +168,23 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
       it = back || over ? gone_.erase(it) : std::next(it);
     }
   }
+  // Failovers: children whose owner left the view and whose new owner is this node.
+  bool someone_left = false;
+  for (const auto& [name, info] : placement_view_)
+    someone_left = someone_left || !view.contains(name);
+  if (someone_left) {
+    View next_placement;
+    for (const auto& [name, info] : view) {
+      if (!draining_.contains(name + "#" + std::to_string(info.creation)))
+        next_placement.emplace(name, info);
+    }
+    for (const auto& [name, spec] : specs_) {
+      const auto was = place(spec, placement_view_);
+      if (!was || *was == self_ || view.contains(*was)) continue;
+      const auto now_owner = place(spec, next_placement);
+      if (now_owner && *now_owner == self_) ++stats_.failovers;
+    }
+  }
   view_ = std::move(view);
   if (config_.mode == Mode::quorum) {
     if (has_quorum()) {

@@ -146,6 +146,7 @@ struct SupervisorStats {
   std::uint64_t stops = 0;      // StopChild effects
   std::uint64_t failed = 0;     // children this node marked failed
   std::uint64_t bad_specs = 0;  // undecodable specs in the map (ignored)
+  std::uint64_t failovers = 0;  // children this node took over from a member that left the view
   std::uint64_t fenced = 0;     // quorum: children stopped here for want of a majority
 };
 

@@ -2,6 +2,8 @@
 // exit codes, the RPC socket's guards, and an exec child that stores a checkpoint through the CLI
 // and gets it back after a failover.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -93,6 +95,35 @@ std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Sends `request` to 127.0.0.1:port and returns everything the server answered before closing.
+std::string http_exchange(std::uint16_t port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) >= 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+      out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string http_get(std::uint16_t port, const std::string& path) {
+  return http_exchange(port, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+// The body of an HTTP answer.
+std::string body_of(const std::string& answer) {
+  const auto at = answer.find("\r\n\r\n");
+  return at == std::string::npos ? std::string() : answer.substr(at + 4);
 }
 
 }  // namespace
@@ -388,6 +419,96 @@ BOOST_AUTO_TEST_CASE(watch_streams_events_and_leave_hands_over_then_exits) {
       },
       10s));
   BOOST_TEST(!std::filesystem::exists(a.sock(1)));  // removed on the way out
+}
+
+BOOST_AUTO_TEST_CASE(http_serves_metrics_json_views_and_health) {
+  Agents a(2);
+  const std::uint16_t port = shoal::test::free_ports(1);
+  a.start(0, {"--http", "127.0.0.1:" + std::to_string(port)});
+  a.start(1);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return a.sees(0, 2) && a.sees(1, 2); }, 20s));
+  BOOST_TEST(a.cli(1, {"run", "--name", "w", "--worker", "idle"}).code == 0);
+  BOOST_TEST(a.cli(1, {"join-group", "g"}).code == 0);
+  std::string metrics;
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+                         [&] {
+                           metrics = http_get(port, "/metrics");
+                           return metrics.find("shoal_children{status=\"running\"} 1\n") !=
+                                      std::string::npos &&
+                                  metrics.find("shoal_groups 1\n") != std::string::npos;
+                         },
+                         10s),
+                     metrics);
+  BOOST_TEST(metrics.starts_with("HTTP/1.1 200 OK\r\n"));
+  for (const char* line :
+       {"shoal_members{status=\"alive\"} 2\n", "# TYPE shoal_probe_rtt_seconds histogram\n",
+        "shoal_probe_rtt_seconds_bucket{le=\"+Inf\"}", "shoal_packets_total{direction=\"in\"}",
+        "shoal_rejected_packets_total{reason=\"auth\"} 0\n", "shoal_failovers_total 0\n",
+        "shoal_names 1\n", "shoal_info{name=\"n0\""}) {
+    BOOST_TEST(metrics.find(line) != std::string::npos, line);
+  }
+  auto members = shoal::test::parse_json(body_of(http_get(port, "/v1/members?status=alive")));
+  BOOST_REQUIRE(members.has_value());
+  BOOST_TEST(members->as_array().size() == 2u);
+  auto children = shoal::test::parse_json(body_of(http_get(port, "/v1/children")));
+  BOOST_REQUIRE(children.has_value());
+  BOOST_REQUIRE_EQUAL(children->as_array().size(), 1u);
+  BOOST_TEST(field(children->as_array()[0], "name") == "w");
+  auto names = shoal::test::parse_json(body_of(http_get(port, "/v1/names?prefix=w&limit=5")));
+  BOOST_REQUIRE(names.has_value());
+  BOOST_TEST(names->as_array().size() == 1u);
+  const std::string health = http_get(port, "/health");
+  BOOST_TEST(health.starts_with("HTTP/1.1 200"));
+  BOOST_TEST(body_of(health).find("\"status\":\"ok\"") != std::string::npos);
+  // Bad requests get their status and the agent goes on.
+  BOOST_TEST(http_get(port, "/nope").starts_with("HTTP/1.1 404"));
+  BOOST_TEST(http_get(port, "/v1/names?limit=x").starts_with("HTTP/1.1 400"));
+  BOOST_TEST(http_exchange(port, "POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+  BOOST_TEST(http_exchange(port, "garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+  BOOST_TEST(http_exchange(port, "GET /" + std::string(9000, 'a')).starts_with("HTTP/1.1 431"));
+  BOOST_TEST(http_get(port, "/health").starts_with("HTTP/1.1 200"));
+  // The port in use: a second agent says so and exits before it starts.
+  AgentProcess second({"--name", "x", "--bind", a.addr(1), "--discovery", "none", "--http",
+                       "127.0.0.1:" + std::to_string(port), "--data-dir", a.dir + "/x"},
+                      a.dir + "/x.log");
+  BOOST_TEST(second.wait_exit(10s) == 1);
+  BOOST_TEST(second.log().find("--http 127.0.0.1:" + std::to_string(port) +
+                               ": address already in use") != std::string::npos,
+             second.log());
+}
+
+BOOST_AUTO_TEST_CASE(flags_win_over_the_environment_which_wins_over_the_config_file) {
+  Agents a(1);
+  const std::string config = a.dir + "/agent.toml";
+  std::ofstream(config) << "# shoal agent settings\n[agent]\nname = \"from-file\"\nbind = \""
+                        << a.addr(0)
+                        << "\"\ndiscovery = seeds\ntag = [\"zone=file\", \"rack=r9\"]\n"
+                        << "data_dir = \"" << a.data(0) << "\"\n";
+  auto started = [&](const std::vector<std::string>& env, const std::vector<std::string>& flags) {
+    std::vector<std::string> args{"agent", "--config", config};
+    args.insert(args.end(), flags.begin(), flags.end());
+    // The agent runs until killed: run_cli's deadline ends it; what it logged is what we check.
+    const CliRun r = run_cli(args, {}, env, 1500ms);
+    return r.err;
+  };
+  const std::string from_file = started({}, {});
+  BOOST_TEST(from_file.find("agent started name=from-file addr=" + a.addr(0)) != std::string::npos,
+             from_file);
+  const std::string from_env = started({"SHOAL_NAME=from-env"}, {});
+  BOOST_TEST(from_env.find("agent started name=from-env ") != std::string::npos, from_env);
+  const std::string from_flag = started({"SHOAL_NAME=from-env"}, {"--name", "from-flag"});
+  BOOST_TEST(from_flag.find("agent started name=from-flag ") != std::string::npos, from_flag);
+  // Errors in the file: one line, exit 2, nothing started.
+  std::ofstream(a.dir + "/bad.toml") << "name = \"n\"\nbogus = 1\n";
+  const CliRun bad = run_cli({"agent", "--config", a.dir + "/bad.toml"});
+  BOOST_TEST(bad.code == 2);
+  BOOST_TEST(bad.err == "shoal agent: --config " + a.dir + "/bad.toml: unknown flag 'bogus'\n");
+  const CliRun missing = run_cli({"agent", "--config", a.dir + "/none.toml"});
+  BOOST_TEST(missing.code == 2);
+  BOOST_TEST(missing.err.find("cannot read it") != std::string::npos, missing.err);
+  const CliRun bad_env = run_cli({"agent", "--discovery", "none"}, {}, {"SHOAL_BIND=garbage"});
+  BOOST_TEST(bad_env.code == 2);
+  BOOST_TEST(bad_env.err.find("--bind") != std::string::npos, bad_env.err);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

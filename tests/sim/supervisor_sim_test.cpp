@@ -240,6 +240,10 @@ BOOST_AUTO_TEST_CASE(a_killed_nodes_children_restart_once_each_on_survivors_and_
   }
   BOOST_TEST(moved_others == 0, "children of live nodes moved; seed=" << seed);
   BOOST_TEST(orphans.size() > 120u);
+  std::uint64_t failovers = 0;
+  for (std::size_t i : {0, 1, 2, 4})
+    failovers += w.sups[i]->stats().failovers;
+  BOOST_TEST(failovers == orphans.size());
 }
 
 BOOST_AUTO_TEST_CASE(a_crash_looping_child_is_marked_failed_everywhere) {

@@ -1,0 +1,253 @@
+#include "bin/http/server.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "cluster/address.h"
+
+namespace shoal::bin::http {
+
+struct HttpServer::Conn {
+  uv_tcp_t tcp{};
+  uv_timer_t timer{};  // the request deadline
+  HttpServer* server = nullptr;
+  std::string head;
+  bool closing = false;
+  bool answered = false;
+  int handles = 2;
+  std::array<char, 4096> buf{};
+};
+
+namespace {
+
+struct Write {
+  uv_write_t req{};
+  std::string data;
+};
+
+const char* reason(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
+  }
+}
+
+int hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::optional<std::string> query_param(const std::string& query, std::string_view key) {
+  std::size_t start = 0;
+  while (start <= query.size()) {
+    const std::size_t amp = query.find('&', start);
+    const std::string_view part = std::string_view(query).substr(
+        start, amp == std::string::npos ? std::string::npos : amp - start);
+    const std::size_t eq = part.find('=');
+    if (part.substr(0, eq) == key) {
+      std::string out;
+      const std::string_view raw = eq == std::string_view::npos ? "" : part.substr(eq + 1);
+      for (std::size_t i = 0; i < raw.size(); ++i) {
+        if (raw[i] == '+') {
+          out += ' ';
+        } else if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 &&
+                   hex(raw[i + 2]) >= 0) {
+          out += static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
+          i += 2;
+        } else {
+          out += raw[i];
+        }
+      }
+      return out;
+    }
+    if (amp == std::string::npos) break;
+    start = amp + 1;
+  }
+  return std::nullopt;
+}
+
+HttpServer::HttpServer(uv_loop_t* loop, Handler handler, std::size_t max_clients)
+    : loop_(loop), handler_(std::move(handler)), max_clients_(max_clients) {}
+
+HttpServer::~HttpServer() = default;
+
+std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::listen(
+    uv_loop_t* loop, const std::string& addr, Handler handler, std::size_t max_clients) {
+  auto parsed = cluster::Address::parse(addr);
+  if (!parsed) return std::unexpected(parsed.error());
+  auto host_port = cluster::split_host_port(addr);
+  if (!host_port) return std::unexpected(host_port.error());
+  const std::string host(host_port->first);
+  sockaddr_storage ss{};
+  if (parsed->ip_len == 4) {
+    uv_ip4_addr(host.c_str(), host_port->second, reinterpret_cast<sockaddr_in*>(&ss));
+  } else {
+    uv_ip6_addr(host.c_str(), host_port->second, reinterpret_cast<sockaddr_in6*>(&ss));
+  }
+  std::unique_ptr<HttpServer> server(new HttpServer(loop, std::move(handler), max_clients));
+  uv_tcp_init(loop, &server->listener_);
+  server->listener_.data = server.get();
+  ++server->open_handles_;
+  int rc = uv_tcp_bind(&server->listener_, reinterpret_cast<const sockaddr*>(&ss), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server->listener_), 64,
+                   [](uv_stream_t* s, int status) {
+                     if (status == 0) static_cast<HttpServer*>(s->data)->accept();
+                   });
+  }
+  if (rc != 0) {
+    std::string why = addr + ": " + uv_strerror(rc);
+    server->close([] {});
+    uv_run(loop, UV_RUN_NOWAIT);
+    return std::unexpected(std::move(why));
+  }
+  return server;
+}
+
+void HttpServer::accept() {
+  auto* c = new Conn;
+  c->server = this;
+  uv_tcp_init(loop_, &c->tcp);
+  uv_timer_init(loop_, &c->timer);
+  c->tcp.data = c->timer.data = c;
+  open_handles_ += 2;
+  all_.push_back(c);
+  ++conns_;
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
+                reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 ||
+      conns_ > max_clients_) {
+    ++stats_.refused;
+    drop(*c);
+    return;
+  }
+  uv_timer_start(
+      &c->timer,
+      [](uv_timer_t* t) {
+        auto* conn = static_cast<Conn*>(t->data);
+        if (!conn->answered) ++conn->server->stats_.bad_requests;
+        conn->server->drop(*conn);
+      },
+      kRequestTimeoutMs, 0);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&c->tcp),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+        auto* conn = static_cast<Conn*>(h->data);
+        *buf = uv_buf_init(conn->buf.data(), static_cast<unsigned>(conn->buf.size()));
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+        auto* conn = static_cast<Conn*>(s->data);
+        if (n < 0) {
+          conn->server->drop(*conn);
+        } else if (n > 0) {
+          conn->server->on_data(*conn, std::string_view(buf->base, static_cast<std::size_t>(n)));
+        }
+      });
+}
+
+void HttpServer::on_data(Conn& c, std::string_view bytes) {
+  if (c.answered || c.closing) return;
+  c.head.append(bytes);
+  const std::size_t end = c.head.find("\r\n\r\n");
+  if (end == std::string::npos) {
+    if (c.head.size() > kMaxRequestBytes) {
+      ++stats_.bad_requests;
+      respond(c, Response{431, "text/plain; charset=utf-8", "request head too large\n"}, false);
+    }
+    return;
+  }
+  // GET /path?query HTTP/1.1
+  const std::string line = c.head.substr(0, c.head.find("\r\n"));
+  const std::size_t sp1 = line.find(' ');
+  const std::size_t sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
+  if (sp1 == std::string::npos || sp2 == std::string::npos ||
+      !line.substr(sp2 + 1).starts_with("HTTP/1.") || line[sp1 + 1] != '/') {
+    ++stats_.bad_requests;
+    respond(c, Response{400, "text/plain; charset=utf-8", "bad request line\n"}, false);
+    return;
+  }
+  const std::string method = line.substr(0, sp1);
+  if (method != "GET" && method != "HEAD") {
+    ++stats_.bad_requests;
+    respond(c, Response{405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false);
+    return;
+  }
+  const std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::size_t q = target.find('?');
+  ++stats_.requests;
+  const Response r =
+      handler_(target.substr(0, q), q == std::string::npos ? std::string() : target.substr(q + 1));
+  respond(c, r, method == "HEAD");
+}
+
+void HttpServer::respond(Conn& c, const Response& r, bool head) {
+  c.answered = true;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.tcp));
+  auto* w = new Write;
+  w->data = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) +
+            "\r\nContent-Type: " + r.content_type +
+            "\r\nContent-Length: " + std::to_string(r.body.size()) +
+            "\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n";
+  if (!head) w->data += r.body;
+  w->req.data = &c;
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c.tcp), &buf, 1, [](uv_write_t* req, int) {
+        auto* write = reinterpret_cast<Write*>(req);
+        auto* conn = static_cast<Conn*>(req->data);
+        delete write;
+        conn->server->drop(*conn);
+      }) != 0) {
+    delete w;
+    drop(c);
+  }
+}
+
+void HttpServer::drop(Conn& c) {
+  if (c.closing) return;
+  c.closing = true;
+  --conns_;
+  all_.erase(std::remove(all_.begin(), all_.end(), &c), all_.end());
+  auto closed = [](uv_handle_t* h) {
+    auto* conn = static_cast<Conn*>(h->data);
+    HttpServer* self = conn->server;
+    if (--conn->handles == 0) delete conn;
+    self->closed_one();
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.timer), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp), closed);
+}
+
+void HttpServer::closed_one() {
+  if (--open_handles_ == 0 && closing_ && on_closed_) {
+    auto done = std::move(on_closed_);
+    done();
+  }
+}
+
+void HttpServer::close(std::function<void()> done) {
+  if (closing_) return;
+  closing_ = true;
+  on_closed_ = std::move(done);
+  for (Conn* c : std::vector<Conn*>(all_))
+    drop(*c);
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener_),
+           [](uv_handle_t* h) { static_cast<HttpServer*>(h->data)->closed_one(); });
+}
+
+}  // namespace shoal::bin::http

@@ -1,0 +1,80 @@
+#pragma once
+
+// HttpServer: the agent's optional HTTP endpoint (--http), for Prometheus and dashboards. A small
+// HTTP/1.1 server on a libuv loop that answers GET (and HEAD) requests, one per connection
+// (Connection: close), through a handler given the path and query.
+//
+// Hostile input: a request head larger than kMaxRequestBytes gets 431; one not complete within
+// kRequestTimeoutMs is dropped; anything but GET/HEAD gets 405; a malformed request line gets
+// 400; connections beyond max_clients are closed at once. Bodies of requests are not read.
+//
+// Loop-bound, not thread-safe.
+
+#include <uv.h>
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shoal::bin::http {
+
+constexpr std::size_t kMaxRequestBytes = 8 * 1024;
+constexpr std::uint64_t kRequestTimeoutMs = 10'000;
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+struct HttpStats {
+  std::uint64_t requests = 0;
+  std::uint64_t bad_requests = 0;  // 400, 405, 431, timeouts
+  std::uint64_t refused = 0;
+};
+
+class HttpServer {
+ public:
+  // `path`: without the query; `query`: after '?', raw (possibly empty).
+  using Handler = std::function<Response(const std::string& path, const std::string& query)>;
+
+  // Listens on ip:port. A one-line reason if it cannot (address in use...).
+  static std::expected<std::unique_ptr<HttpServer>, std::string> listen(
+      uv_loop_t* loop, const std::string& addr, Handler handler, std::size_t max_clients = 64);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  const HttpStats& stats() const { return stats_; }
+  void close(std::function<void()> done);
+
+ private:
+  struct Conn;
+  HttpServer(uv_loop_t* loop, Handler handler, std::size_t max_clients);
+  void accept();
+  void on_data(Conn& c, std::string_view bytes);
+  void respond(Conn& c, const Response& r, bool head);
+  void drop(Conn& c);
+  void closed_one();
+
+  uv_loop_t* loop_;
+  Handler handler_;
+  const std::size_t max_clients_;
+  uv_tcp_t listener_{};
+  std::size_t conns_ = 0;
+  std::vector<Conn*> all_;
+  HttpStats stats_;
+  int open_handles_ = 0;
+  bool closing_ = false;
+  std::function<void()> on_closed_;
+};
+
+// Percent-decodes a query parameter's value; nullopt if `key` is not in `query`.
+std::optional<std::string> query_param(const std::string& query, std::string_view key);
+
+}  // namespace shoal::bin::http
