@@ -256,8 +256,16 @@ int main(int argc, char** argv) {
     }
     std::reverse(args->begin(), args->end());  // CLI11 takes them last first
     app.parse(*args);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Bad usage: one line, exit 2.
+    std::fprintf(stderr, "shoal: %s (see --help)\n", e.what());
+    return 2;
   }
   if (run->parsed()) return shoal::bin::run_agent(agent);
   return cli.exit_code;
