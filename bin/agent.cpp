@@ -390,6 +390,7 @@ int run_agent(const AgentOptions& options) {
   agent.data_dir = options.data_dir.empty() ? "/tmp/shoal-" + supervisor::file_name_for(node_name)
                                             : options.data_dir;
   agent.mode = options.mode;
+  agent.key_file = options.key_file;
   agent.started_ms = uv_now(agent.loop);
   // The RPC socket first: a second agent on the same socket stops here, before it binds anything
   // else or starts a child.
@@ -428,7 +429,8 @@ int run_agent(const AgentOptions& options) {
     agent.http = std::move(*server);
   }
   auto started = cluster::UvMembership::start(
-      agent.loop, std::move(uv_options), [&agent](const cluster::MemberEvent& e) {
+      agent.loop, std::move(uv_options),
+      [&agent](const cluster::MemberEvent& e) {
         agent.log.log(1, "info", "membership", "{} name={} addr={} incarnation={} creation={}",
                       cluster::event_name(e.kind), e.name, e.addr.to_string(), e.incarnation,
                       e.creation);
@@ -446,7 +448,8 @@ int run_agent(const AgentOptions& options) {
           ev.set("time", wall_ms());
           rpc_event(agent, e.name, ev);
         }
-      });
+      },
+      [&agent](const cluster::UserMessage& m) { on_user_message(agent, m); });
   if (!started) {
     std::fprintf(stderr, "shoal agent: %s\n", started.error().c_str());
     agent.rpc->close([] {});
@@ -587,6 +590,7 @@ int run_agent(const AgentOptions& options) {
       log.log(2, "warn", "supervisor", "cannot add name={} reason=\"{}\"", spec.name,
               added.error());
   }
+  publish_keys(agent);
   agent.membership->replicator()->flush(uv_now(agent.loop));
   agent.membership->settle();
   log.log(1, "info", "agent", "started name={} addr={} encrypted={} rpc={} http={}",

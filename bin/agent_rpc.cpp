@@ -487,6 +487,75 @@ Result watch(Agent& a, const Value& args, rpc::ClientId client) {
   return out;
 }
 
+// {"op": "list"} or {"op": "install"|"use"|"remove", "key": hex or base64, "force": bool}.
+Result keys(Agent& a, const Value& args) {
+  const std::string op = optional_text(args, "op");
+  std::size_t members = 0;
+  auto census = key_census(a, members);
+  const cluster::Keyring& ring = a.membership->keyring();
+  if (op == "list" || op.empty()) {
+    Value list = Value::array();
+    for (const auto& [fp, counts] : census) {
+      bool here = false;
+      bool here_primary = false;
+      for (std::size_t i = 0; i < ring.keys().size(); ++i) {
+        if (cluster::Keyring::fingerprint(ring.keys()[i]) != fp) continue;
+        here = true;
+        here_primary = i == 0;
+      }
+      Value k = Value::map();
+      k.set("fingerprint", fp);
+      k.set("members", counts.first);
+      k.set("primary_on", counts.second);
+      k.set("here", here);
+      k.set("primary_here", here_primary);
+      list.push(std::move(k));
+    }
+    Value out = Value::map();
+    out.set("encrypted", ring.enabled());
+    out.set("members", members);
+    out.set("keys", std::move(list));
+    return out;
+  }
+  if (!ring.enabled()) {
+    return std::unexpected(Failure{
+        "failed", "this cluster runs without encryption: start the agents with --key-file"});
+  }
+  auto key_text = text(args, "key");
+  if (!key_text) return std::unexpected(key_text.error());
+  auto key = cluster::Keyring::parse_key(*key_text);
+  if (!key) return std::unexpected(bad("key: " + key.error()));
+  const std::string fp = cluster::Keyring::fingerprint(*key);
+  const Value* force = args.find("force");
+  const bool forced = force != nullptr && force->as_bool();
+  const auto counts = census.contains(fp) ? census.at(fp) : std::pair<std::size_t, std::size_t>{};
+  if (op == "use" && counts.first < members && !forced) {
+    return std::unexpected(
+        Failure{"failed", "key " + fp + " is installed on " + std::to_string(counts.first) +
+                              " of " + std::to_string(members) +
+                              " members: members without it could not read this one (install it "
+                              "everywhere first, or force)"});
+  }
+  if (op == "remove" && counts.second > 0 && !forced) {
+    return std::unexpected(Failure{"failed", "key " + fp + " is the primary key of " +
+                                                 std::to_string(counts.second) +
+                                                 " members: `use` another key first (or force)"});
+  }
+  if (op != "install" && op != "use" && op != "remove")
+    return std::unexpected(bad("op: expected list, install, use or remove"));
+  // Broadcast before a remove changes the keys here, after an install or use (sealed with what
+  // every member can open either way).
+  if (op == "remove") broadcast_key_op(a, op, *key);
+  if (auto done = apply_key_op(a, op, *key); !done)
+    return std::unexpected(Failure{"failed", done.error()});
+  if (op != "remove") broadcast_key_op(a, op, *key);
+  Value out = Value::map();
+  out.set("op", op);
+  out.set("fingerprint", fp);
+  out.set("members", members);
+  return out;
+}
+
 using Command = Result (*)(Agent&, const Value&);
 
 const std::map<std::string, Command, std::less<>>& commands() {
@@ -507,6 +576,7 @@ const std::map<std::string, Command, std::less<>>& commands() {
       {"ps", ps},
       {"checkpoint", checkpoint},
       {"leave", leave},
+      {"keys", keys},
   };
   return table;
 }

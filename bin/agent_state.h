@@ -87,6 +87,14 @@ std::expected<rpc::Value, std::string> query(Agent& agent, std::string_view cmd,
                                              const rpc::Value& args);
 // The --http endpoint's answer to GET `path` (agent_http.cpp).
 http::Response http_request(Agent& agent, const std::string& path, const std::string& query);
+// Key rotation (agent_keys.cpp).
+void publish_keys(Agent& agent);
+std::expected<void, std::string> apply_key_op(Agent& agent, std::string_view op,
+                                              const cluster::Key& key);
+void broadcast_key_op(Agent& agent, std::string_view op, const cluster::Key& key);
+std::map<std::string, std::pair<std::size_t, std::size_t>> key_census(Agent& agent,
+                                                                      std::size_t& members);
+void on_user_message(Agent& agent, const cluster::UserMessage& message);
 // Sends an event to the `watch` clients whose prefix `subject` (a name) starts with.
 void rpc_event(Agent& agent, const std::string& subject, const rpc::Value& event);
 // The registration meta of a child that runs here (see agent_rpc.cpp).
@@ -143,6 +151,7 @@ struct Agent {
   std::uint64_t started_ms = 0;                   // uv_now() at start
   std::uint64_t next_local_id = 0;                // ids of pids the agent holds itself
   std::string data_dir;
+  std::string key_file;  // --key-file: rewritten after a key rotation
   std::string mode = "ap";
 };
 

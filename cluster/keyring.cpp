@@ -66,6 +66,36 @@ std::expected<Keyring, std::string> Keyring::from_file(const std::string& path) 
   return ring;
 }
 
+Key Keyring::generate() {
+  sodium_ready();
+  Key key;
+  randombytes_buf(key.data(), key.size());
+  return key;
+}
+
+std::string Keyring::fingerprint(const Key& key) {
+  sodium_ready();
+  static constexpr unsigned char kContext[] = "shoal keyring fingerprint";
+  unsigned char out[8];
+  crypto_generichash(out, sizeof out, key.data(), key.size(), kContext, sizeof kContext - 1);
+  char hex[sizeof out * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, out, sizeof out);
+  return hex;
+}
+
+std::string Keyring::to_hex(const Key& key) {
+  char hex[kKeyBytes * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, key.data(), key.size());
+  return hex;
+}
+
+bool Keyring::has(const Key& key) const {
+  for (const Key& k : keys_) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
 void Keyring::install(const Key& key) {
   if (std::find(keys_.begin(), keys_.end(), key) == keys_.end()) keys_.push_back(key);
 }

@@ -36,7 +36,17 @@ class Keyring {
   // Parses one key (hex or base64).
   static std::expected<Key, std::string> parse_key(std::string_view text);
 
+  // A new random key.
+  static Key generate();
+  // A short public name of a key: 16 hex digits of a keyed hash of it (reveals nothing usable).
+  static std::string fingerprint(const Key& key);
+  // 64 hex digits.
+  static std::string to_hex(const Key& key);
+
   bool enabled() const { return !keys_.empty(); }
+  // Primary first.
+  const std::vector<Key>& keys() const { return keys_; }
+  bool has(const Key& key) const;
   std::size_t size() const { return keys_.size(); }
 
   // Adds a key (not primary) if it is not there yet.

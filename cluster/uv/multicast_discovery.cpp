@@ -61,6 +61,11 @@ bool decode_announcement(std::string_view bytes, std::string& name, Address& add
 
 }  // namespace
 
+void UvMulticastDiscovery::set_keyring(Keyring keyring) {
+  keyring_ = std::move(keyring);
+  announcement_ = keyring_.seal(encode_announcement(options_.name, options_.advertise));
+}
+
 std::expected<std::unique_ptr<UvMulticastDiscovery>, std::string> UvMulticastDiscovery::start(
     uv_loop_t* loop, MulticastOptions options, Keyring keyring, PeerFn on_peer, PeersFn peers) {
   if (options.group.ip_len != 4 || options.group.ip[0] < 224 || options.group.ip[0] > 239) {

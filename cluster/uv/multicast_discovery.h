@@ -42,6 +42,8 @@ class UvMulticastDiscovery {
   ~UvMulticastDiscovery();
 
   void close(std::function<void()> done);
+  // New keys for announcements (key rotation).
+  void set_keyring(Keyring keyring);
   std::uint64_t announcements_sent() const { return sent_; }
   std::uint64_t rejected() const { return rejected_; }
 

@@ -79,6 +79,9 @@ class UvMembership {
   // if the member is not live or the payload cannot fit a packet.
   bool send_user(const std::string& member, std::string_view payload);
   bool broadcast_user(std::string_view payload);
+  // The keys that seal and open every packet and frame from now on (key rotation).
+  const Keyring& keyring() const { return keyring_; }
+  void set_keyring(Keyring keyring) { keyring_ = std::move(keyring); }
   // Another node announced itself (discovery).
   void announced(const Address& addr, const std::string& name);
   // Closes every handle; `done` runs once all are closed.

@@ -61,11 +61,12 @@ struct Agents {
   AgentProcess& operator[](int i) { return *procs[static_cast<std::size_t>(i)]; }
   // `shoal ARGS --rpc <agent i's socket>`.
   CliRun cli(int i, std::vector<std::string> args, const std::string& input = {}) const {
-    args.insert(args.begin() + 1, {"--rpc", sock(i)});  // before a "--"
+    // After the (sub)command, before a "--".
+    args.insert(args.begin() + (args[0] == "keys" ? 2 : 1), {"--rpc", sock(i)});
     return run_cli(args, input);
   }
   std::optional<Value> json(int i, std::vector<std::string> args) const {
-    args.insert(args.begin() + 1, {"--format", "json"});
+    args.insert(args.begin() + (args[0] == "keys" ? 2 : 1), {"--format", "json"});
     const CliRun r = cli(i, args);
     if (r.code != 0) return std::nullopt;
     return shoal::test::parse_json(r.out);
@@ -509,6 +510,60 @@ BOOST_AUTO_TEST_CASE(flags_win_over_the_environment_which_wins_over_the_config_f
   const CliRun bad_env = run_cli({"agent", "--discovery", "none"}, {}, {"SHOAL_BIND=garbage"});
   BOOST_TEST(bad_env.code == 2);
   BOOST_TEST(bad_env.err.find("--bind") != std::string::npos, bad_env.err);
+}
+
+BOOST_AUTO_TEST_CASE(keys_rotate_across_the_cluster_without_a_partition) {
+  Agents a(3);
+  const CliRun gen1 = run_cli({"keys", "generate"});
+  const CliRun gen2 = run_cli({"keys", "generate"});
+  BOOST_REQUIRE_EQUAL(gen1.code, 0);
+  BOOST_REQUIRE_EQUAL(gen1.out.size(), 65u);  // 64 hex digits and a newline
+  BOOST_TEST(gen1.out != gen2.out);
+  const std::string old_key = gen1.out.substr(0, 64);
+  const std::string new_key = gen2.out.substr(0, 64);
+  for (int i = 0; i < 3; ++i) {
+    const std::string file = a.dir + "/key" + std::to_string(i);
+    std::ofstream(file) << old_key << "\n";
+    a.start(i, {"--key-file", file});
+  }
+  BOOST_TEST_REQUIRE(
+      shoal::test::eventually([&] { return a.sees(0, 3) && a.sees(1, 3) && a.sees(2, 3); }, 20s));
+  // Not primary before it is installed everywhere.
+  const CliRun early = a.cli(0, {"keys", "use", new_key});
+  BOOST_TEST(early.code == 1);
+  BOOST_TEST(early.err.find("installed on 0 of 3 members") != std::string::npos, early.err);
+  for (const char* op : {"install", "use"}) {
+    const CliRun r = a.cli(0, {"keys", op, new_key});
+    BOOST_TEST(r.code == 0, op << ": " << r.err);
+    BOOST_TEST(r.out.find("done on every live member") != std::string::npos, r.out);
+  }
+  const CliRun remove = a.cli(1, {"keys", "remove", old_key});
+  BOOST_TEST(remove.code == 0, remove.err);
+  auto keys = a.json(2, {"keys", "list"});
+  BOOST_REQUIRE(keys.has_value());
+  BOOST_REQUIRE_EQUAL(keys->find("keys")->as_array().size(), 1u);
+  const Value& only = keys->find("keys")->as_array()[0];
+  BOOST_TEST(only.find("members")->as_u64() == 3u);
+  BOOST_TEST(only.find("primary_on")->as_u64() == 3u);
+  // Everyone still hears everyone, and each key file now holds the new key only.
+  BOOST_TEST(shoal::test::eventually([&] { return a.sees(0, 3) && a.sees(2, 3); }, 5s));
+  for (int i = 0; i < 3; ++i) {
+    const std::string file = slurp(a.dir + "/key" + std::to_string(i));
+    BOOST_TEST(file.find(new_key) != std::string::npos, file);
+    BOOST_TEST(file.find(old_key) == std::string::npos, file);
+  }
+  // A bad key is refused by the CLI itself.
+  const CliRun bad = a.cli(0, {"keys", "install", "not-a-key"});
+  BOOST_TEST(bad.code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(keys_need_an_encrypted_cluster) {
+  Agents a(1);
+  a.start(0);
+  BOOST_TEST_REQUIRE(a[0].wait_for({"agent started"}, 10s));
+  const CliRun r = a.cli(0, {"keys", "install", std::string(64, 'a')});
+  BOOST_TEST(r.code == 1);
+  BOOST_TEST(r.err.find("without encryption") != std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
