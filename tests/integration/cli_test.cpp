@@ -98,6 +98,33 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// One RPC request on the agent's socket, its whole reply.
+std::optional<Value> rpc_call(const std::string& sock, std::string_view cmd, Value args) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
+  std::optional<Value> out;
+  const std::string bytes =
+      shoal::bin::rpc::frame(shoal::bin::rpc::encode_request(cmd, std::move(args)));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size())) {
+    shoal::bin::rpc::FrameReader reader(shoal::bin::rpc::kMaxReplyBytes);
+    char buf[4096];
+    ssize_t n;
+    while (!out && (n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+      reader.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+      if (auto f = reader.take()) {
+        shoal::bin::rpc::ValueLimits limits;
+        limits.max_bytes = shoal::bin::rpc::kMaxReplyBytes;
+        if (auto v = shoal::bin::rpc::decode_value(*f, limits)) out = std::move(*v);
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
 // Sends `request` to 127.0.0.1:port and returns everything the server answered before closing.
 std::string http_exchange(std::uint16_t port, const std::string& request) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -564,6 +591,59 @@ BOOST_AUTO_TEST_CASE(keys_need_an_encrypted_cluster) {
   const CliRun r = a.cli(0, {"keys", "install", std::string(64, 'a')});
   BOOST_TEST(r.code == 1);
   BOOST_TEST(r.err.find("without encryption") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(batches_start_and_stop_many_children_in_one_request) {
+  Agents a(2);
+  a.start(0);
+  a.start(1);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return a.sees(0, 2) && a.sees(1, 2); }, 20s));
+  Value specs = Value::array();
+  Value names = Value::array();
+  for (int k = 0; k < 200; ++k) {
+    Value spec = Value::map();
+    spec.set("name", "b" + std::to_string(k));
+    spec.set("worker", k % 2 == 0 ? "idle" : "counter");
+    specs.push(std::move(spec));
+    names.push("b" + std::to_string(k));
+  }
+  Value bad = Value::map();
+  bad.set("name", "");
+  bad.set("worker", "idle");
+  specs.push(std::move(bad));
+  names.push("ghost");
+  Value args = Value::map();
+  args.set("children", std::move(specs));
+  auto reply = rpc_call(a.sock(0), "run-batch", std::move(args));
+  BOOST_REQUIRE(reply.has_value());
+  BOOST_REQUIRE(reply->find("ok")->as_bool());
+  const Value& result = *reply->find("result");
+  BOOST_TEST(result.find("added")->as_u64() == 200u);
+  BOOST_REQUIRE_EQUAL(result.find("errors")->as_array().size(), 1u);
+  BOOST_TEST(field(result.find("errors")->as_array()[0], "error").find("name") !=
+             std::string::npos);
+  auto count_running = [&](int i) {
+    auto ps = a.json(i, {"ps"});
+    std::size_t n = 0;
+    if (ps) {
+      for (const Value& r : ps->as_array())
+        n += field(r, "status") == "running" ? 1 : 0;
+    }
+    return n;
+  };
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return count_running(1) == 200; }, 20s));
+  Value stop_args = Value::map();
+  stop_args.set("names", std::move(names));
+  auto stopped = rpc_call(a.sock(1), "stop-batch", std::move(stop_args));
+  BOOST_REQUIRE(stopped.has_value());
+  BOOST_TEST(stopped->find("result")->find("stopped")->as_u64() == 200u);
+  BOOST_TEST(stopped->find("result")->find("missing")->as_array().size() == 1u);
+  BOOST_TEST(shoal::test::eventually(
+      [&] {
+        auto ps = a.json(0, {"ps"});
+        return ps && ps->as_array().empty();
+      },
+      20s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
