@@ -157,6 +157,9 @@ Result info(Agent& a, const Value&) {
   out.set("version", kShoalVersion);
   out.set("mode", a.mode);
   out.set("has_quorum", a.supervisor->has_quorum());
+  // Lifeguard's local health score: 0 when this node's probes are answered in time; it stretches
+  // the node's probe timing (x score + 1) while it is higher.
+  out.set("health", core.health_score());
   out.set("members", std::move(counts));
   out.set("names", a.registry->names("", SIZE_MAX).size());
   out.set("children", std::move(children));
@@ -386,7 +389,50 @@ Result stop_batch(Agent& a, const Value& args) {
   return out;
 }
 
+// ps {"here": true}: only the instances on this node, from its own state (cheap: benchmarks
+// sample it often). {"summary": true}: counts only, by status and by the node a copy runs on.
+Result ps_here(Agent& a) {
+  Value out = Value::array();
+  for (const auto& [name, local] : a.supervisor->local()) {
+    Value row = Value::map();
+    row.set("name", name);
+    row.set("status", supervisor::local_status_name(local.status));
+    row.set("id", local.id);
+    row.set("restarts", local.restart_count);
+    out.push(std::move(row));
+  }
+  return out;
+}
+
+Result ps_summary(Agent& a) {
+  std::size_t running = 0, pending = 0, failed = 0;
+  std::map<std::string, std::size_t> by_node;
+  for (const auto& [name, spec] : a.supervisor->specs()) {
+    if (a.supervisor->failed(name)) {
+      ++failed;
+    } else if (auto where = a.registry->whereis(name)) {
+      ++running;
+      ++by_node[where->pid.node];
+    } else {
+      ++pending;
+    }
+  }
+  Value nodes = Value::map();
+  for (const auto& [node, n] : by_node)
+    nodes.set(node, n);
+  Value out = Value::map();
+  out.set("total", a.supervisor->spec_count());
+  out.set("running", running);
+  out.set("pending", pending);
+  out.set("failed", failed);
+  out.set("by_node", std::move(nodes));
+  return out;
+}
+
 Result ps(Agent& a, const Value& args) {
+  if (const Value* here = args.find("here"); here != nullptr && here->as_bool()) return ps_here(a);
+  if (const Value* sum = args.find("summary"); sum != nullptr && sum->as_bool())
+    return ps_summary(a);
   const std::string only_node = optional_text(args, "node");
   const std::uint64_t now_wall = wall_ms();
   const std::uint64_t now = uv_now(a.loop);

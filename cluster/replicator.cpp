@@ -137,9 +137,21 @@ void Replicator::push(std::uint64_t now_ms, const std::string& peer) {
   Sink sink{bytes};
   Packer pk(sink);
   if (out->state) {
-    pack_head(pk, 4, Kind::state);
-    pack_digest(pk, out->covers);
-    pack_map(pk, *out->state);
+    // Peers that need the state at about the same time get one encoding: it stands as long as
+    // the digest it covers (local writes not yet flushed may be missing from it; they are not
+    // claimed, and go out as batches).
+    if (!state_cache_ || state_cache_covers_ != out->covers) {
+      std::string encoded;
+      Sink cache_sink{encoded};
+      Packer cache_pk(cache_sink);
+      pack_head(cache_pk, 4, Kind::state);
+      pack_digest(cache_pk, out->covers);
+      pack_map(cache_pk, *out->state);
+      state_cache_ = std::make_shared<const std::string>(std::move(encoded));
+      state_cache_covers_ = out->covers;
+      ++stats_.full_states_encoded;
+    }
+    bytes = *state_cache_;
     ++stats_.full_states_sent;
   } else {
     pack_head(pk, 3, Kind::batches);

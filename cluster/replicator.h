@@ -31,6 +31,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -76,6 +77,8 @@ struct ReplicatorStats {
   std::uint64_t batches_sent = 0;  // batches in batch messages
   std::uint64_t batch_messages_sent = 0;
   std::uint64_t full_states_sent = 0;
+  std::uint64_t full_states_encoded =
+      0;  // encodings: states sent at once to several peers share one
   std::uint64_t digests_sent = 0;
   std::uint64_t streams_sent = 0;
   std::uint64_t batches_in = 0;
@@ -127,6 +130,9 @@ class Replicator {
 
   const ReplicatorConfig config_;
   crdt::Replica replica_;
+  // The last full state encoded, and the digest it covers (see push()).
+  std::shared_ptr<const std::string> state_cache_;
+  crdt::Digest state_cache_covers_;
   std::mt19937_64 rng_;
   std::vector<std::string> peers_;  // sorted
   std::uint64_t next_round_;

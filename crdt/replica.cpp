@@ -241,7 +241,7 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
       const Seq k = known_of(n, id);
       if (id == neighbour || k >= o.have || k >= o.trimmed) continue;
       // It lacks batches that are no longer logged: only the full state carries them.
-      if (n.state_sent && now_ms - n.state_sent_ms < config_.resend_after_ms) return std::nullopt;
+      if (n.state_sent && now_ms - n.state_sent_ms < config_.state_resend_ms) return std::nullopt;
       n.state_sent = true;
       n.state_sent_ms = now_ms;
       Outgoing out;

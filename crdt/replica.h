@@ -69,6 +69,10 @@ struct ReplicaConfig {
   std::size_t window_entries = 32 * 1024;
   // Batches sent to a neighbour that has not acknowledged anything for this long are sent again.
   std::uint64_t resend_after_ms = 500;
+  // A full state sent to a neighbour is sent again (if its digests still show it lacking) only
+  // after this long: a big state takes a loaded neighbour a while to decode and acknowledge, and
+  // sending it again meanwhile only adds load.
+  std::uint64_t state_resend_ms = 5'000;
   // Another origin's batch is forwarded to a neighbour only once it is this old.
   std::uint64_t forward_delay_ms = 200;
   // How far (ms) ahead of local physical time a remote timestamp may be and still advance the

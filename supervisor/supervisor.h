@@ -197,6 +197,8 @@ class Supervisor {
   // --- Reads ---
   std::vector<ChildInfo> children() const;
   std::optional<ChildSpec> spec(std::string_view name) const;
+  // Every child spec, by name (cheaper than children(): no placement).
+  const std::map<std::string, ChildSpec, std::less<>>& specs() const { return specs_; }
   std::size_t spec_count() const { return specs_.size(); }
   std::optional<std::string> checkpoint_of(std::string_view name) const;
   bool failed(std::string_view name) const;

@@ -76,13 +76,16 @@ void WorkerRuntime::add_type(std::string type, WorkerFactory factory) {
 
 void WorkerRuntime::finish(Running& r, bool normal, std::string how) {
   r.done = true;
+  finished_.push_back(r.child);
   reports_.push_back({WorkerReport::Kind::exited, r.child, r.id, normal, std::move(how)});
 }
 
 void WorkerRuntime::reap() {
-  for (auto it = running_.begin(); it != running_.end();) {
-    it = it->second->done ? running_.erase(it) : std::next(it);
+  for (const std::string& name : finished_) {
+    auto it = running_.find(name);
+    if (it != running_.end() && it->second->done) running_.erase(it);
   }
+  finished_.clear();
 }
 
 void WorkerRuntime::start(std::uint64_t now_ms, const StartChild& start) {

@@ -92,6 +92,7 @@ class WorkerRuntime {
   std::map<std::string, WorkerFactory, std::less<>> types_;
   std::map<std::string, std::unique_ptr<Running>, std::less<>> running_;
   std::vector<WorkerReport> reports_;
+  std::vector<std::string> finished_;  // ended, to be erased by reap()
   std::uint64_t now_ = 0;
 };
 
