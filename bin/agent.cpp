@@ -15,6 +15,7 @@
 
 #include "bin/agent_state.h"
 #include "cluster/keyring.h"
+#include "cluster/uv/map_store.h"
 #include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/uv/uv_membership.h"
@@ -121,6 +122,14 @@ void Agent::drive_supervisor() {
         deadline > now ? deadline - now : 0, 0);
   }
   membership->settle();
+}
+
+// Writes the map on disk as a snapshot (compacting the log).
+static void snapshot_map(Agent* a) {
+  const cluster::Replicator* replicator = a->membership ? a->membership->replicator() : nullptr;
+  if (!a->store || replicator == nullptr) return;
+  if (auto saved = a->store->snapshot(replicator->state()); !saved)
+    a->log.log(2, "warn", "store", "snapshot failed: {}", saved.error());
 }
 
 // Leaves the cluster: gossips the leave, then closes everything after a few rounds.
@@ -494,6 +503,46 @@ int run_agent(const AgentOptions& options) {
       }
     }
   });
+  // The map on disk: what it held is joined before the supervisor starts (a whole cluster that
+  // stopped finds its children again), and everything the map takes in from now on is logged.
+  {
+    cluster::StoreOptions store_options;
+    store_options.fsync = options.fsync == "always"  ? cluster::StoreOptions::Fsync::always
+                          : options.fsync == "never" ? cluster::StoreOptions::Fsync::never
+                                                     : cluster::StoreOptions::Fsync::snapshot;
+    auto store = cluster::MapStore::open(agent.data_dir + "/map", store_options);
+    auto loaded =
+        store ? (*store)->load()
+              : std::expected<cluster::StoreLoad, std::string>(std::unexpected(store.error()));
+    if (!loaded) {
+      std::fprintf(stderr, "shoal agent: --data-dir: %s\n", loaded.error().c_str());
+      agent.rpc->close([] {});
+      if (agent.http) agent.http->close([] {});
+      agent.membership->close([] {});
+      uv_run(agent.loop, UV_RUN_DEFAULT);
+      return 1;
+    }
+    agent.store = std::move(*store);
+    if (!loaded->problem.empty()) {
+      log.log(2, "warn", "store", "{} (dir={})", loaded->problem, agent.store->dir());
+    }
+    cluster::Replicator* replicator = agent.membership->replicator();
+    if (replicator == nullptr) return 1;  // the agent always replicates
+    if (loaded->records > 0) {
+      replicator->restore(uv_now(agent.loop), loaded->state);
+      log.log(1, "info", "store", "restored records={} entries={} dir={}", loaded->records,
+              loaded->state.entry_count(), agent.store->dir());
+    }
+    // Compact what was read into one snapshot, then log from there.
+    if (auto saved = agent.store->snapshot(replicator->state()); !saved)
+      log.log(2, "warn", "store", "snapshot failed: {}", saved.error());
+    replicator->set_journal([&agent](std::string_view encoded) {
+      if (auto done = agent.store->append(encoded); !done && !agent.store_failed) {
+        agent.store_failed = true;
+        agent.log.log(3, "error", "store", "append failed: {} (no more warnings)", done.error());
+      }
+    });
+  }
   {
     agent.supervisor = std::make_unique<supervisor::Supervisor>(
         *agent.membership->replicator(), *agent.registry, node_name,
@@ -667,6 +716,7 @@ int run_agent(const AgentOptions& options) {
       &agent.report_timer,
       [](uv_timer_t* t) {
         auto* a = static_cast<Agent*>(t->data);
+        if (a->store && a->store->snapshot_due()) snapshot_map(a);
         const std::uint64_t auth = a->membership->stats().rejected_auth;
         const std::uint64_t malformed = a->membership->core().stats().rejected;
         if (a->supervisor) {
@@ -714,6 +764,7 @@ int run_agent(const AgentOptions& options) {
   const auto& s = agent.membership->core().stats();
   log.log(1, "info", "agent", "stopped packets_in={} packets_out={} rejected={} rejected_auth={}",
           s.packets_in, s.packets_out, s.rejected, agent.membership->stats().rejected_auth);
+  snapshot_map(&agent);
   agent.runtime.reset();
   agent.supervisor.reset();
   agent.membership.reset();

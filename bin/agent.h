@@ -37,6 +37,8 @@ struct AgentOptions {
   // The RPC socket (default <data-dir>/shoal.sock).
   std::string rpc;
   std::string data_dir;
+  // The map on disk: "snapshot" (fsync snapshots only), "always" (also every log append), "never".
+  std::string fsync = "snapshot";
   // ip:port for the HTTP endpoint (metrics, JSON views, health); empty: off.
   std::string http;  // child logs and checkpoint files; default /tmp/shoal-<name>
   std::string log_level = "info";

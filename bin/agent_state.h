@@ -20,6 +20,7 @@
 #include "bin/http/server.h"
 #include "bin/rpc/server.h"
 #include "bin/rpc/value.h"
+#include "cluster/uv/map_store.h"
 #include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/uv/uv_membership.h"
@@ -116,6 +117,8 @@ struct Agent {
   std::unique_ptr<registry::Registry> registry;
   std::unique_ptr<supervisor::Supervisor> supervisor;
   std::unique_ptr<supervisor::ExecRuntime> runtime;
+  std::unique_ptr<cluster::MapStore> store;  // the map on disk (data dir)
+  bool store_failed = false;
   supervisor::WorkerRuntime workers;
   uv_timer_t worker_timer{};  // ticks the in-process workers
   bool worker_reports();

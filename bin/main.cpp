@@ -227,6 +227,11 @@ int main(int argc, char** argv) {
                   "Unix socket for the CLI, owner-only (default DATA-DIR/shoal.sock)");
   run->add_option("--data-dir", agent.data_dir,
                   "Directory for child logs and checkpoint files (default /tmp/shoal-NAME)");
+  run->add_option("--fsync", agent.fsync,
+                  "When the map on disk is fsync'd: snapshot (snapshots only: survives the agent's "
+                  "crash), always (every log append too: survives the machine's), never")
+      ->check(CLI::IsMember({"never", "snapshot", "always"}))
+      ->capture_default_str();
   run->add_option("--log-level", agent.log_level, "debug, info, warn or error")
       ->capture_default_str();
   run->add_option("--stats-interval-ms", agent.stats_interval_ms,

@@ -116,8 +116,17 @@ std::vector<std::string> Replicator::pick(std::size_t k) {
   return chosen;
 }
 
+void Replicator::restore(std::uint64_t now_ms, const crdt::AwLwwMap& map) {
+  replica_.join_state(map, {}, now_ms, recorder());
+}
+
 void Replicator::flush(std::uint64_t now_ms) {
-  if (replica_.flush().empty()) return;
+  const std::vector<crdt::Encoded> sealed = replica_.flush();
+  if (sealed.empty()) return;
+  if (journal_) {
+    for (const crdt::Encoded& batch : sealed)
+      journal_(*batch);
+  }
   const bool all = peers_.size() <= config_.eager_all_peers;
   for (const std::string& peer : all ? peers_ : pick(config_.eager_fanout))
     push(now_ms, peer);
@@ -219,8 +228,11 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     std::vector<std::string> origins;
     for (Received& b : received) {
       ++stats_.batches_in;
-      replica_.join_batch(b.origin, b.seq, b.map, std::make_shared<const std::string>(b.bytes),
-                          now_ms, recorder());
+      if (replica_.join_batch(b.origin, b.seq, b.map, std::make_shared<const std::string>(b.bytes),
+                              now_ms, recorder()) &&
+          journal_) {
+        journal_(b.bytes);
+      }
       if (std::find(origins.begin(), origins.end(), b.origin) == origins.end())
         origins.push_back(std::move(b.origin));
     }
@@ -253,7 +265,7 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
       return;
     }
     ++stats_.states_in;
-    replica_.join_state(*map, *covers, now_ms, recorder());
+    if (replica_.join_state(*map, *covers, now_ms, recorder()) && journal_) journal_(encoded);
     send_digest(from, false, replica_.digest());
     return;
   }

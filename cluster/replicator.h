@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -107,6 +108,13 @@ class Replicator {
   // Local mutations wait for flush().
   bool pending() const { return replica_.has_unflushed(); }
   void on_message(std::uint64_t now_ms, const std::string& from, std::string_view bytes);
+  // Every encoded map the replica takes in from now on (each local batch as it is sealed, each
+  // batch and full state joined from a peer), for a durable log (cluster/uv/map_store.h).
+  using JournalFn = std::function<void(std::string_view encoded_map)>;
+  void set_journal(JournalFn journal) { journal_ = std::move(journal); }
+  // Joins a map read back from disk (a state or delta of earlier lives): its changes are reported
+  // as usual; it claims no batch, so peers still send theirs (joins are idempotent).
+  void restore(std::uint64_t now_ms, const crdt::AwLwwMap& map);
   void on_timer(std::uint64_t now_ms);
 
   // --- Outputs ---
@@ -130,6 +138,7 @@ class Replicator {
 
   const ReplicatorConfig config_;
   crdt::Replica replica_;
+  JournalFn journal_;
   // The last full state encoded, and the digest it covers (see push()).
   std::shared_ptr<const std::string> state_cache_;
   crdt::Digest state_cache_covers_;

@@ -62,7 +62,8 @@ class Agent:
         self.name = name
         self.log_path = os.path.join(logdir, name + ".log")
         args = [shoal, "agent", "--name", name, "--bind", "127.0.0.1:%d" % port,
-                "--discovery", "seeds", "--stats-interval-ms", "1000"]
+                "--discovery", "seeds", "--stats-interval-ms", "1000",
+                "--data-dir", os.path.join(logdir, "data", name)]
         if seed_port is not None:
             args += ["--join", "127.0.0.1:%d" % seed_port]
         self.log_file = open(self.log_path, "w")

@@ -47,6 +47,9 @@ struct Cluster {
       args.push_back(addr(0));
     }
     args.insert(args.end(), extra.begin(), extra.end());
+    // Each agent's own data dir (its map on disk), inside this test's directory.
+    if (std::find(extra.begin(), extra.end(), "--data-dir") == extra.end())
+      args.insert(args.end(), {"--data-dir", dir + "/data" + std::to_string(i)});
     if (agents.size() <= static_cast<std::size_t>(i)) agents.resize(i + 1);
     agents[i] = std::make_unique<AgentProcess>(args, dir + "/n" + std::to_string(i) + ".log");
     return *agents[i];
@@ -417,6 +420,73 @@ BOOST_AUTO_TEST_CASE(a_counter_worker_fails_over_and_resumes_from_its_checkpoint
   const auto at = log.rfind("resumed from ");
   BOOST_TEST_REQUIRE(at != std::string::npos, log);
   BOOST_TEST(std::stoul(log.substr(at + 13)) > 0u, "the new copy did not resume from a checkpoint");
+}
+
+BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_from_its_data_dirs) {
+  const auto seed = shoal::test::test_seed();
+  Cluster c(3);
+  const std::string token = std::to_string(8'000'000 + seed % 1'000'000);
+  auto start_all = [&](const std::string& life) {
+    for (int i = 0; i < 3; ++i) {
+      std::vector<std::string> args{"--name",      "n" + std::to_string(i),
+                                    "--bind",      c.addr(i),
+                                    "--discovery", "seeds",
+                                    "--data-dir",  c.dir + "/data" + std::to_string(i),
+                                    "--log-level", "debug"};
+      if (i != 0) args.insert(args.end(), {"--join", c.addr(0)});
+      if (life == "first" && i == 0) {
+        args.insert(args.end(), {"--child", "sleeper=sleep " + token, "--worker", "tally=counter"});
+      }
+      if (c.agents.size() <= static_cast<std::size_t>(i)) c.agents.resize(i + 1);
+      c.agents[i] = std::make_unique<AgentProcess>(
+          args, c.dir + "/n" + std::to_string(i) + "-" + life + ".log");
+    }
+  };
+  auto count = [&](const std::vector<std::string>& parts) {
+    std::size_t n = 0;
+    for (int i = 0; i < 3; ++i)
+      n += c[i].count(parts);
+    return n;
+  };
+  start_all("first");
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged({0, 1, 2}); }, 20s));
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return sleepers(token).size() == 1; }, 20s));
+  // The counter has stored a checkpoint or two (replicated, and logged on every agent's disk).
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        return count({"supervisor checkpoint", "name=tally"}) >= 2;
+      },
+      20s));
+  for (int i = 0; i < 3; ++i)
+    c[i].signal(SIGKILL);
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(c[i].wait_exit(10s) != 0);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return sleepers(token).empty(); }, 10s));
+
+  start_all("second");
+  // Each agent restored the map from its data dir; the child runs again, once; so does the worker.
+  BOOST_TEST(shoal::test::eventually([&] { return count({"store restored"}) == 3; }, 20s));
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+                         [&] {
+                           return sleepers(token).size() == 1 &&
+                                  count({"supervisor started", "name=tally worker=yes"}) >= 1;
+                         },
+                         30s),
+                     "seed=" << seed);
+  // The counter resumed from its checkpoint: its stop says where from.
+  for (int i = 0; i < 3; ++i)
+    c[i].signal(SIGTERM);
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST(c[i].wait_exit(30s) == 0);
+  std::string stopped;
+  for (int i = 0; i < 3; ++i) {
+    const std::string log = c[i].log();
+    if (auto at = log.rfind("resumed from "); at != std::string::npos)
+      stopped = log.substr(at + 13, 20);
+  }
+  BOOST_TEST_REQUIRE(!stopped.empty());
+  BOOST_TEST(std::stoul(stopped) > 0u, "the counter started from scratch: " << stopped);
+  BOOST_TEST(sleepers(token).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
