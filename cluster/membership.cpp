@@ -200,18 +200,28 @@ std::optional<std::string> Membership::next_probe_target() {
 
 void Membership::start_probe(std::uint64_t now) {
   if (leaving_) return;
-  auto target = next_probe_target();
+  std::optional<std::string> target;
+  if (urgent_) {
+    auto it = members_.find(*urgent_);
+    if (it != members_.end() && is_live(it->second.status)) target = *urgent_;
+    urgent_.reset();
+  }
+  if (!target) target = next_probe_target();
   if (!target) return;
-  const Member& m = members_.at(*target);
+  start_probe_of(now, *target);
+}
+
+void Membership::start_probe_of(std::uint64_t now, const std::string& target) {
+  const Member& m = members_.at(target);
   Probe probe;
   probe.seq = next_seq_++;
-  probe.target = *target;
+  probe.target = target;
   probe.creation = m.creation;
   probe.incarnation = m.incarnation;
   probe.sent_ms = now;
   probe_ = probe;
   ++stats_.probes;
-  send(now, m.addr, {encode_message(Ping{probe.seq, *target, digest_})});
+  send(now, m.addr, {encode_message(Ping{probe.seq, target, digest_})});
   arm(now + scaled(config_.probe_timeout_ms), TimerKind::probe_timeout, probe.seq);
   // Just before the next probe starts, so a late ack still counts.
   arm(now + scaled(config_.probe_interval_ms) - 1, TimerKind::probe_deadline, probe.seq);
@@ -277,9 +287,25 @@ void Membership::on_unreachable(std::uint64_t now_ms, const Address& to) {
       ++it;
     }
   }
-  if (!probe_ || probe_->acked) return;
+  if (!probe_ || probe_->acked || members_.find(probe_->target) == members_.end() ||
+      members_.at(probe_->target).addr != to) {
+    // A port unreachable for a member we are not probing (gossip or replication sent there): it
+    // may have crashed. Probe it now, or next if a probe of another member is under way, so a
+    // crash is confirmed without waiting for its turn in the probe order.
+    for (const auto& [name, m] : members_) {
+      if (m.addr != to || name == self_.name || !is_live(m.status)) continue;
+      if (probe_ && probe_->target == name) break;
+      if (!probe_ || probe_->acked) {
+        ++stats_.urgent_probes;
+        start_probe_of(now_ms, name);
+      } else if (!urgent_) {
+        urgent_ = name;
+      }
+      break;
+    }
+    return;
+  }
   auto it = members_.find(probe_->target);
-  if (it == members_.end() || it->second.addr != to) return;
   probe_->unreachable = true;
   if (!probe_->indirect_sent) go_indirect(now_ms);
   if (probe_ && crash_confirmed(probe_->unreachable, probe_->unreachable_nacks)) {

@@ -140,8 +140,9 @@ struct MembershipStats {
   std::uint64_t fast_deaths = 0;  // declared through the crash fast path
   std::uint64_t refutes = 0;
   std::uint64_t push_pulls = 0;
-  std::uint64_t view_syncs = 0;   // push-pulls started because view digests differed
-  std::uint64_t corrections = 0;  // newer views sent back to senders of stale accusations
+  std::uint64_t view_syncs = 0;     // push-pulls started because view digests differed
+  std::uint64_t corrections = 0;    // newer views sent back to senders of stale accusations
+  std::uint64_t urgent_probes = 0;  // probes started at once by a port unreachable
   // Round trips of direct probes answered by their target (not via ping-req), in ms, bucketed by
   // kRttBucketsMs upper bounds (the last bucket: anything slower); sum and count for the mean.
   static constexpr std::array<std::uint64_t, 10> kRttBucketsMs{1,  2,   5,   10,  25,
@@ -277,6 +278,7 @@ class Membership {
 
   // Probing.
   void start_probe(std::uint64_t now);
+  void start_probe_of(std::uint64_t now, const std::string& target);
   std::optional<std::string> next_probe_target();
   void go_indirect(std::uint64_t now);
   void end_probe(std::uint64_t now);
@@ -342,6 +344,8 @@ class Membership {
   std::vector<std::string> probe_order_;
   std::size_t probe_index_ = 0;
   std::optional<Probe> probe_;
+  // A member a port unreachable pointed at while another probe was under way: probed next.
+  std::optional<std::string> urgent_;
   std::map<std::uint64_t, Relay> relays_;  // by the seq of our relayed ping
   std::map<std::string, Suspicion, std::less<>> suspicions_;
   std::map<std::uint64_t, PendingStream> streams_;

@@ -119,4 +119,32 @@ BOOST_AUTO_TEST_CASE(next_deadline_never_lies_in_the_past_after_on_timer) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_port_unreachable_for_a_member_not_being_probed_probes_it_at_once) {
+  Core c;
+  c.packet(10, "p2", 50, {Alive{"p2", addr(2), 50, 0, {}}});
+  c.packet(10, "p3", 50, {Alive{"p3", addr(3), 50, 0, {}}}, 3);
+  c.effects.clear();
+  // No probe under way yet: the report about p3's address starts a probe of p3 now.
+  c.m.on_unreachable(20, addr(3));
+  c.m.take_effects(c.effects);
+  BOOST_TEST(c.m.stats().urgent_probes == 1u);
+  bool pinged = false;
+  for (const Effect& e : c.effects) {
+    if (auto* send = std::get_if<SendPacket>(&e); send != nullptr && send->to == addr(3)) {
+      auto p = decode_packet(send->bytes);
+      BOOST_REQUIRE(p.has_value());
+      for (const Message& msg : p->messages) {
+        if (auto* ping = std::get_if<Ping>(&msg)) pinged = pinged || ping->target == "p3";
+      }
+    }
+  }
+  BOOST_TEST(pinged);
+  // While that probe is unanswered, another report about p3 starts nothing more.
+  c.m.on_unreachable(21, addr(3));
+  BOOST_TEST(c.m.stats().urgent_probes == 1u);
+  // An unknown address is ignored.
+  c.m.on_unreachable(22, addr(9));
+  BOOST_TEST(c.m.stats().urgent_probes == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
