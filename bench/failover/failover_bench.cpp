@@ -8,7 +8,8 @@
 // every survivor's local children (and, for `exec` children, the OS process table) for
 // duplicates, and at the end checks that every orphan runs exactly once (none lost).
 //
-// Then the victim is restored (restarted, or resumed) and the next round picks another victim.
+// Then the victim is restored (resumed, or restarted as a replacement node with its map on disk
+// wiped) and the next round picks another victim.
 // Per scenario: p50/p90/p99/max over rounds of "detected" (every survivor's declaration),
 // "restarted" (the last orphan's restart) and "converged" (the last survivor's registry to answer
 // a live copy of the last orphan), all from the fault; lost and duplicate counts.
@@ -191,12 +192,13 @@ std::string g_dir;    // data dirs and logs
 
 class Agent {
  public:
-  Agent(std::string name, std::uint16_t port, std::vector<std::string> seeds)
-      : name_(std::move(name)), port_(port), seeds_(std::move(seeds)) {}
+  // `dir`: this scenario's directory (each agent's data dir and log inside it).
+  Agent(std::string dir, std::string name, std::uint16_t port, std::vector<std::string> seeds)
+      : dir_(std::move(dir)), name_(std::move(name)), port_(port), seeds_(std::move(seeds)) {}
   ~Agent() { kill_now(); }
 
   void start() {
-    const std::string data = g_dir + "/" + name_;
+    const std::string data = dir_ + "/" + name_;
     std::vector<std::string> args{g_shoal,      "agent", "--name",      name_,
                                   "--bind",     addr(),  "--discovery", "seeds",
                                   "--data-dir", data,    "--log-level", "warn"};
@@ -207,7 +209,7 @@ class Agent {
     for (std::string& a : args)
       argv.push_back(a.data());
     argv.push_back(nullptr);
-    const std::string log = g_dir + "/" + name_ + ".log";
+    const std::string log = dir_ + "/" + name_ + ".log";
     pid_ = ::fork();
     if (pid_ == 0) {
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -220,7 +222,9 @@ class Agent {
     stopped_ = false;
   }
   std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string sock() const { return g_dir + "/" + name_ + "/shoal.sock"; }
+  // Forgets the map on disk: the victim comes back as a replacement node, as a new one would.
+  void wipe_map() { std::filesystem::remove_all(dir_ + "/" + name_ + "/map"); }
+  std::string sock() const { return dir_ + "/" + name_ + "/shoal.sock"; }
   const std::string& name() const { return name_; }
   pid_t pid() const { return pid_; }
   void signal(int sig) {
@@ -252,6 +256,7 @@ class Agent {
   }
 
  private:
+  std::string dir_;
   std::string name_;
   std::uint16_t port_;
   std::vector<std::string> seeds_;
@@ -372,8 +377,12 @@ class Cluster {
     const std::uint16_t base = free_base(s.nodes);
     std::vector<std::string> seeds{"127.0.0.1:" + std::to_string(base),
                                    "127.0.0.1:" + std::to_string(base + 1)};
+    // A directory of its own: agents keep their map in their data dirs, and a scenario must not
+    // find the previous one's children there.
+    const std::string dir = g_dir + "/" + s.name;
+    std::filesystem::create_directories(dir);
     for (int i = 0; i < s.nodes; ++i) {
-      agents_.push_back(std::make_unique<Agent>("n" + std::to_string(i),
+      agents_.push_back(std::make_unique<Agent>(dir, "n" + std::to_string(i),
                                                 static_cast<std::uint16_t>(base + i), seeds));
     }
     token_ = std::to_string(700000000 + (wall_ms() % 1000) * 100000);
@@ -719,6 +728,7 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
     victim->signal(SIGCONT);
   } else {
     victim->wait_gone(s_.fault == Fault::leave ? 20'000 : 1000);
+    victim->wipe_map();
     victim->start();
   }
   return round;
