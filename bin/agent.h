@@ -11,6 +11,8 @@
 
 namespace shoal::bin {
 
+inline constexpr const char* kShoalVersion = "0.1.0";
+
 struct AgentOptions {
   std::string name;  // default: hostname:port
   std::string bind = "127.0.0.1:7946";

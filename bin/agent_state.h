@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "bin/agent.h"
 #include "bin/http/server.h"
 #include "bin/rpc/server.h"
 #include "bin/rpc/value.h"
@@ -101,7 +102,6 @@ void rpc_event(Agent& agent, const std::string& subject, const rpc::Value& event
 // The registration meta of a child that runs here (see agent_rpc.cpp).
 std::string child_meta(std::optional<int> os_pid, std::uint64_t restarts, bool worker);
 
-inline constexpr const char* kShoalVersion = "0.1.0";
 // Longest a graceful leave waits for the children to move before stopping them.
 constexpr std::uint64_t kDrainTimeoutMs = 15'000;
 // A starting node places no child until it sees a peer or this long has passed with none: children

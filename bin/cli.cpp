@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bin/rpc/client.h"
 #include "bin/rpc/frame.h"
 #include "bin/rpc/value.h"
 #include "cluster/keyring.h"
@@ -56,25 +57,6 @@ std::vector<std::string> default_sockets() {
   return out;
 }
 
-int connect_to(const std::string& path) {
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    const int saved = errno;
-    ::close(fd);
-    errno = saved;
-    return -1;
-  }
-  return fd;
-}
-
 const char* const kStartHint =
     "start one with `shoal agent` (it serves <data-dir>/shoal.sock), or point to its socket "
     "with --rpc PATH or SHOAL_RPC";
@@ -90,7 +72,7 @@ class Connection {
     if (path.empty()) {
       std::vector<std::string> live;
       for (const std::string& p : default_sockets()) {
-        const int fd = connect_to(p);
+        const int fd = rpc::connect_unix(p);
         if (fd >= 0) {
           ::close(fd);
           live.push_back(p);
@@ -109,7 +91,7 @@ class Connection {
       }
       path = live.front();
     }
-    const int fd = connect_to(path);
+    const int fd = rpc::connect_unix(path);
     if (fd < 0) {
       fail("no agent at " + path + " (" + std::strerror(errno) + "): " + kStartHint);
       return nullptr;
@@ -122,15 +104,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   bool send(std::string_view cmd, Value args) {
-    const std::string bytes = rpc::frame(rpc::encode_request(cmd, std::move(args)));
-    std::size_t sent = 0;
-    while (sent < bytes.size()) {
-      const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      sent += static_cast<std::size_t>(n);
-    }
-    return true;
+    return rpc::send_all(fd_, rpc::frame(rpc::encode_request(cmd, std::move(args))));
   }
 
   // The next reply frame, decoded. nullopt: the agent closed the connection (error empty) or

@@ -176,7 +176,7 @@ std::expected<std::vector<std::string>, std::string> agent_arguments(int argc, c
 int main(int argc, char** argv) {
   CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "shoal 0.1.0");
+  app.set_version_flag("--version", std::string("shoal ") + shoal::bin::kShoalVersion);
 
   shoal::bin::AgentOptions agent;
   CLI::App* run =

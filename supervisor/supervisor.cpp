@@ -110,12 +110,16 @@ void Supervisor::drain(std::uint64_t now_ms) {
   reconcile_all(now_ms);
 }
 
-void Supervisor::rebuild_placement_view() {
-  placement_view_.clear();
-  for (const auto& [name, info] : view_) {
-    if (!draining_.contains(name + "#" + std::to_string(info.creation)))
-      placement_view_.emplace(name, info);
+View Supervisor::placement_of(const View& view) const {
+  View out;
+  for (const auto& [name, info] : view) {
+    if (!draining_.contains(name + "#" + std::to_string(info.creation))) out.emplace(name, info);
   }
+  return out;
+}
+
+void Supervisor::rebuild_placement_view() {
+  placement_view_ = placement_of(view_);
 }
 
 std::expected<void, std::string> Supervisor::add(std::uint64_t now_ms, const ChildSpec& spec) {
@@ -173,11 +177,7 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
   for (const auto& [name, info] : placement_view_)
     someone_left = someone_left || !view.contains(name);
   if (someone_left) {
-    View next_placement;
-    for (const auto& [name, info] : view) {
-      if (!draining_.contains(name + "#" + std::to_string(info.creation)))
-        next_placement.emplace(name, info);
-    }
+    const View next_placement = placement_of(view);
     for (const auto& [name, spec] : specs_) {
       const auto was = place(spec, placement_view_);
       if (!was || *was == self_ || view.contains(*was)) continue;

@@ -228,6 +228,8 @@ class Supervisor {
   void wake_at(std::uint64_t at) { wake_at_ = std::min(wake_at_, at); }
   // The view placement uses: the live members that are not draining.
   void rebuild_placement_view();
+  // `view` without the members marked draining.
+  View placement_of(const View& view) const;
 
   cluster::Replicator& replicator_;
   registry::Registry& registry_;

@@ -50,11 +50,14 @@
 #include <thread>
 #include <vector>
 
+#include "bin/rpc/client.h"
 #include "bin/rpc/frame.h"
 #include "bin/rpc/value.h"
 
 namespace {
 
+using shoal::bin::rpc::connect_unix;
+using shoal::bin::rpc::send_all;
 using shoal::bin::rpc::Value;
 namespace rpc = shoal::bin::rpc;
 
@@ -75,29 +78,6 @@ const Value& at(const Value& v, std::string_view key) {
 }
 
 // --- The agents' RPC ---
-
-int connect_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool send_all(int fd, const std::string& bytes) {
-  std::size_t sent = 0;
-  while (sent < bytes.size()) {
-    const ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
 
 std::optional<Value> decode_reply(const std::string& body) {
   rpc::ValueLimits limits;
