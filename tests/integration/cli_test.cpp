@@ -516,7 +516,7 @@ BOOST_AUTO_TEST_CASE(flags_win_over_the_environment_which_wins_over_the_config_f
     std::vector<std::string> args{"agent", "--config", config};
     args.insert(args.end(), flags.begin(), flags.end());
     // The agent runs until killed: run_cli's deadline ends it; what it logged is what we check.
-    const CliRun r = run_cli(args, {}, env, 1500ms);
+    const CliRun r = run_cli(args, {}, env, 5000ms);
     return r.err;
   };
   const std::string from_file = started({}, {});
