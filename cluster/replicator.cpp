@@ -85,7 +85,10 @@ void Replicator::set_peers(std::uint64_t /*now_ms*/, std::vector<std::string> pe
   std::sort(peers.begin(), peers.end());
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   for (const std::string& old : peers_) {
-    if (!std::binary_search(peers.begin(), peers.end(), old)) replica_.forget(old);
+    if (!std::binary_search(peers.begin(), peers.end(), old)) {
+      replica_.forget(old);
+      synced_.erase(old);
+    }
   }
   for (const std::string& peer : peers) {
     replica_.track(peer);
@@ -248,6 +251,9 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     }
     ++stats_.digests_in;
     replica_.on_digest(from, *digest, now_ms);
+    // Only a round's request carries the sender's full digest (acknowledgements name only the
+    // origins just received).
+    if (reply_wanted && !synced_.contains(from) && covered(*digest)) mark_synced(from);
     push(now_ms, from);
     if (reply_wanted) send_digest(from, false, replica_.digest());
     return;
@@ -266,10 +272,24 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     }
     ++stats_.states_in;
     if (replica_.join_state(*map, *covers, now_ms, recorder()) && journal_) journal_(encoded);
+    if (!synced_.contains(from) && covered(*covers)) mark_synced(from);
     send_digest(from, false, replica_.digest());
     return;
   }
   ++stats_.rejected;
+}
+
+bool Replicator::covered(const crdt::Digest& theirs) const {
+  const crdt::Digest mine = replica_.digest();
+  for (const auto& [origin, seq] : theirs) {
+    auto it = mine.find(origin);
+    if (it == mine.end() ? seq > 0 : it->second < seq) return false;
+  }
+  return true;
+}
+
+void Replicator::mark_synced(const std::string& peer) {
+  if (std::binary_search(peers_.begin(), peers_.end(), peer)) synced_.insert(peer);
 }
 
 void Replicator::on_timer(std::uint64_t now_ms) {

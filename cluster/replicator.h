@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -126,6 +127,11 @@ class Replicator {
 
   const crdt::AwLwwMap& state() const { return replica_.state(); }
   const crdt::Replica& replica() const { return replica_; }
+  // True once this replica has had everything `peer` had at some moment since it became a peer
+  // (since set_peers last added it): a full digest of its (a round's request) or a full state of
+  // its was covered by this replica. Callers that must not act on a stale map (the supervisor's
+  // quorum mode, after a partition heals or a restart) wait for it.
+  bool synced_with(std::string_view peer) const { return synced_.contains(peer); }
   const ReplicatorStats& stats() const { return stats_; }
 
  private:
@@ -134,6 +140,9 @@ class Replicator {
   void send_digest(const std::string& to, bool reply_wanted, const crdt::Digest& digest);
   void emit(const std::string& to, std::string bytes);
   crdt::ChangeFn recorder();
+  // This replica has every batch `theirs` names.
+  bool covered(const crdt::Digest& theirs) const;
+  void mark_synced(const std::string& peer);
   std::vector<std::string> pick(std::size_t k);
 
   const ReplicatorConfig config_;
@@ -143,7 +152,8 @@ class Replicator {
   std::shared_ptr<const std::string> state_cache_;
   crdt::Digest state_cache_covers_;
   std::mt19937_64 rng_;
-  std::vector<std::string> peers_;  // sorted
+  std::vector<std::string> peers_;             // sorted
+  std::set<std::string, std::less<>> synced_;  // peers whose map this replica has caught up with
   std::uint64_t next_round_;
   std::vector<ReplicaEffect> effects_;
   std::vector<ReplicaChange> changes_;

@@ -82,6 +82,15 @@ std::optional<Registration> decode_registration(std::string_view bytes) {
 Registry::Registry(cluster::Replicator& replicator, std::string self_node, RegistryLimits limits)
     : replicator_(replicator), self_(std::move(self_node)), limits_(limits) {}
 
+bool Registry::known_dead(const Pid& pid) const {
+  // An older life of a live node is dead for certain; so is a life this node saw in its view
+  // that is gone from it. A life it never saw may be alive and not met yet: a node that just
+  // started (its map restored from disk, or filled by a peer) must not purge what its peers hold.
+  auto it = live_.find(pid.node);
+  if (it != live_.end() && it->second > pid.creation) return true;
+  return seen_.contains(std::pair<std::string, std::uint64_t>{pid.node, pid.creation});
+}
+
 bool Registry::live(const Pid& pid) const {
   auto it = live_.find(pid.node);
   return it != live_.end() && it->second == pid.creation;
@@ -177,6 +186,8 @@ std::vector<Registration> Registry::members(std::string_view group) const {
 
 void Registry::set_members(std::map<std::string, std::uint64_t, std::less<>> live) {
   live_ = std::move(live);
+  for (const auto& [node, creation] : live_)
+    seen_.emplace(node, creation);
 }
 
 std::size_t Registry::purge(std::uint64_t now_ms) {
@@ -185,11 +196,17 @@ std::size_t Registry::purge(std::uint64_t now_ms) {
   std::map<std::pair<std::string, std::uint64_t>, bool> dead;
   auto visit = [&](std::string_view, const crdt::VersionView& v) {
     auto reg = decode_registration(v.value);
-    if (reg && !live(reg->pid)) dead.emplace(std::pair{reg->pid.node, reg->pid.creation}, false);
+    if (reg && !live(reg->pid) && known_dead(reg->pid))
+      dead.emplace(std::pair{reg->pid.node, reg->pid.creation}, false);
     return true;
   };
   replicator_.state().scan(kNames, visit);
   replicator_.state().scan(kGroups, visit);
+  // Lives that are gone and hold nothing more need not be remembered (bounded by churn).
+  std::erase_if(seen_, [&](const std::pair<std::string, std::uint64_t>& life) {
+    auto it = live_.find(life.first);
+    return (it == live_.end() || it->second != life.second) && !dead.contains(life);
+  });
   for (auto& [owner, mine] : dead) {
     const std::string id = owner.first + "#" + std::to_string(owner.second);
     std::uint64_t best = 0;

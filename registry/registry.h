@@ -12,7 +12,10 @@
 // never returns a pid whose node is not in it, or whose creation is not the live one (a pid from
 // before a restart), even before the entries are removed. purge() removes such entries as one
 // delta per dead owner; which live node does it is decided by rendezvous hashing over the view, so
-// normally exactly one does (and if views disagree, two do, harmlessly).
+// normally exactly one does (and if views disagree, two do, harmlessly). Only owners known to be
+// dead are purged: an older life of a live node, or a life this node saw alive that has left its
+// view. A node that has just started has met nobody yet; it purges nothing of its peers (found by
+// the fault lab's rolling restart, where each restarted node wiped the live names of the others).
 //
 // Conflicts. Concurrent registrations of one name (in a partition, say) converge on the same winner
 // everywhere (the map's LWW order: hybrid logical clock, then replica id). When a change leaves
@@ -27,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -120,6 +124,8 @@ class Registry {
 
  private:
   bool live(const Pid& pid) const;
+  // The pid's node life is gone for certain (see purge()).
+  bool known_dead(const Pid& pid) const;
   // The events one change of the map means (appended to `out`).
   void classify(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out);
   std::optional<RegisterError> check(std::string_view name, std::string_view meta) const;
@@ -128,6 +134,7 @@ class Registry {
   const std::string self_;
   const RegistryLimits limits_;
   std::map<std::string, std::uint64_t, std::less<>> live_;
+  std::set<std::pair<std::string, std::uint64_t>> seen_;  // node lives ever in the live view
   std::size_t own_entries_ = 0;
   struct Watch {
     std::string prefix;

@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                       # command line of the shoal binary
   libsodium-dev                      # AEAD sealing of packets
   libfmt-dev libspdlog-dev           # formatting and logging
+  iproute2 iptables nftables         # the fault lab: namespaces, veth, bridge, packet queue
 )
 
 missing=()

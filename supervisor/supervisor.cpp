@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <msgpack.hpp>
 
+#include "cluster/node.h"
 #include "cluster/timing.h"
 #include "crdt/msgpack_reader.h"
 
@@ -22,6 +23,9 @@ std::string key(std::string_view space, std::string_view name) {
 }
 
 // Instance ids start high, apart from the small ids other local registrations use.
+// quorum: how often a node that waits for its map to catch up with its peers looks again (a
+// replication round).
+constexpr std::uint64_t kSyncRecheckMs = 100;
 constexpr std::uint64_t kFirstInstance = std::uint64_t{1} << 32;
 
 }  // namespace
@@ -492,6 +496,16 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
 bool Supervisor::may_start(std::uint64_t now_ms, const std::string& name, const ChildSpec& spec) {
   if (config_.mode == Mode::ap) return true;
   if (!has_quorum()) return false;
+  // A map that has not caught up with every live member may not know who runs the child now: a
+  // partition just healed, or this node just started. It waits until it has (found by the fault
+  // lab: a healed minority node started a child its majority peer still ran).
+  for (const auto& [member, info] : view_) {
+    if (member != self_ &&
+        !replicator_.synced_with(cluster::Node::peer_key(member, info.creation))) {
+      wake_at(now_ms + kSyncRecheckMs);
+      return false;
+    }
+  }
   // Another live member's copy holds the name: it stops first.
   if (auto holder = registry_.whereis(name);
       holder && holder->pid.node != self_ && view_.contains(holder->pid.node)) {

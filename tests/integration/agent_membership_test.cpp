@@ -23,6 +23,7 @@
 
 using namespace std::chrono_literals;
 using shoal::test::AgentProcess;
+using shoal::test::sleepers;
 
 namespace {
 
@@ -75,39 +76,6 @@ struct Cluster {
 };
 
 const std::vector<int> kFive{0, 1, 2, 3, 4};
-
-// Live OS processes whose command line is exactly `sleep <arg>`, and their parents.
-std::vector<std::pair<pid_t, pid_t>> sleepers(const std::string& arg) {
-  std::vector<std::pair<pid_t, pid_t>> out;
-  const std::string want = std::string("sleep") + '\0' + arg + '\0';
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string pid = entry.path().filename();
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string line;
-    if (std::FILE* f = std::fopen((entry.path() / "cmdline").c_str(), "rb")) {
-      char buf[256];
-      const std::size_t n = std::fread(buf, 1, sizeof buf, f);
-      std::fclose(f);
-      line.assign(buf, n);
-    }
-    if (line != want) continue;
-    std::ifstream status(entry.path() / "status");
-    std::string field;
-    pid_t ppid = 0;
-    bool zombie = false;
-    while (status >> field) {
-      if (field == "State:") {
-        std::string state;
-        status >> state;
-        zombie = state == "Z";
-      } else if (field == "PPid:") {
-        status >> ppid;
-      }
-    }
-    if (!zombie) out.emplace_back(static_cast<pid_t>(std::stol(pid)), ppid);
-  }
-  return out;
-}
 
 }  // namespace
 

@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -19,10 +22,34 @@ std::string shoal_binary() {
   return SHOAL_BINARY;
 }
 
-AgentProcess::AgentProcess(std::vector<std::string> args, std::string log_path)
+namespace {
+
+std::vector<std::string> agent_argv(std::vector<std::string> args) {
+  std::vector<std::string> argv{shoal_binary(), "agent"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+}  // namespace
+
+AgentProcess::AgentProcess(std::vector<std::string> args, std::string log_path, std::string netns)
+    : AgentProcess(Program{}, agent_argv(std::move(args)), std::move(log_path), std::move(netns)) {}
+
+std::unique_ptr<AgentProcess> AgentProcess::program(std::vector<std::string> argv,
+                                                    std::string log_path, std::string netns) {
+  return std::unique_ptr<AgentProcess>(
+      new AgentProcess(Program{}, std::move(argv), std::move(log_path), std::move(netns)));
+}
+
+AgentProcess::AgentProcess(Program, std::vector<std::string> argv_storage, std::string log_path,
+                           std::string netns)
     : log_path_(std::move(log_path)) {
-  std::vector<std::string> argv_storage{shoal_binary(), "agent"};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  // Opened before the fork, so a missing namespace is this constructor's error, not the child's.
+  int ns_fd = -1;
+  if (!netns.empty()) {
+    ns_fd = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns_fd < 0) throw std::runtime_error("no network namespace " + netns);
+  }
   std::vector<char*> argv;
   for (std::string& a : argv_storage)
     argv.push_back(a.data());
@@ -35,10 +62,12 @@ AgentProcess::AgentProcess(std::vector<std::string> args, std::string log_path)
     ::dup2(fd, 2);
     const int devnull = ::open("/dev/null", O_WRONLY);
     ::dup2(devnull, 1);
+    if (ns_fd >= 0 && ::setns(ns_fd, CLONE_NEWNET) != 0) ::_exit(126);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   ::close(fd);
+  if (ns_fd >= 0) ::close(ns_fd);
 }
 
 AgentProcess::~AgentProcess() {
@@ -90,8 +119,14 @@ int AgentProcess::wait_exit(std::chrono::milliseconds deadline) {
 
 CliRun run_cli(const std::vector<std::string>& args, const std::string& input,
                const std::vector<std::string>& env, std::chrono::milliseconds deadline) {
-  std::vector<std::string> argv_storage{shoal_binary()};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<std::string> argv{shoal_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv, input, env, deadline);
+}
+
+CliRun run_program(const std::vector<std::string>& args, const std::string& input,
+                   const std::vector<std::string>& env, std::chrono::milliseconds deadline) {
+  std::vector<std::string> argv_storage = args;
   std::vector<char*> argv;
   for (std::string& a : argv_storage)
     argv.push_back(a.data());
@@ -156,6 +191,50 @@ CliRun run_cli(const std::vector<std::string>& args, const std::string& input,
   ::waitpid(pid, &status, 0);
   run.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return run;
+}
+
+std::map<std::string, std::vector<std::pair<pid_t, pid_t>>> all_sleepers() {
+  std::map<std::string, std::vector<std::pair<pid_t, pid_t>>> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string pid = entry.path().filename();
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string line;
+    if (std::FILE* f = std::fopen((entry.path() / "cmdline").c_str(), "rb")) {
+      char buf[256];
+      const std::size_t n = std::fread(buf, 1, sizeof buf, f);
+      std::fclose(f);
+      line.assign(buf, n);
+    }
+    // "sleep\0ARG\0"
+    const std::string head = std::string("sleep") + '\0';
+    if (line.size() <= head.size() || line.compare(0, head.size(), head) != 0 ||
+        line.back() != '\0')
+      continue;
+    const std::string arg = line.substr(head.size(), line.size() - head.size() - 1);
+    if (arg.find('\0') != std::string::npos) continue;
+    std::ifstream status(entry.path() / "status");
+    std::string field;
+    pid_t ppid = 0;
+    bool zombie = false;
+    while (status >> field) {
+      if (field == "State:") {
+        std::string state;
+        status >> state;
+        zombie = state == "Z";
+      } else if (field == "PPid:") {
+        status >> ppid;
+      }
+    }
+    if (!zombie && ppid != 0) out[arg].emplace_back(static_cast<pid_t>(std::stol(pid)), ppid);
+  }
+  return out;
+}
+
+std::vector<std::pair<pid_t, pid_t>> sleepers(const std::string& arg) {
+  auto all = all_sleepers();
+  auto it = all.find(arg);
+  return it == all.end() ? std::vector<std::pair<pid_t, pid_t>>{} : it->second;
 }
 
 std::uint16_t free_ports(std::uint16_t count) {

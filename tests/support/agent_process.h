@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,8 +17,12 @@ namespace shoal::test {
 
 class AgentProcess {
  public:
-  // Starts `shoal agent` with `args` (after "agent"); stderr goes to `log_path`.
-  AgentProcess(std::vector<std::string> args, std::string log_path);
+  // Starts `shoal agent` with `args` (after "agent"); stderr goes to `log_path`. With `netns`,
+  // the process runs in that network namespace (/run/netns/NETNS; the fault lab's hosts).
+  AgentProcess(std::vector<std::string> args, std::string log_path, std::string netns = {});
+  // Starts any program: `argv[0]` is its path (a fault-lab helper, say).
+  static std::unique_ptr<AgentProcess> program(std::vector<std::string> argv, std::string log_path,
+                                               std::string netns = {});
   ~AgentProcess();  // SIGKILLs the process if it still runs
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
@@ -34,6 +40,9 @@ class AgentProcess {
   bool running();
 
  private:
+  struct Program {};
+  AgentProcess(Program, std::vector<std::string> argv, std::string log_path, std::string netns);
+
   pid_t pid_ = -1;
   std::string log_path_;
   bool reaped_ = false;
@@ -53,9 +62,20 @@ CliRun run_cli(const std::vector<std::string>& args, const std::string& input = 
                const std::vector<std::string>& env = {},
                std::chrono::milliseconds deadline = std::chrono::milliseconds(60'000));
 
+// Runs the program `argv` (argv[0] a path) the same way.
+CliRun run_program(const std::vector<std::string>& argv, const std::string& input = {},
+                   const std::vector<std::string>& env = {},
+                   std::chrono::milliseconds deadline = std::chrono::milliseconds(60'000));
+
 // A base port with `count` consecutive free UDP+TCP ports on 127.0.0.1, chosen at random in
 // 20000..59999 and checked by binding.
 std::uint16_t free_ports(std::uint16_t count);
+
+// Live (not zombie) OS processes whose command line is exactly `sleep <arg>`: (pid, parent pid).
+// Tests run children as `sleep <unique number>` to find every copy in the OS table.
+std::vector<std::pair<pid_t, pid_t>> sleepers(const std::string& arg);
+// Every live `sleep <arg>` process, by arg, from one pass over /proc.
+std::map<std::string, std::vector<std::pair<pid_t, pid_t>>> all_sleepers();
 
 // The path of the shoal binary under test.
 std::string shoal_binary();

@@ -292,6 +292,46 @@ BOOST_AUTO_TEST_CASE(changes_are_reported_with_values) {
   BOOST_TEST(b.state().get("name")->value == "pid-1");
 }
 
+BOOST_AUTO_TEST_CASE(a_peer_counts_as_synced_only_once_this_replica_has_all_it_had) {
+  Replicator a("a#1", {}, 1, 0);
+  Replicator b("b#1", {}, 2, 0);
+  a.set_peers(0, {"b#1"});
+  b.set_peers(0, {"a#1"});
+  // b writes, and its batch to a is lost; a's first look at b's digest finds it behind.
+  b.put(1, "held-by-b", "pid");
+  b.flush(1);
+  std::vector<ReplicaEffect> lost;
+  b.take_effects(lost);
+  std::vector<ReplicaEffect> drop;
+  a.take_effects(drop);  // a's own digest request to b: not needed here
+  b.on_timer(1'000);     // a round: b asks a for its digest, sending its own
+  std::vector<ReplicaEffect> effects;
+  b.take_effects(effects);
+  for (ReplicaEffect& e : effects) {
+    if (auto* s = std::get_if<ReplicaSend>(&e)) a.on_message(1'001, "b#1", s->bytes);
+  }
+  BOOST_TEST(!a.synced_with("b#1"));
+  // An exchange until a has b's batch; the next full digest from b then marks it synced.
+  for (std::uint64_t t = 1'002; t < 3'000 && !a.synced_with("b#1"); t += 100) {
+    for (Replicator* from : {&a, &b}) {
+      Replicator* to = from == &a ? &b : &a;
+      std::vector<ReplicaEffect> out;
+      from->take_effects(out);
+      for (ReplicaEffect& e : out) {
+        if (auto* s = std::get_if<ReplicaSend>(&e))
+          to->on_message(t, from == &a ? "a#1" : "b#1", s->bytes);
+      }
+    }
+    b.on_timer(t);
+  }
+  BOOST_TEST(a.state().get("held-by-b").has_value());
+  BOOST_TEST(a.synced_with("b#1"));
+  // A peer that drops out and comes back must be caught up with again.
+  a.set_peers(3'000, {});
+  a.set_peers(3'000, {"b#1"});
+  BOOST_TEST(!a.synced_with("b#1"));
+}
+
 BOOST_AUTO_TEST_CASE(hostile_messages_are_rejected_and_counted) {
   const auto seed = shoal::test::test_seed();
   auto rng = shoal::test::rng_for(seed);
