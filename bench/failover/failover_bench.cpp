@@ -20,9 +20,7 @@
 // Prints a table with the headline last and writes JSON (plots: bench/failover/plot.py). Only the
 // processes it started are signalled, by pid; all traffic stays on 127.0.0.1.
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -43,7 +41,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -53,6 +50,7 @@
 #include "bin/rpc/client.h"
 #include "bin/rpc/frame.h"
 #include "bin/rpc/value.h"
+#include "tests/support/host.h"
 
 namespace {
 
@@ -244,57 +242,6 @@ class Agent {
   bool stopped_ = false;
 };
 
-std::uint16_t free_base(int count) {
-  std::mt19937 rng(static_cast<unsigned>(::getpid() ^ wall_ms()));
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    const auto base = static_cast<std::uint16_t>(20000 + rng() % 38000);
-    bool ok = true;
-    for (int i = 0; i < count && ok; ++i) {
-      for (int type : {SOCK_DGRAM, SOCK_STREAM}) {
-        const int fd = ::socket(AF_INET, type, 0);
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons(static_cast<std::uint16_t>(base + i));
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        ok = ok && ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0;
-        ::close(fd);
-      }
-    }
-    if (ok) return base;
-  }
-  std::fprintf(stderr, "failover_bench: no free port range on 127.0.0.1\n");
-  std::exit(1);
-}
-
-// Live `sleep <arg>` processes by arg.
-std::map<std::string, int> sleepers(const std::string& token_prefix) {
-  std::map<std::string, int> out;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return out;
-  while (dirent* e = ::readdir(proc)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    char path[300];
-    std::snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-    const int fd = ::open(path, O_RDONLY);
-    if (fd < 0) continue;
-    char buf[128];
-    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (n <= 6 || std::memcmp(buf, "sleep\0", 6) != 0) continue;
-    buf[n] = '\0';
-    const std::string arg(buf + 6);
-    if (!arg.starts_with(token_prefix)) continue;
-    std::snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-    std::ifstream stat(path);
-    std::string pid, comm, state;
-    stat >> pid >> comm >> state;
-    if (state == "Z") continue;
-    ++out[arg];
-  }
-  ::closedir(proc);
-  return out;
-}
-
 // --- Statistics ---
 
 double pct(std::vector<double> v, double p) {
@@ -354,7 +301,7 @@ struct Round {
 class Cluster {
  public:
   explicit Cluster(const Scenario& s) : s_(s) {
-    const std::uint16_t base = free_base(s.nodes);
+    const std::uint16_t base = shoal::test::free_ports(static_cast<std::uint16_t>(s.nodes));
     std::vector<std::string> seeds{"127.0.0.1:" + std::to_string(base),
                                    "127.0.0.1:" + std::to_string(base + 1)};
     // A directory of its own: agents keep their map in their data dirs, and a scenario must not
@@ -594,8 +541,9 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
                                            " ms:" + seen_on[n]);
     }
     if (s_.exec) {
-      for (const auto& [arg, n] : sleepers(token_)) {
-        if (n > 1) copies["exec:" + arg] = n;
+      for (const auto& [arg, procs] : shoal::test::all_sleepers()) {
+        if (arg.starts_with(token_) && procs.size() > 1)
+          copies["exec:" + arg] = static_cast<int>(procs.size());
       }
     }
     for (const auto& [n, c] : copies) {

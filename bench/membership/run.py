@@ -26,6 +26,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import free_base  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z \w+ (\w+) (.*)$")
 
@@ -36,25 +39,6 @@ def wall_ms():
 
 def parse_ts(date, millis):
     return int(time.mktime(time.strptime(date, "%Y-%m-%dT%H:%M:%S")) - time.timezone) * 1000 + int(millis)
-
-
-def free_base(count):
-    import random
-    for _ in range(500):
-        base = random.randint(20000, 59000)
-        ok = True
-        for port in range(base, base + count):
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                s = socket.socket(socket.AF_INET, kind)
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                finally:
-                    s.close()
-        if ok:
-            return base
-    raise RuntimeError("no free port range on 127.0.0.1")
 
 
 class Agent:

@@ -28,25 +28,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import free_base  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_base(count):
-    for _ in range(500):
-        base = random.randint(20000, 59000)
-        ok = True
-        for port in range(base, base + count):
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                s = socket.socket(socket.AF_INET, kind)
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                finally:
-                    s.close()
-        if ok:
-            return base
-    raise RuntimeError("no free port range on 127.0.0.1")
 
 
 class Node:

@@ -16,23 +16,8 @@ The last line printed is the headline. Ends every process it started, by pid.
 """
 import argparse, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
 
-
-def free_base(n):
-    for _ in range(200):
-        base = random.randint(20000, 59000)
-        ok = True
-        for p in range(base, base + n):
-            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                s = socket.socket(socket.AF_INET, kind)
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                finally:
-                    s.close()
-        if ok:
-            return base
-    sys.exit("soak: no free port range on 127.0.0.1")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import free_base  # noqa: E402
 
 
 class Agent:

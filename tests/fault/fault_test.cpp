@@ -248,12 +248,10 @@ std::pair<std::uint64_t, std::uint64_t> rejected(const AgentProcess& a) {
     const auto at = line.find("rejected packets auth=");
     if (at == std::string::npos) continue;
     std::istringstream fields(line.substr(at + 22));
-    char skip;
     fields >> out.first;
     std::string rest;
     fields >> rest;  // "malformed=M"
     out.second = std::strtoull(rest.substr(rest.find('=') + 1).c_str(), nullptr, 10);
-    (void)skip;
   }
   return out;
 }

@@ -8,10 +8,11 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "tests/support/host.h"
 
 namespace shoal::test {
 
@@ -66,16 +67,6 @@ CliRun run_cli(const std::vector<std::string>& args, const std::string& input = 
 CliRun run_program(const std::vector<std::string>& argv, const std::string& input = {},
                    const std::vector<std::string>& env = {},
                    std::chrono::milliseconds deadline = std::chrono::milliseconds(60'000));
-
-// A base port with `count` consecutive free UDP+TCP ports on 127.0.0.1, chosen at random in
-// 20000..59999 and checked by binding.
-std::uint16_t free_ports(std::uint16_t count);
-
-// Live (not zombie) OS processes whose command line is exactly `sleep <arg>`: (pid, parent pid).
-// Tests run children as `sleep <unique number>` to find every copy in the OS table.
-std::vector<std::pair<pid_t, pid_t>> sleepers(const std::string& arg);
-// Every live `sleep <arg>` process, by arg, from one pass over /proc.
-std::map<std::string, std::vector<std::pair<pid_t, pid_t>>> all_sleepers();
 
 // The path of the shoal binary under test.
 std::string shoal_binary();

@@ -127,6 +127,21 @@ struct Cluster {
   }
 };
 
+// Hands everything `from` has to send to `to`, as from peer `from_id`; returns what it sent.
+std::size_t deliver(Replicator& from, const std::string& from_id, Replicator& to,
+                    std::uint64_t now_ms) {
+  std::vector<ReplicaEffect> effects;
+  from.take_effects(effects);
+  std::size_t sent = 0;
+  for (ReplicaEffect& e : effects) {
+    if (auto* s = std::get_if<ReplicaSend>(&e)) {
+      to.on_message(now_ms, from_id, s->bytes);
+      ++sent;
+    }
+  }
+  return sent;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(replicator)
@@ -275,11 +290,7 @@ BOOST_AUTO_TEST_CASE(changes_are_reported_with_values) {
   b.set_peers(0, {"a#1"});
   a.put(1, "name", "pid-1");
   a.flush(1);
-  std::vector<ReplicaEffect> effects;
-  a.take_effects(effects);
-  for (ReplicaEffect& e : effects) {
-    if (auto* s = std::get_if<ReplicaSend>(&e)) b.on_message(2, "a#1", s->bytes);
-  }
+  deliver(a, "a#1", b, 2);
   std::vector<ReplicaChange> changes;
   b.take_changes(changes);
   BOOST_TEST_REQUIRE(changes.size() == 1u);
@@ -305,23 +316,12 @@ BOOST_AUTO_TEST_CASE(a_peer_counts_as_synced_only_once_this_replica_has_all_it_h
   std::vector<ReplicaEffect> drop;
   a.take_effects(drop);  // a's own digest request to b: not needed here
   b.on_timer(1'000);     // a round: b asks a for its digest, sending its own
-  std::vector<ReplicaEffect> effects;
-  b.take_effects(effects);
-  for (ReplicaEffect& e : effects) {
-    if (auto* s = std::get_if<ReplicaSend>(&e)) a.on_message(1'001, "b#1", s->bytes);
-  }
+  BOOST_TEST_REQUIRE(deliver(b, "b#1", a, 1'001) > 0u);
   BOOST_TEST(!a.synced_with("b#1"));
   // An exchange until a has b's batch; the next full digest from b then marks it synced.
   for (std::uint64_t t = 1'002; t < 3'000 && !a.synced_with("b#1"); t += 100) {
-    for (Replicator* from : {&a, &b}) {
-      Replicator* to = from == &a ? &b : &a;
-      std::vector<ReplicaEffect> out;
-      from->take_effects(out);
-      for (ReplicaEffect& e : out) {
-        if (auto* s = std::get_if<ReplicaSend>(&e))
-          to->on_message(t, from == &a ? "a#1" : "b#1", s->bytes);
-      }
-    }
+    deliver(a, "a#1", b, t);
+    deliver(b, "b#1", a, t);
     b.on_timer(t);
   }
   BOOST_TEST(a.state().get("held-by-b").has_value());

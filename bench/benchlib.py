@@ -1,0 +1,22 @@
+"""Helpers the Python benchmarks share (bench/membership, bench/registry, bench/soak)."""
+import random
+import socket
+
+
+def free_base(count):
+    """A base port with `count` consecutive free UDP+TCP ports on 127.0.0.1, checked by binding."""
+    for _ in range(500):
+        base = random.randint(20000, 59000)
+        ok = True
+        for port in range(base, base + count):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                finally:
+                    s.close()
+        if ok:
+            return base
+    raise RuntimeError("no free port range on 127.0.0.1")
