@@ -169,15 +169,13 @@ void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::u
     if (seq <= k) continue;
     k = seq;
     progress = true;
+    n.stall_since[id] = now_ms;
     auto s = n.sent.find(id);
     if (s != n.sent.end() && s->second < seq) s->second = seq;
     auto o = origins_.find(id);
     if (o != origins_.end()) trim_origin(o->first, o->second);
   }
-  if (progress) {
-    n.stall_since = now_ms;
-    n.state_sent = false;
-  }
+  if (progress) n.state_sent = false;
 }
 
 void Replica::trim_origin(const std::string& id, Origin& origin) {
@@ -213,15 +211,20 @@ void Replica::bound() {
   }
 }
 
+std::size_t Replica::outstanding(const Neighbour& n, std::string_view origin, Seq sent) const {
+  auto o = origins_.find(origin);
+  if (o == origins_.end()) return 0;
+  std::size_t entries = 0;
+  const Seq k = known_of(n, origin);
+  for (auto l = o->second.log.upper_bound(k); l != o->second.log.end() && l->first <= sent; ++l)
+    entries += l->second.entries;
+  return entries;
+}
+
 std::size_t Replica::outstanding(const Neighbour& n) const {
   std::size_t entries = 0;
-  for (const auto& [id, sent] : n.sent) {
-    auto o = origins_.find(id);
-    if (o == origins_.end()) continue;
-    const Seq k = known_of(n, id);
-    for (auto l = o->second.log.upper_bound(k); l != o->second.log.end() && l->first <= sent; ++l)
-      entries += l->second.entries;
-  }
+  for (const auto& [id, sent] : n.sent)
+    entries += outstanding(n, id, sent);
   return entries;
 }
 
@@ -231,10 +234,14 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
   if (nit == neighbours_.end())
     nit = neighbours_.emplace(std::string(neighbour), Neighbour{}).first;
   Neighbour& n = nit->second;
-  std::size_t in_flight = outstanding(n);
-  if (in_flight > 0 && now_ms - n.stall_since >= config_.resend_after_ms) {
-    n.sent.clear();  // nothing acknowledged for too long: count it as lost
-    in_flight = 0;
+  std::size_t in_flight = 0;
+  for (auto& [id, sent] : n.sent) {
+    std::size_t pending = outstanding(n, id, sent);
+    if (pending > 0 && now_ms - n.stall_since[id] >= config_.resend_after_ms) {
+      sent = 0;  // this origin's batches unacknowledged for too long: count them as lost
+      pending = 0;
+    }
+    in_flight += pending;
   }
   if (n.heard) {
     for (const auto& [id, o] : origins_) {
@@ -260,17 +267,18 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
     const bool foreign = id != id_;
     if (!n.heard && foreign) continue;  // before its first digest: our own batches only
     Seq& sent = n.sent[id];
+    const bool quiet = outstanding(n, id, sent) == 0;
     for (auto l = o.log.upper_bound(std::max(known_of(n, id), sent)); l != o.log.end(); ++l) {
       if (foreign && now_ms - l->second.logged_ms < config_.forward_delay_ms) break;
       if (!out.batches.empty() && out.entries + l->second.entries > budget) goto done;
       out.batches.push_back(BatchRef{id, l->first, l->second.bytes});
       out.entries += l->second.entries;
+      if (quiet && sent < l->first) n.stall_since[id] = now_ms;  // the first send after quiet
       sent = l->first;
     }
   }
 done:
   if (out.batches.empty()) return std::nullopt;
-  if (in_flight == 0) n.stall_since = now_ms;
   return out;
 }
 

@@ -176,7 +176,10 @@ class Replica {
     Digest known;
     bool heard = false;
     std::map<std::string, Seq, std::less<>> sent;  // highest batch sent, per origin
-    std::uint64_t stall_since = 0;                 // last progress (or first send after it)
+    // Per origin: the last progress of the neighbour's digest for it, or the first send after
+    // it. Per origin, because other origins' progress says nothing of a batch of this one lost
+    // on the way (under steady writes elsewhere, a lost batch was never sent again).
+    std::map<std::string, std::uint64_t, std::less<>> stall_since;
     std::uint64_t state_sent_ms = 0;
     bool state_sent = false;
   };
@@ -190,6 +193,8 @@ class Replica {
   // Drops the oldest batches beyond max_log_entries.
   void bound();
   std::size_t outstanding(const Neighbour& n) const;
+  // Entries of `origin`'s batches sent to `n` and not acknowledged.
+  std::size_t outstanding(const Neighbour& n, std::string_view origin, Seq sent) const;
   static Seq known_of(const Neighbour& n, std::string_view origin);
 
   // Fixed after construction.

@@ -104,6 +104,28 @@ BOOST_AUTO_TEST_CASE(what_is_on_its_way_is_not_sent_again_until_the_resend_time)
   BOOST_TEST(!a.outgoing("b", 9000).has_value());
 }
 
+BOOST_AUTO_TEST_CASE(a_lost_batch_is_sent_again_while_other_origins_make_progress) {
+  // Found by the fault lab's rolling restart: a restarted node's first batch was lost on the way,
+  // and the neighbour's steady acknowledgements of other origins kept it from ever being resent.
+  ReplicaConfig config;
+  config.resend_after_ms = 500;
+  Replica a("a", config);
+  a.track("b");
+  a.put(1000, "first", "v");
+  a.flush();
+  BOOST_TEST_REQUIRE(a.outgoing("b", 1000).has_value());  // batch a/1, lost on the way
+  for (std::uint64_t t = 1100; t < 1500; t += 100) {
+    a.on_digest("b", {{"elsewhere", t / 100}}, t);  // b progresses on another origin
+    BOOST_TEST(!a.outgoing("b", t).has_value(), "resent early at " << t);
+  }
+  a.on_digest("b", {{"elsewhere", 15}}, 1500);
+  auto again = a.outgoing("b", 1500);
+  BOOST_TEST_REQUIRE(again.has_value());
+  BOOST_TEST_REQUIRE(again->batches.size() == 1u);
+  BOOST_TEST(again->batches[0].origin == "a");
+  BOOST_TEST(again->batches[0].seq == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(window_bounds_what_is_unacknowledged) {
   ReplicaConfig config;
   config.max_batch_entries = 1;
