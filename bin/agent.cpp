@@ -719,6 +719,7 @@ int run_agent(const AgentOptions& options) {
         if (a->store && a->store->snapshot_due()) snapshot_map(a);
         const std::uint64_t auth = a->membership->stats().rejected_auth;
         const std::uint64_t malformed = a->membership->core().stats().rejected;
+        const std::uint64_t replay = a->membership->stats().rejected_replay;
         if (a->supervisor) {
           // A summary of the supervisor when it changed: children in the cluster, and here.
           const std::pair<std::size_t, std::size_t> now{a->supervisor->spec_count(),
@@ -728,11 +729,13 @@ int run_agent(const AgentOptions& options) {
             a->reported_children = now;
           }
         }
-        if (auth != a->reported_auth || malformed != a->reported_malformed) {
-          a->log.log(2, "warn", "agent", "rejected packets auth={} malformed={} (totals)", auth,
-                     malformed);
+        if (auth != a->reported_auth || malformed != a->reported_malformed ||
+            replay != a->reported_replay) {
+          a->log.log(2, "warn", "agent", "rejected packets auth={} malformed={} replay={} (totals)",
+                     auth, malformed, replay);
           a->reported_auth = auth;
           a->reported_malformed = malformed;
+          a->reported_replay = replay;
         }
       },
       1000, 1000);
@@ -762,8 +765,10 @@ int run_agent(const AgentOptions& options) {
 
   uv_run(agent.loop, UV_RUN_DEFAULT);
   const auto& s = agent.membership->core().stats();
-  log.log(1, "info", "agent", "stopped packets_in={} packets_out={} rejected={} rejected_auth={}",
-          s.packets_in, s.packets_out, s.rejected, agent.membership->stats().rejected_auth);
+  log.log(1, "info", "agent",
+          "stopped packets_in={} packets_out={} rejected={} rejected_auth={} rejected_replay={}",
+          s.packets_in, s.packets_out, s.rejected, agent.membership->stats().rejected_auth,
+          agent.membership->stats().rejected_replay);
   snapshot_map(&agent);
   agent.runtime.reset();
   agent.supervisor.reset();

@@ -111,10 +111,13 @@ std::string metrics(Agent& a) {
   m.sample("shoal_bytes_total", static_cast<double>(uv.tcp_bytes_out),
            "transport=\"tcp\",direction=\"out\"");
   m.family("shoal_rejected_packets_total", "counter",
-           "Packets and frames dropped: undecodable, not opened by any key, from an older life.");
+           "Packets and frames dropped: undecodable, not opened by any key, seen before (a replay "
+           "or a network duplicate), from an older life.");
   m.sample("shoal_rejected_packets_total", static_cast<double>(s.rejected), "reason=\"malformed\"");
   m.sample("shoal_rejected_packets_total", static_cast<double>(uv.rejected_auth),
            "reason=\"auth\"");
+  m.sample("shoal_rejected_packets_total", static_cast<double>(uv.rejected_replay),
+           "reason=\"replay\"");
   m.sample("shoal_rejected_packets_total", static_cast<double>(s.stale), "reason=\"stale\"");
 
   m.family("shoal_probe_rtt_seconds", "histogram",

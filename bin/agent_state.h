@@ -143,6 +143,7 @@ struct Agent {
   uv_timer_t stats_timer{};                                                   // --stats-interval-ms
   std::uint64_t reported_auth = 0;
   std::uint64_t reported_malformed = 0;
+  std::uint64_t reported_replay = 0;
   int signals = 0;
   bool leaving = false;  // begin_leave() ran
   Logger log;

@@ -189,9 +189,19 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
       if (now_owner && *now_owner == self_) ++stats_.failovers;
     }
   }
+  const bool first_view = view_.empty();
   view_ = std::move(view);
   if (config_.mode == Mode::quorum) {
     if (has_quorum()) {
+      if (minority_since_ || first_view) {
+        // In a majority again (a partition healed, or this node started): views may still
+        // disagree for a while, and a member this node does not see yet may run a child it would
+        // start. It starts nothing for the lease, the time views take to agree (found by the
+        // fault lab: a healed minority node saw one majority member before the other and started
+        // the child that other one ran).
+        hold_until_ = now_ms + config_.lease_ms;
+        wake_at(hold_until_);
+      }
       minority_since_.reset();
     } else if (!minority_since_) {
       minority_since_ = now_ms;
@@ -496,6 +506,10 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
 bool Supervisor::may_start(std::uint64_t now_ms, const std::string& name, const ChildSpec& spec) {
   if (config_.mode == Mode::ap) return true;
   if (!has_quorum()) return false;
+  if (now_ms < hold_until_) {
+    wake_at(hold_until_);
+    return false;
+  }
   // A map that has not caught up with every live member may not know who runs the child now: a
   // partition just healed, or this node just started. It waits until it has (found by the fault
   // lab: a healed minority node started a child its majority peer still ran).

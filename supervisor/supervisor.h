@@ -252,6 +252,7 @@ class Supervisor {
   };
   std::map<std::string, Gone, std::less<>> gone_;
   std::optional<std::uint64_t> minority_since_;
+  std::uint64_t hold_until_ = 0;  // quorum: no start before (a majority regained; see set_members)
   std::vector<SupervisorEffect> effects_;
   SupervisorStats stats_;
 };

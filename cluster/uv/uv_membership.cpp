@@ -368,9 +368,14 @@ void UvMembership::on_readable() {
       return;
     }
     stats_.udp_bytes_in += static_cast<std::uint64_t>(n);
-    auto plain = keyring_.open(std::string_view(buffer, static_cast<std::size_t>(n)));
+    const std::string_view sealed(buffer, static_cast<std::size_t>(n));
+    auto plain = keyring_.open(sealed);
     if (!plain) {
       ++stats_.rejected_auth;
+      continue;
+    }
+    if (keyring_.enabled() && !replay_.admit(sealed)) {
+      ++stats_.rejected_replay;
       continue;
     }
     core_->on_packet(now(), from_sockaddr(reinterpret_cast<sockaddr*>(&from)), *plain);
@@ -535,6 +540,11 @@ void UvMembership::read_frame(Conn* conn) {
         auto plain = self->keyring_.open(*body);
         if (!plain) {
           ++self->stats_.rejected_auth;
+          self->finish(c);
+          return;
+        }
+        if (self->keyring_.enabled() && !self->replay_.admit(*body)) {
+          ++self->stats_.rejected_replay;
           self->finish(c);
           return;
         }

@@ -28,6 +28,7 @@
 #include "cluster/keyring.h"
 #include "cluster/membership.h"
 #include "cluster/node.h"
+#include "cluster/replay_filter.h"
 
 namespace shoal::cluster {
 
@@ -46,9 +47,11 @@ struct UvMembershipOptions {
 
 // Counters of the driver (the core counts the protocol).
 struct UvStats {
-  std::uint64_t rejected_auth = 0;     // packets or frames no key opened
-  std::uint64_t send_errors = 0;       // datagrams the kernel refused to send
-  std::uint64_t unreachable = 0;       // ICMP port-unreachable reports handed to the core
+  std::uint64_t rejected_auth = 0;  // packets or frames no key opened
+  std::uint64_t rejected_replay =
+      0;                          // sealed packets or frames seen before (cluster/replay_filter.h)
+  std::uint64_t send_errors = 0;  // datagrams the kernel refused to send
+  std::uint64_t unreachable = 0;  // ICMP port-unreachable reports handed to the core
   std::uint64_t stream_errors = 0;     // TCP exchanges that failed
   std::uint64_t streams_refused = 0;   // exchanges refused: too many open, or buffers full
   std::uint64_t frames_too_large = 0;  // TCP frames announcing more than kMaxStreamBytes
@@ -125,6 +128,7 @@ class UvMembership {
   uv_loop_t* loop_;
   Address advertise_;
   Keyring keyring_;
+  ReplayFilter replay_;  // of what keyring_ opened
   EventFn on_event_;
   UserFn on_user_;
   std::unique_ptr<Node> core_;
