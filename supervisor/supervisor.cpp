@@ -23,10 +23,10 @@ std::string key(std::string_view space, std::string_view name) {
 }
 
 // Instance ids start high, apart from the small ids other local registrations use.
+constexpr std::uint64_t kFirstInstance = std::uint64_t{1} << 32;
 // quorum: how often a node that waits for its map to catch up with its peers looks again (a
 // replication round).
 constexpr std::uint64_t kSyncRecheckMs = 100;
-constexpr std::uint64_t kFirstInstance = std::uint64_t{1} << 32;
 
 }  // namespace
 
