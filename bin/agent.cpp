@@ -12,6 +12,7 @@
 #include <ctime>
 #include <filesystem>
 #include <memory>
+#include <set>
 
 #include "bin/agent_state.h"
 #include "cluster/keyring.h"
@@ -33,13 +34,16 @@ void registry_tick_impl(uv_timer_t* timer) {
   auto* a = static_cast<Agent*>(timer->data);
   if (!a->registry || a->left) return;
   std::map<std::string, std::uint64_t, std::less<>> live;
+  std::set<registry::Registry::Life> departed;
   for (const auto& [name, m] : a->membership->core().members()) {
     if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect) {
       live[name] = m.creation;
+    } else if (m.status == cluster::MemberStatus::left) {
+      departed.emplace(name, m.creation);
     }
   }
   const bool alone = live.size() <= 1;
-  a->registry->set_members(std::move(live));
+  a->registry->set_members(std::move(live), std::move(departed));
   if (a->supervisor && !a->placing && !alone) {
     a->placing = true;
     uv_timer_stop(&a->settle_timer);
@@ -62,7 +66,7 @@ void registry_tick_impl(uv_timer_t* timer) {
     a->drive_supervisor();
   }
   a->view_changed = false;
-  if (const std::size_t purged = a->registry->purge(uv_now(a->loop)); purged > 0) {
+  if (const std::size_t purged = a->registry->purge(wall_ms()); purged > 0) {
     a->log.log(1, "info", "registry", "purged entries={} (owners no longer alive)", purged);
   }
   a->membership->settle();
@@ -471,7 +475,7 @@ int run_agent(const AgentOptions& options) {
                                                         agent.membership->core().name());
   agent.membership->on_change([&agent](const cluster::ReplicaChange& change) {
     std::vector<registry::RegistryEvent> events;
-    agent.registry->on_change(change, events);
+    agent.registry->on_change(wall_ms(), change, events);
     if (agent.supervisor && !agent.left) {
       const std::uint64_t now = uv_now(agent.loop);
       if (change.key.starts_with("c/")) {

@@ -10,6 +10,7 @@ namespace {
 
 constexpr std::string_view kNames = "n/";
 constexpr std::string_view kGroups = "g/";
+constexpr std::string_view kMarkers = "p/";  // lives presumed dead, whose entries were purged
 
 struct Sink {
   std::string& out;
@@ -25,6 +26,33 @@ std::string group_prefix(std::string_view group) {
   key += group;
   key += '\0';
   return key;
+}
+
+bool registry_key(std::string_view key) {
+  return key.starts_with(kNames) || key.starts_with(kGroups);
+}
+
+// "p/" + node + "\0" + creation: the marker of one life presumed dead.
+std::string marker_key(std::string_view node, std::uint64_t creation) {
+  std::string key(kMarkers);
+  key += node;
+  key += '\0';
+  key += std::to_string(creation);
+  return key;
+}
+
+std::optional<Registry::Life> parse_marker(std::string_view key) {
+  if (!key.starts_with(kMarkers)) return std::nullopt;
+  key.remove_prefix(kMarkers.size());
+  const std::size_t a = key.find('\0');
+  if (a == std::string_view::npos || a == 0 || key.size() - a - 1 > 20 || a + 1 == key.size())
+    return std::nullopt;
+  std::uint64_t creation = 0;
+  for (char c : key.substr(a + 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    creation = creation * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return Registry::Life{std::string(key.substr(0, a)), creation};
 }
 
 std::uint64_t mix(std::string_view a, std::string_view b) {
@@ -82,18 +110,30 @@ std::optional<Registration> decode_registration(std::string_view bytes) {
 Registry::Registry(cluster::Replicator& replicator, std::string self_node, RegistryLimits limits)
     : replicator_(replicator), self_(std::move(self_node)), limits_(limits) {}
 
-bool Registry::known_dead(const Pid& pid) const {
-  // An older life of a live node is dead for certain; so is a life this node saw in its view
-  // that is gone from it. A life it never saw may be alive and not met yet: a node that just
-  // started (its map restored from disk, or filled by a peer) must not purge what its peers hold.
-  auto it = live_.find(pid.node);
-  if (it != live_.end() && it->second > pid.creation) return true;
-  return seen_.contains(std::pair<std::string, std::uint64_t>{pid.node, pid.creation});
+bool Registry::certainly_dead(const Life& life) const {
+  auto it = live_.find(life.first);
+  return (it != live_.end() && it->second > life.second) || departed_.contains(life);
 }
 
 bool Registry::live(const Pid& pid) const {
   auto it = live_.find(pid.node);
   return it != live_.end() && it->second == pid.creation;
+}
+
+bool Registry::own(const Pid& pid) const {
+  if (pid.node != self_) return false;
+  auto it = live_.find(self_);
+  return it == live_.end() || it->second == pid.creation;
+}
+
+void Registry::note_put(std::string_view key, const Pid& pid, std::string value) {
+  if (!own(pid)) return;
+  if (held_.size() >= limits_.max_entries_per_node) {
+    // Entries another node removed stay here (a purge and an unregister from elsewhere look
+    // alike); at the limit, those the map no longer has go.
+    std::erase_if(held_, [&](const auto& entry) { return !replicator_.state().get(entry.first); });
+  }
+  held_.insert_or_assign(std::string(key), std::move(value));
 }
 
 std::optional<RegisterError> Registry::check(std::string_view name, std::string_view meta) const {
@@ -121,8 +161,10 @@ std::expected<void, RegisterError> Registry::register_name(std::uint64_t now_ms,
         RegisterError{RegisterErrc::already_registered, holder->pid,
                       std::string(name) + " is held by " + holder->pid.to_string()});
   }
-  replicator_.put(now_ms, name_key(name),
-                  encode_registration(Registration{pid, std::string(meta)}));
+  const std::string key = name_key(name);
+  std::string value = encode_registration(Registration{pid, std::string(meta)});
+  replicator_.put(now_ms, key, value);
+  note_put(key, pid, std::move(value));
   return {};
 }
 
@@ -133,13 +175,16 @@ std::expected<std::optional<Pid>, RegisterError> Registry::claim(std::uint64_t n
   if (auto bad = check(name, meta)) return std::unexpected(*bad);
   std::optional<Pid> previous;
   if (auto holder = whereis(name); holder && holder->pid != pid) previous = holder->pid;
-  replicator_.put(now_ms, name_key(name),
-                  encode_registration(Registration{pid, std::string(meta)}));
+  const std::string key = name_key(name);
+  held_.erase(key);  // the claimant (the supervisor) keeps the name itself
+  replicator_.put(now_ms, key, encode_registration(Registration{pid, std::string(meta)}));
   return previous;
 }
 
 bool Registry::unregister(std::uint64_t now_ms, std::string_view name) {
-  return replicator_.remove(now_ms, name_key(name));
+  const std::string key = name_key(name);
+  held_.erase(key);
+  return replicator_.remove(now_ms, key);
 }
 
 std::optional<Registration> Registry::whereis(std::string_view name) const {
@@ -165,13 +210,17 @@ std::vector<std::pair<std::string, Registration>> Registry::names(std::string_vi
 std::expected<void, RegisterError> Registry::join(std::uint64_t now_ms, std::string_view group,
                                                   const Pid& pid, std::string_view meta) {
   if (auto bad = check(group, meta)) return std::unexpected(*bad);
-  replicator_.put(now_ms, group_prefix(group) + pid.to_string(),
-                  encode_registration(Registration{pid, std::string(meta)}));
+  const std::string key = group_prefix(group) + pid.to_string();
+  std::string value = encode_registration(Registration{pid, std::string(meta)});
+  replicator_.put(now_ms, key, value);
+  note_put(key, pid, std::move(value));
   return {};
 }
 
 bool Registry::leave(std::uint64_t now_ms, std::string_view group, const Pid& pid) {
-  return replicator_.remove(now_ms, group_prefix(group) + pid.to_string());
+  const std::string key = group_prefix(group) + pid.to_string();
+  held_.erase(key);
+  return replicator_.remove(now_ms, key);
 }
 
 std::vector<Registration> Registry::members(std::string_view group) const {
@@ -184,31 +233,55 @@ std::vector<Registration> Registry::members(std::string_view group) const {
   return out;
 }
 
-void Registry::set_members(std::map<std::string, std::uint64_t, std::less<>> live) {
+void Registry::set_members(std::map<std::string, std::uint64_t, std::less<>> live,
+                           std::set<Life> departed) {
   live_ = std::move(live);
   for (const auto& [node, creation] : live_)
     seen_.emplace(node, creation);
+  departed_ = std::move(departed);
 }
 
 std::size_t Registry::purge(std::uint64_t now_ms) {
-  // Owners (node#creation) of entries whose pid is not live, and whether this node cleans up
-  // after each: the live member with the highest rendezvous hash does.
-  std::map<std::pair<std::string, std::uint64_t>, bool> dead;
+  // Lives whose entries are not live (certain: removed; presumed: removed, and marked), and
+  // lives whose markers are no longer needed; for each, whether this node is the one to act.
+  enum class Fate { certain, presumed, unmark };
+  std::map<std::pair<Life, Fate>, bool> todo;
   auto visit = [&](std::string_view, const crdt::VersionView& v) {
     auto reg = decode_registration(v.value);
-    if (reg && !live(reg->pid) && known_dead(reg->pid))
-      dead.emplace(std::pair{reg->pid.node, reg->pid.creation}, false);
+    if (!reg || live(reg->pid)) return true;
+    Life life{reg->pid.node, reg->pid.creation};
+    if (certainly_dead(life)) {
+      todo.emplace(std::pair{std::move(life), Fate::certain}, false);
+    } else if (seen_.contains(life)) {
+      todo.emplace(std::pair{std::move(life), Fate::presumed}, false);
+    }
     return true;
   };
   replicator_.state().scan(kNames, visit);
   replicator_.state().scan(kGroups, visit);
-  // Lives that are gone and hold nothing more need not be remembered (bounded by churn).
-  std::erase_if(seen_, [&](const std::pair<std::string, std::uint64_t>& life) {
-    auto it = live_.find(life.first);
-    return (it == live_.end() || it->second != life.second) && !dead.contains(life);
+  bool marked_self = false;
+  replicator_.state().scan(kMarkers, [&](std::string_view key, const crdt::VersionView& v) {
+    auto life = parse_marker(key);
+    if (!life) return true;
+    if (live(Pid{life->first, life->second, 0})) {
+      marked_self |= life->first == self_;  // the owner acts on its marker; others wait
+    } else if (certainly_dead(*life) ||
+               crdt::physical_ms(v.ts) + limits_.presumed_dead_keep_ms < now_ms) {
+      todo.emplace(std::pair{std::move(*life), Fate::unmark}, false);
+    }
+    return true;
   });
-  for (auto& [owner, mine] : dead) {
-    const std::string id = owner.first + "#" + std::to_string(owner.second);
+  // Normally acted on as it arrives, in on_change().
+  if (marked_self) restore(now_ms);
+
+  // Lives that are gone and hold nothing more need not be remembered (bounded by churn).
+  std::erase_if(seen_, [&](const Life& life) {
+    auto it = live_.find(life.first);
+    return (it == live_.end() || it->second != life.second) &&
+           !todo.contains({life, Fate::presumed}) && !todo.contains({life, Fate::certain});
+  });
+  for (auto& [what, responsible] : todo) {
+    const std::string id = what.first.first + "#" + std::to_string(what.first.second);
     std::uint64_t best = 0;
     std::string chosen;
     for (const auto& [node, creation] : live_) {
@@ -218,19 +291,44 @@ std::size_t Registry::purge(std::uint64_t now_ms) {
         chosen = node;
       }
     }
-    mine = chosen == self_;
+    responsible = chosen == self_;
   }
   std::size_t removed = 0;
-  for (const auto& [owner, mine] : dead) {
-    if (!mine) continue;
+  for (const auto& [what, responsible] : todo) {
+    if (!responsible) continue;
+    const auto& [life, fate] = what;
+    if (fate == Fate::unmark) {
+      replicator_.remove(now_ms, marker_key(life.first, life.second));
+      continue;
+    }
     removed +=
         replicator_.remove_where(now_ms, [&](std::string_view key, const crdt::VersionView& v) {
-          if (!key.starts_with(kNames) && !key.starts_with(kGroups)) return false;
+          if (!registry_key(key)) return false;
           auto reg = decode_registration(v.value);
-          return reg && reg->pid.node == owner.first && reg->pid.creation == owner.second;
+          return reg && reg->pid.node == life.first && reg->pid.creation == life.second;
         });
+    if (fate == Fate::presumed) replicator_.put(now_ms, marker_key(life.first, life.second), {});
   }
   return removed;
+}
+
+void Registry::restore(std::uint64_t now_ms) {
+  for (auto it = held_.begin(); it != held_.end();) {
+    auto current = replicator_.state().get(it->first);
+    std::optional<Registration> holder =
+        current ? decode_registration(current->value) : std::nullopt;
+    if (holder && !own(holder->pid) && live(holder->pid)) {
+      it = held_.erase(it);  // taken during the split: its holder keeps it
+      continue;
+    }
+    // Ours, or gone (the purge's removal came first): put it again, as a version the purge
+    // did not see.
+    replicator_.put(now_ms, it->first, it->second);
+    ++restored_;
+    ++it;
+  }
+  auto self = live_.find(self_);
+  if (self != live_.end()) replicator_.remove(now_ms, marker_key(self_, self->second));
 }
 
 Registry::WatchId Registry::watch(std::string prefix, WatchFn fn) {
@@ -243,7 +341,14 @@ bool Registry::unwatch(WatchId id) {
   return watches_.erase(id) > 0;
 }
 
-void Registry::on_change(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out) {
+void Registry::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& change,
+                         std::vector<RegistryEvent>& out) {
+  if (change.key.starts_with(kMarkers)) {
+    auto self = live_.find(self_);
+    if (change.after && self != live_.end() && change.key == marker_key(self_, self->second))
+      restore(now_ms);
+    return;
+  }
   const std::size_t first = out.size();
   classify(change, out);
   if (watches_.empty()) return;
@@ -265,6 +370,8 @@ void Registry::classify(const cluster::ReplicaChange& change, std::vector<Regist
   const bool own_after = after && after->pid.node == self_;
   if (own_before && own_after == false && own_entries_ > 0) --own_entries_;
   if (own_after && !own_before) ++own_entries_;
+  // Taken by another pid (moved, or won a conflict): no longer ours to put back.
+  if (after && !own(after->pid)) held_.erase(change.key);
 
   if (!change.key.starts_with(kNames)) return;
   const std::string name = change.key.substr(kNames.size());

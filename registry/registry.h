@@ -7,15 +7,31 @@
 // Key spaces of the shared map (values: msgpack [node, creation, id, meta]):
 //   "n/" + name                       a unique name
 //   "g/" + group + "\0" + pid text    one member of a group
+//   "p/" + node + "\0" + creation    a life presumed dead, whose entries were purged (below)
 //
 // Dead members. set_members() hands down membership's live view (node name -> creation). A read
 // never returns a pid whose node is not in it, or whose creation is not the live one (a pid from
 // before a restart), even before the entries are removed. purge() removes such entries as one
 // delta per dead owner; which live node does it is decided by rendezvous hashing over the view, so
 // normally exactly one does (and if views disagree, two do, harmlessly). Only owners known to be
-// dead are purged: an older life of a live node, or a life this node saw alive that has left its
-// view. A node that has just started has met nobody yet; it purges nothing of its peers (found by
-// the fault lab's rolling restart, where each restarted node wiped the live names of the others).
+// dead are purged: an older life of a live node, a life that left, or a life this node saw alive
+// that has left its view. A node that has just started has met nobody yet; it purges nothing of
+// its peers (found by the fault lab's rolling restart, where each restarted node wiped the live
+// names of the others).
+//
+// Presumed dead. A life that left the view without leaving (declared failed) may be alive on the
+// far side of a partition. Its entries are purged all the same (its names stop answering on this
+// side, as :global's do), and the purger marks the life: "p/" + node + "\0" + creation. When that
+// life returns it finds its marker and puts again every name and group membership it registered
+// and still holds (not removed here since, nor seen taken by another pid), then removes the
+// marker. Each put is a version the purge did not see, so it survives the purge's removal
+// whichever reaches a node first (the map is add-wins). A name someone else took during the split
+// is not put again (or, if the two meet concurrently, it is a conflict like any other). Names the
+// supervisor claims for its children are not kept here: the supervisor claims them itself. One
+// limit: a name this node holds that another node unregistered (Registry::unregister() on a name
+// it does not hold; the agent refuses that) comes back if this life is later presumed dead and
+// returns. Markers of a life gone for certain (it restarted, or left) are removed by the node
+// responsible for it, and so are markers older than RegistryLimits::presumed_dead_keep_ms.
 //
 // Conflicts. Concurrent registrations of one name (in a partition, say) converge on the same winner
 // everywhere (the map's LWW order: hybrid logical clock, then replica id). When a change leaves
@@ -45,6 +61,9 @@ struct RegistryLimits {
   std::size_t max_meta_bytes = 1024;
   // Most names and group memberships held by pids of this node.
   std::size_t max_entries_per_node = 1'000'000;
+  // How long the entries of a life declared failed can come back if it returns (a partition
+  // heals): its markers are removed after this. 24 h, like Serf's reconnect timeout.
+  std::uint64_t presumed_dead_keep_ms = 24ULL * 3600 * 1000;
 };
 
 enum class RegisterErrc { already_registered, bad_name, meta_too_large, too_many_entries };
@@ -101,14 +120,20 @@ class Registry {
   std::vector<Registration> members(std::string_view group) const;
 
   // --- Membership and maintenance ---
-  // The live members: node name -> creation (this node included).
-  void set_members(std::map<std::string, std::uint64_t, std::less<>> live);
-  // Removes the entries of dead owners this node is responsible for. Returns entries removed.
+  using Life = std::pair<std::string, std::uint64_t>;  // node name, creation
+  // The live members: node name -> creation (this node included), and the lives that left the
+  // cluster on purpose (status left: gone for certain, unlike failed ones).
+  void set_members(std::map<std::string, std::uint64_t, std::less<>> live,
+                   std::set<Life> departed = {});
+  // Removes the entries of dead owners this node is responsible for, and markers no longer
+  // needed; puts back this life's entries that a peer purged. Returns entries removed.
   std::size_t purge(std::uint64_t now_ms);
 
   // Turns a change of the map into registry events (appended to `out`, and handed to matching
-  // watchers). Feed every ReplicaChange of the node, local and remote.
-  void on_change(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out);
+  // watchers). Feed every ReplicaChange of the node, local and remote. A marker for this life
+  // (see "Presumed dead") is acted on here, at `now_ms`.
+  void on_change(std::uint64_t now_ms, const cluster::ReplicaChange& change,
+                 std::vector<RegistryEvent>& out);
 
   // --- Watches ---
   using WatchId = std::uint64_t;
@@ -121,11 +146,19 @@ class Registry {
 
   // Entries (names and group memberships) whose winning pid belongs to this node.
   std::size_t own_entries() const { return own_entries_; }
+  // Entries this life put back after a peer purged them (see "Presumed dead").
+  std::uint64_t restored() const { return restored_; }
 
  private:
   bool live(const Pid& pid) const;
-  // The pid's node life is gone for certain (see purge()).
-  bool known_dead(const Pid& pid) const;
+  // A pid of this node's current life (any of this node's, before the first set_members()).
+  bool own(const Pid& pid) const;
+  // The life is gone for certain: an older life of a live node, or one that left.
+  bool certainly_dead(const Life& life) const;
+  // Puts again what this life holds (a peer presumed it dead and purged it), and removes the
+  // marker that said so.
+  void restore(std::uint64_t now_ms);
+  void note_put(std::string_view key, const Pid& pid, std::string value);
   // The events one change of the map means (appended to `out`).
   void classify(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out);
   std::optional<RegisterError> check(std::string_view name, std::string_view meta) const;
@@ -134,8 +167,13 @@ class Registry {
   const std::string self_;
   const RegistryLimits limits_;
   std::map<std::string, std::uint64_t, std::less<>> live_;
-  std::set<std::pair<std::string, std::uint64_t>> seen_;  // node lives ever in the live view
+  std::set<Life> seen_;      // node lives ever in the live view
+  std::set<Life> departed_;  // lives that left on purpose
+  // Names and memberships this life registered (key -> value) and has not removed or seen taken
+  // by another pid: what it puts again when a peer presumed it dead.
+  std::map<std::string, std::string, std::less<>> held_;
   std::size_t own_entries_ = 0;
+  std::uint64_t restored_ = 0;
   struct Watch {
     std::string prefix;
     WatchFn fn;

@@ -326,7 +326,7 @@ int main(int argc, char** argv) {
   node.registry = std::make_unique<registry::Registry>(*node.membership->replicator(), name);
   node.membership->on_change([&node](const cluster::ReplicaChange& change) {
     std::vector<registry::RegistryEvent> events;
-    node.registry->on_change(change, events);
+    node.registry->on_change(wall_ms(), change, events);
     for (const auto& e : events)
       node.on_event(e);
   });

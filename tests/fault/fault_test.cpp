@@ -350,10 +350,18 @@ BOOST_AUTO_TEST_CASE(the_lab_impairs_links_as_asked_and_cleans_up) {
 BOOST_AUTO_TEST_CASE(ap_partition_3_2_runs_children_on_both_sides_then_one_copy_after_healing) {
   LabCluster c(5);
   const Children kids{child_token(1), 10};
-  c.start_all();
+  // Each agent holds a name of its own and is in one group.
+  for (std::size_t i = 0; i < 5; ++i)
+    c.start(i, {"--register", "svc-" + c.name(i)});
   BOOST_TEST_REQUIRE(eventually([&] { return c.alive_exactly(range(5)); }, 30s));
+  for (std::size_t i = 0; i < 5; ++i)
+    BOOST_TEST_REQUIRE(c.cli(i, {"join-group", "everyone"}).code == 0);
   kids.run(c, 0);
   BOOST_TEST_REQUIRE(eventually([&] { return kids.each(1); }, 30s), kids.describe());
+  const auto group_size = [&](std::size_t i) {
+    auto v = c.json(i, {"group", "everyone"});
+    return v ? v->as_array().size() : 0u;
+  };
 
   const std::vector<std::size_t> big{0, 1, 2}, small{3, 4};
   c.lab.partition({big, small});
@@ -364,6 +372,17 @@ BOOST_AUTO_TEST_CASE(ap_partition_3_2_runs_children_on_both_sides_then_one_copy_
   BOOST_TEST(
       eventually([&] { return kids.each(1, c.pids(big)) && kids.each(1, c.pids(small)); }, 30s),
       kids.describe());
+  // Each side purged the other side's names and memberships.
+  BOOST_TEST(eventually(
+      [&] {
+        return c.names(0).find("svc-n3=") == std::string::npos &&
+               c.names(3).find("svc-n0=") == std::string::npos && group_size(0) == 3u &&
+               group_size(3) == 2u;
+      },
+      30s));
+  // Names registered during the split, one on each side.
+  BOOST_TEST_REQUIRE(c.cli(1, {"register", "split-big"}).code == 0);
+  BOOST_TEST_REQUIRE(c.cli(4, {"register", "split-small"}).code == 0);
 
   c.lab.heal();
   BOOST_TEST_REQUIRE(eventually([&] { return c.alive_exactly(range(5)); }, 60s),
@@ -383,6 +402,21 @@ BOOST_AUTO_TEST_CASE(ap_partition_3_2_runs_children_on_both_sides_then_one_copy_
   const std::string registry = c.names(0);
   for (int k = 0; k < kids.count; ++k)
     BOOST_TEST(registry.find(kids.name(k) + "=") != std::string::npos, kids.name(k));
+  // The agents' own names, purged on the far side during the split, are back everywhere, and so
+  // are the names registered during it and every group membership.
+  for (std::size_t i = 0; i < 5; ++i)
+    BOOST_TEST(registry.find("svc-" + c.name(i) + "=<" + c.name(i) + ".") != std::string::npos,
+               registry);
+  BOOST_TEST(registry.find("split-big=<n1.") != std::string::npos, registry);
+  BOOST_TEST(registry.find("split-small=<n4.") != std::string::npos, registry);
+  BOOST_TEST(eventually(
+      [&] {
+        for (std::size_t i = 0; i < 5; ++i) {
+          if (group_size(i) != 5u) return false;
+        }
+        return true;
+      },
+      30s));
   kids.kill_all();
 }
 

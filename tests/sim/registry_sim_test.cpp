@@ -5,6 +5,7 @@
 #include <ostream>
 
 #include "cluster/sim/sim_cluster.h"
+#include "crdt/aw_lww_map.h"
 #include "registry/registry.h"
 #include "tests/support/seed.h"
 
@@ -58,8 +59,34 @@ struct World {
       }
       regs[i]->set_members(std::move(live));
       for (const auto& change : c.take_changes(i))
-        regs[i]->on_change(change, events[i]);
+        regs[i]->on_change(c.now(), change, events[i]);
     }
+  }
+  // Every running node purges, as the agent does on a timer and on every view change.
+  std::size_t purge_all() {
+    std::size_t removed = 0;
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (c.running(i)) removed += regs[i]->purge(c.now());
+    }
+    settle_all();
+    return removed;
+  }
+  // Entries (names and group memberships) in node i's map, and lives marked presumed dead.
+  std::size_t entries(std::size_t i) {
+    std::size_t n = 0;
+    c.replicator(i).state().scan("", [&](std::string_view key, const crdt::VersionView&) {
+      n += key.starts_with("n/") || key.starts_with("g/");
+      return true;
+    });
+    return n;
+  }
+  std::size_t markers(std::size_t i) {
+    std::size_t n = 0;
+    c.replicator(i).state().scan("p/", [&](std::string_view, const crdt::VersionView&) {
+      ++n;
+      return true;
+    });
+    return n;
   }
   void settle_all() {
     for (std::size_t i = 0; i < c.size(); ++i) {
@@ -128,21 +155,120 @@ BOOST_AUTO_TEST_CASE(a_killed_nodes_names_vanish_from_reads_and_are_purged) {
   // Survivors purge periodically (the agent does it on every membership change and on a timer);
   // the node responsible for n3 removes its entries, and the removal reaches every map. The
   // responsible node may purge before all of n3's entries reached it: the next run catches up.
+  // n3 failed (it did not leave): its life is marked presumed dead, in case it is alive on the
+  // far side of a partition and returns.
   std::size_t purged = 0;
   BOOST_TEST(w.wait(
       [&] {
+        purged += w.purge_all();
         for (std::size_t i = 0; i < 5; ++i) {
-          if (i != 3) purged += w.regs[i]->purge(w.c.now());
-        }
-        w.settle_all();
-        for (std::size_t i = 0; i < 5; ++i) {
-          if (i != 3 && w.c.replicator(i).state().size() != 0) return false;
+          if (i != 3 && (w.entries(i) != 0 || w.markers(i) != 1)) return false;
         }
         return true;
       },
       10'000));
   BOOST_TEST(purged >= 100u);
   BOOST_TEST(purged < 200u);  // one node did it, not every survivor
+  // n3 comes back as a new life: the old life is gone for certain, and so are its markers.
+  w.c.restart(3, {0});
+  w.regs[3] = std::make_unique<Registry>(w.c.replicator(3), w.c.name(3));
+  BOOST_TEST(w.wait(
+      [&] {
+        w.purge_all();
+        for (std::size_t i = 0; i < 5; ++i) {
+          if (w.markers(i) != 0 || w.entries(i) != 0) return false;
+        }
+        return true;
+      },
+      20'000));
+}
+
+BOOST_AUTO_TEST_CASE(markers_of_a_life_that_never_returns_expire) {
+  registry::RegistryLimits limits;
+  limits.presumed_dead_keep_ms = 30'000;
+  World w(4, shoal::test::test_seed(), limits);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  BOOST_TEST_REQUIRE(w.regs[2]->register_name(w.c.now(), "gone", w.pid(2, 1)).has_value());
+  w.settle_all();
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[0]->whereis("gone").has_value(); }, 5'000));
+  w.c.kill(2);
+  const std::uint64_t killed = w.c.now();
+  BOOST_TEST_REQUIRE(w.wait(
+      [&] {
+        w.purge_all();
+        return w.entries(0) == 0 && w.markers(0) == 1 && w.markers(1) == 1;
+      },
+      15'000));
+  // Kept until keep_ms after the purge, then removed everywhere.
+  BOOST_TEST(w.wait(
+      [&] {
+        w.purge_all();
+        return w.markers(0) == 0 && w.markers(1) == 0 && w.markers(3) == 0;
+      },
+      60'000));
+  BOOST_TEST(w.c.now() - killed >= 30'000u);
+}
+
+// A partition longer than the failure detector: each side declares the other failed and purges
+// its names. When it heals, each owner puts back what it still holds; what it removed during the
+// split stays removed. (The fault lab's ap partition runs the same with real agents.)
+BOOST_AUTO_TEST_CASE(names_purged_across_a_partition_come_back_when_it_heals) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  w.feed();
+  for (std::size_t i = 0; i < 5; ++i) {
+    for (std::uint64_t k = 0; k < 20; ++k) {
+      const std::string name = "s" + std::to_string(i) + "-" + std::to_string(k);
+      BOOST_TEST_REQUIRE(w.regs[i]->register_name(w.c.now(), name, w.pid(i, k)).has_value());
+    }
+    BOOST_TEST_REQUIRE(w.regs[i]->join(w.c.now(), "all", w.pid(i, 100)).has_value());
+  }
+  w.settle_all();
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[4]->names("s", 1000).size() == 100u; }, 5'000));
+
+  const std::vector<std::size_t> big{0, 1, 2}, small{3, 4};
+  w.c.partition({big, small});
+  const auto sees_dead = [&](std::size_t i, std::size_t j) {
+    const auto* m = w.c.node(i).member(w.c.name(j));
+    return m != nullptr && m->status == MemberStatus::dead;
+  };
+  BOOST_TEST_REQUIRE(w.wait(
+      [&] {
+        w.purge_all();
+        // Each side has purged the other's names (and group memberships).
+        return sees_dead(0, 3) && sees_dead(3, 0) && w.entries(0) == 63u && w.entries(3) == 42u;
+      },
+      30'000));
+  // During the split, n1 unregisters one of its names and n4 leaves the group.
+  BOOST_TEST_REQUIRE(w.regs[1]->unregister(w.c.now(), "s1-7"));
+  BOOST_TEST_REQUIRE(w.regs[4]->leave(w.c.now(), "all", w.pid(4, 100)));
+  w.settle_all();
+  w.c.heal();
+  BOOST_TEST(w.wait(
+                 [&] {
+                   w.purge_all();
+                   if (!w.c.converged()) return false;
+                   for (std::size_t i = 0; i < 5; ++i) {
+                     if (w.regs[i]->names("s", 1000).size() != 99u) return false;
+                     if (w.regs[i]->members("all").size() != 4u) return false;
+                     if (w.markers(i) != 0) return false;
+                   }
+                   return true;
+                 },
+                 60'000),
+             "seed=" << seed);
+  for (std::size_t i = 0; i < 5; ++i) {
+    BOOST_TEST(!w.regs[i]->whereis("s1-7"));
+    auto where = w.regs[i]->whereis("s3-5");
+    BOOST_TEST((where && where->pid == w.pid(3, 5)));
+  }
+  std::uint64_t restored = 0;
+  for (auto& r : w.regs)
+    restored += r->restored();
+  BOOST_TEST_MESSAGE("entries put back by their owners: " << restored);
+  BOOST_TEST(restored >= 103u);  // 105 entries purged on one side or the other, less 2 removed
 }
 
 BOOST_AUTO_TEST_CASE(pids_from_before_a_restart_never_answer) {

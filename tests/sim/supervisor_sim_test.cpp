@@ -89,7 +89,7 @@ struct World {
       for (const auto& change : c.take_changes(i)) {
         busy = true;
         std::vector<registry::RegistryEvent> events;
-        regs[i]->on_change(change, events);
+        regs[i]->on_change(c.now(), change, events);
         s.on_change(c.now(), change);
         for (const auto& e : events)
           s.on_registry_event(c.now(), e);
