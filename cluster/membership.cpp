@@ -33,6 +33,8 @@ bool is_live(MemberStatus s) {
 
 // How often the reap timer looks for members to forget, ms.
 constexpr std::uint64_t kReapEveryMs = 1000;
+// Up to this many peers, a refutation also goes to each directly.
+constexpr std::size_t kDirectRefuteMax = 16;
 
 }  // namespace
 
@@ -79,6 +81,42 @@ std::uint64_t Membership::scaled(std::uint64_t ms) const {
   return ms * static_cast<std::uint64_t>(awareness_ + 1);
 }
 
+// The probe timeout and interval in use. The health multiplier stretches the configured ones
+// (Lifeguard); so does the network's typical round trip, the median of the last kRttWindow
+// samples: the timeout to twice it, the interval to the timeout and then the indirect path (to a
+// helper, to the target and back: two round trips). On a LAN that is far below the configured
+// values, which then apply unchanged; over a slow link (the fault lab's 50 +- 20 ms each way) the
+// configured 80 ms timed out most pings, every probe depended on the second ping and the
+// helpers, and the helpers' answers, four one-way trips later, came after the probe had ended.
+// A median, not a mean with deviations: a busy agent's loop answers late now and then, and must
+// not slow the detection of crashes (the failover benchmark, 2 cores, 10,000 workers). Both
+// stretches together stay within the health multiplier's bound, awareness_max + 1 times the
+// configured values, which the quorum lease assumes (supervisor::quorum_lease_ms).
+std::uint64_t Membership::probe_timeout_ms() const {
+  const std::uint64_t bound =
+      config_.probe_timeout_ms * static_cast<std::uint64_t>(config_.awareness_max + 1);
+  const std::uint64_t by_health = scaled(config_.probe_timeout_ms);
+  return std::min(std::max(by_health, 2 * rtt_typical_ms_), bound);
+}
+
+std::uint64_t Membership::probe_interval_ms() const {
+  const std::uint64_t bound =
+      config_.probe_interval_ms * static_cast<std::uint64_t>(config_.awareness_max + 1);
+  const std::uint64_t by_health = scaled(config_.probe_interval_ms);
+  if (rtt_samples_ == 0) return std::min(by_health, bound);
+  return std::min(std::max(by_health, probe_timeout_ms() + 2 * rtt_typical_ms_ + 10), bound);
+}
+
+void Membership::sample_rtt(std::uint64_t rtt_ms) {
+  rtt_window_[rtt_samples_ % kRttWindow] = rtt_ms;
+  ++rtt_samples_;
+  std::array<std::uint64_t, kRttWindow> sorted = rtt_window_;
+  const std::size_t n = std::min<std::size_t>(rtt_samples_, kRttWindow);
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(n / 2),
+                   sorted.begin() + static_cast<std::ptrdiff_t>(n));
+  rtt_typical_ms_ = sorted[n / 2];
+}
+
 void Membership::on_timer(std::uint64_t now_ms) {
   now_hint_ = now_ms;
   while (!timers_.empty() && timers_.top().at <= now_ms) {
@@ -92,8 +130,9 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
   switch (timer.kind) {
     case TimerKind::probe:
       if (probe_) end_probe(now);
+      remind_suspects(now);
       start_probe(now);
-      arm(now + scaled(config_.probe_interval_ms), TimerKind::probe);
+      arm(now + probe_interval_ms(), TimerKind::probe);
       break;
     case TimerKind::probe_timeout:
       if (probe_ && probe_->seq == timer.token && !probe_->acked && !probe_->indirect_sent) {
@@ -222,18 +261,19 @@ void Membership::start_probe_of(std::uint64_t now, const std::string& target) {
   probe_ = probe;
   ++stats_.probes;
   send(now, m.addr, {encode_message(Ping{probe.seq, target, digest_})});
-  arm(now + scaled(config_.probe_timeout_ms), TimerKind::probe_timeout, probe.seq);
+  arm(now + probe_timeout_ms(), TimerKind::probe_timeout, probe.seq);
   // Just before the next probe starts, so a late ack still counts.
-  arm(now + scaled(config_.probe_interval_ms) - 1, TimerKind::probe_deadline, probe.seq);
+  arm(now + probe_interval_ms() - 1, TimerKind::probe_deadline, probe.seq);
 }
 
 void Membership::go_indirect(std::uint64_t now) {
   probe_->indirect_sent = true;
+  probe_->indirect_seq = next_seq_++;
   auto it = members_.find(probe_->target);
   if (it == members_.end()) return;
   const Member& target = it->second;
   auto helpers = random_members(config_.indirect_checks, {probe_->target});
-  const std::string req = encode_message(PingReq{probe_->seq, target.name, target.addr});
+  const std::string req = encode_message(PingReq{probe_->indirect_seq, target.name, target.addr});
   for (const Member* helper : helpers) {
     if (helper->status != MemberStatus::alive) continue;
     send(now, helper->addr, {req});
@@ -241,7 +281,7 @@ void Membership::go_indirect(std::uint64_t now) {
   }
   ++stats_.indirect_probes;
   // Try the target directly once more too: a single lost ping must not start a suspicion.
-  send(now, target.addr, {encode_message(Ping{probe_->seq, target.name, digest_})});
+  send(now, target.addr, {encode_message(Ping{probe_->indirect_seq, target.name, digest_})});
 }
 
 void Membership::end_probe(std::uint64_t now) {
@@ -380,12 +420,14 @@ void Membership::on_ping(std::uint64_t now, const Address& from, const Ping& pin
 }
 
 void Membership::on_ack(std::uint64_t now, const Ack& ack) {
-  if (probe_ && probe_->seq == ack.seq) {
+  if (probe_ &&
+      (probe_->seq == ack.seq || (probe_->indirect_sent && probe_->indirect_seq == ack.seq))) {
     if (!probe_->acked) {
       probe_->acked = true;
       adjust_health(-1);
-      if (!probe_->indirect_sent) {
+      if (ack.seq == probe_->seq) {
         const std::uint64_t rtt = now - probe_->sent_ms;
+        sample_rtt(rtt);
         std::size_t b = 0;
         while (b < MembershipStats::kRttBucketsMs.size() && rtt > MembershipStats::kRttBucketsMs[b])
           ++b;
@@ -403,7 +445,8 @@ void Membership::on_ack(std::uint64_t now, const Ack& ack) {
 }
 
 void Membership::on_nack(std::uint64_t now, const Nack& nack) {
-  if (!probe_ || probe_->seq != nack.seq || probe_->acked) return;
+  if (!probe_ || !probe_->indirect_sent || probe_->indirect_seq != nack.seq || probe_->acked)
+    return;
   ++probe_->nacks;
   if (nack.reason != NackReason::unreachable) return;
   ++probe_->unreachable_nacks;
@@ -418,7 +461,7 @@ void Membership::on_ping_req(std::uint64_t now, const Address& from, const PingR
   const std::uint64_t seq = next_seq_++;
   relays_[seq] = Relay{from, req.seq, req.target, req.target_addr};
   send(now, req.target_addr, {encode_message(Ping{seq, req.target, digest_})});
-  arm(now + scaled(config_.probe_timeout_ms), TimerKind::relay_timeout, seq);
+  arm(now + probe_timeout_ms(), TimerKind::relay_timeout, seq);
 }
 
 void Membership::apply_alive(std::uint64_t now, const Alive& a) {
@@ -481,6 +524,22 @@ void Membership::apply_alive(std::uint64_t now, const Alive& a) {
   queue_update(a.name, a);
 }
 
+// Each suspicion this node holds is told to its suspect again every probe interval, until it
+// ends (Lifeguard's buddy system, generalized). The suspect refutes, or answers a notice older
+// than its refutation with a correction to the sender: neither the few gossiped copies of a
+// suspicion nor those of the refutation can all be lost on a lossy network before the timeout.
+void Membership::remind_suspects(std::uint64_t now) {
+  const std::uint64_t every = probe_interval_ms();
+  for (auto& [name, sus] : suspicions_) {
+    if (now < sus.reminded_ms + every) continue;
+    auto it = members_.find(name);
+    if (it == members_.end() || it->second.status != MemberStatus::suspect) continue;
+    const Member& m = it->second;
+    sus.reminded_ms = now;
+    send(now, m.addr, {encode_message(Suspect{m.name, m.creation, m.incarnation, self_.name})});
+  }
+}
+
 void Membership::apply_suspect(std::uint64_t now, const Suspect& s, const Address* reply_to) {
   if (s.name == self_.name) {
     if (s.creation != self_.creation || leaving_) return;
@@ -529,7 +588,7 @@ void Membership::apply_suspect(std::uint64_t now, const Suspect& s, const Addres
   m.status = MemberStatus::suspect;
   m.since_ms = now;
   after_change(m);
-  Suspicion sus{next_token_++, now, {s.from}};
+  Suspicion sus{next_token_++, now, now, {s.from}};
   arm(now + suspicion_timeout_ms(min_ms, max_ms, 0, expected), TimerKind::suspicion, sus.token,
       s.name);
   suspicions_[s.name] = std::move(sus);
@@ -646,6 +705,13 @@ void Membership::refute(std::uint64_t now, std::uint64_t at_least) {
   after_change(me);
   ++stats_.refutes;
   queue_update(self_.name, self_alive());
+  // In a small cluster, to everyone at once as well: gossip alone can be outrun by a suspicion
+  // timeout that confirmations shortened, on a lossy, slow network.
+  if (live_.size() <= kDirectRefuteMax) {
+    const std::string alive = encode_message(self_alive());
+    for (const Member* m : live_)
+      send(now, m->addr, {alive});
+  }
   gossip(now);
 }
 

@@ -34,6 +34,19 @@
 //    accusations are ignored).
 //  - Reconnect. Every reconnect interval one random dead member gets a push-pull, so the halves
 //    of a healed partition find each other without waiting for discovery.
+//  - Round-trip timing. The acks of first pings are timed; the probe timeout stretches to twice
+//    the median of the last 31 and the interval to that plus two of them (the indirect path),
+//    within the health multiplier's bound (awareness_max + 1 times the configured values, which
+//    the quorum lease assumes). The LAN defaults (80 / 200 ms) then hold on a slow link too: at
+//    50 +- 20 ms each way they timed out most pings, and the helpers' answers came after the
+//    probe had ended (the fault lab, 5 agents, also 20% loss: about 250 suspicions a minute, now
+//    about 130; tests/sim, 10% loss and 30-70 ms: 1,700 in ten simulated minutes, now about
+//    150). The second ping and the ping-reqs carry their own sequence number, so a late ack of
+//    the first ping is still a true sample.
+//  - Reminders and direct refutation. A node holding a suspicion tells the suspect again every
+//    probe interval until it ends; a refutation goes to every peer directly as well as by gossip
+//    (up to 16 peers). With 20% loss, a suspicion's and a refutation's few gossiped copies could
+//    all be lost before the timeout, and a live node was declared dead.
 //
 // Driving it. Inputs carry the current time in ms: on_packet, on_unreachable, on_stream_request,
 // on_stream_reply, on_stream_failed, on_timer, and the API calls. Outputs are effects queued for
@@ -242,7 +255,8 @@ class Membership {
     }
   };
   struct Probe {
-    std::uint64_t seq = 0;
+    std::uint64_t seq = 0;           // of the first ping: its ack times the round trip
+    std::uint64_t indirect_seq = 0;  // of the second ping and the ping-reqs
     std::string target;
     std::uint64_t creation = 0;
     std::uint64_t incarnation = 0;
@@ -263,6 +277,7 @@ class Membership {
   struct Suspicion {
     std::uint64_t token;
     std::uint64_t started_ms;
+    std::uint64_t reminded_ms;  // when the suspect was last told
     std::set<std::string> confirmations;
   };
   enum class StreamPurpose { join, push_pull, reconnect, user };
@@ -275,9 +290,15 @@ class Membership {
   void arm(std::uint64_t at, TimerKind kind, std::uint64_t token = 0, std::string member = {});
   void fire(std::uint64_t now, const Timer& timer);
   std::uint64_t scaled(std::uint64_t ms) const;
+  // The probe timeout and interval in use: the configured ones, stretched by the health
+  // multiplier and by the measured round trips.
+  std::uint64_t probe_timeout_ms() const;
+  std::uint64_t probe_interval_ms() const;
+  void sample_rtt(std::uint64_t rtt_ms);
 
   // Probing.
   void start_probe(std::uint64_t now);
+  void remind_suspects(std::uint64_t now);
   void start_probe_of(std::uint64_t now, const std::string& target);
   std::optional<std::string> next_probe_target();
   void go_indirect(std::uint64_t now);
@@ -360,6 +381,12 @@ class Membership {
   bool join_retry_armed_ = false;
   bool leaving_ = false;
   int awareness_ = 0;
+  // Round trips of first pings to their acks, ms: the last kRttWindow, and their median. Acks of
+  // the second ping or through a helper are not sampled; they would be ambiguous.
+  static constexpr std::size_t kRttWindow = 31;
+  std::array<std::uint64_t, kRttWindow> rtt_window_{};
+  std::uint64_t rtt_samples_ = 0;
+  std::uint64_t rtt_typical_ms_ = 0;
   std::uint64_t next_seq_ = 1;
   std::uint64_t next_stream_ = 1;
   std::uint64_t next_timer_order_ = 0;

@@ -2,6 +2,7 @@
 // seed; SHOAL_SEED=N replays it exactly.
 
 #include <boost/test/unit_test.hpp>
+#include <span>
 
 #include "cluster/sim/sim_cluster.h"
 #include "tests/support/seed.h"
@@ -13,7 +14,7 @@ using shoal::cluster::sim::SimNetConfig;
 
 namespace {
 
-std::size_t false_deaths(const SimCluster& c, const std::vector<std::size_t>& really_dead = {}) {
+std::size_t false_deaths(const SimCluster& c, std::span<const std::size_t> really_dead = {}) {
   std::size_t n = 0;
   for (const auto& e : c.events()) {
     if (e.event.kind != shoal::cluster::EventKind::failed) continue;
@@ -51,7 +52,8 @@ BOOST_AUTO_TEST_CASE(killed_node_is_declared_dead_by_every_survivor) {
   BOOST_TEST_MESSAGE("kill detected by all after " << c.now() - killed_at << " ms");
   // The crash fast path, not the suspicion timeout, did it: well under one suspicion timeout.
   BOOST_TEST(c.now() - killed_at < 1500u);
-  BOOST_TEST(false_deaths(c, {7}) == 0u);
+  const std::size_t killed[] = {7};
+  BOOST_TEST(false_deaths(c, killed) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(hung_node_goes_through_suspicion_and_is_declared_dead) {
@@ -96,6 +98,46 @@ BOOST_AUTO_TEST_CASE(loss_and_duplication_declare_no_live_node_dead) {
   BOOST_TEST(false_deaths(c) == 0u, "seed=" << seed);
   // At any instant a member may be suspect for a moment under 10% loss; it must not last.
   BOOST_TEST(c.wait_until([&] { return c.converged(); }, 5'000));
+}
+
+// Round trips longer than the configured probe timeout (80 ms): the probe timing stretches to
+// what the acks measure, so a slow network alone suspects nobody, and a slow lossy one (the fault
+// lab's 20% loss, 50 +- 20 ms) declares no live node dead.
+BOOST_AUTO_TEST_CASE(a_slow_network_stretches_the_probe_timing_and_suspects_nobody) {
+  const auto seed = shoal::test::test_seed();
+  SimNetConfig net;
+  net.latency_min_ms = 60;
+  net.latency_max_ms = 110;  // round trips of 120 to 220 ms: beyond the configured interval
+  SimCluster c(5, seed, MembershipConfig{}, net);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 30'000));
+  c.run_for(10'000);  // the estimates settle
+  const std::size_t before = c.events().size();
+  c.run_for(10 * 60'000);
+  std::size_t suspicions = 0;
+  for (std::size_t i = before; i < c.events().size(); ++i)
+    suspicions += c.events()[i].event.kind == shoal::cluster::EventKind::suspect;
+  BOOST_TEST_MESSAGE("suspicions in 10 simulated minutes at 60-110 ms one way: " << suspicions);
+  BOOST_TEST(suspicions == 0u, "seed=" << seed);
+  BOOST_TEST(false_deaths(c) == 0u, "seed=" << seed);
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_lossy_network_declares_no_live_node_dead) {
+  const auto seed = shoal::test::test_seed();
+  SimNetConfig net;
+  net.latency_min_ms = 30;
+  net.latency_max_ms = 70;
+  net.loss = 0.10;
+  SimCluster c(5, seed, MembershipConfig{}, net);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 30'000));
+  c.run_for(10 * 60'000);
+  std::size_t suspicions = 0;
+  for (const auto& e : c.events())
+    suspicions += e.event.kind == shoal::cluster::EventKind::suspect;
+  BOOST_TEST_MESSAGE("suspicions in 10 simulated minutes at 10% loss, 30-70 ms: " << suspicions);
+  BOOST_TEST(false_deaths(c) == 0u, "seed=" << seed);
+  BOOST_TEST(c.wait_until([&] { return c.converged(); }, 10'000));
 }
 
 BOOST_AUTO_TEST_CASE(halves_merge_again_after_a_partition_heals) {

@@ -147,4 +147,62 @@ BOOST_AUTO_TEST_CASE(a_port_unreachable_for_a_member_not_being_probed_probes_it_
   BOOST_TEST(c.m.stats().urgent_probes == 1u);
 }
 
+namespace {
+
+// Messages of type T in the packets sent to `to` among `effects`.
+template <typename T>
+std::vector<T> sent_to(const std::vector<Effect>& effects, const Address& to) {
+  std::vector<T> out;
+  for (const Effect& e : effects) {
+    auto* send = std::get_if<SendPacket>(&e);
+    if (send == nullptr || send->to != to) continue;
+    auto p = decode_packet(send->bytes);
+    if (!p) continue;
+    for (const Message& msg : p->messages) {
+      if (auto* m = std::get_if<T>(&msg)) out.push_back(*m);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_suspect_is_told_of_the_suspicion_again_every_probe_interval) {
+  Core c;
+  c.packet(10, "p2", 50, {Alive{"p2", addr(2), 50, 0, {}}});
+  c.packet(10, "p3", 50, {Alive{"p3", addr(3), 50, 0, {}}}, 3);
+  c.packet(20, "p3", 50, {Suspect{"p2", 50, 0, "p3"}}, 3);
+  BOOST_TEST_REQUIRE((c.m.member("p2")->status == MemberStatus::suspect));
+  // Until the suspicion ends (2,400 ms at most here), p2 hears of it once per probe interval
+  // (200 ms), not only once: that one notice, and the gossip, may all be lost.
+  std::uint64_t now = 20;
+  while (now < 1'000) {
+    now = c.m.next_deadline();
+    c.m.on_timer(now);
+    c.m.take_effects(c.effects);
+  }
+  std::size_t notices = 0;
+  for (const Suspect& s : sent_to<Suspect>(c.effects, addr(2)))
+    notices += s.name == "p2";
+  BOOST_TEST(notices >= 4u);
+  BOOST_TEST(notices <= 8u);
+}
+
+BOOST_AUTO_TEST_CASE(a_refutation_goes_to_every_peer_of_a_small_cluster_at_once) {
+  Core c;
+  for (std::uint8_t k = 2; k <= 6; ++k) {
+    const std::string name = "p" + std::to_string(k);
+    c.packet(10, name, 50, {Alive{name, addr(k), 50, 0, {}}}, k);
+  }
+  c.effects.clear();
+  c.packet(20, "p2", 50, {Suspect{"me", 100, 0, "p2"}});
+  // Gossip alone reaches 3 random peers; the refutation reaches all 5 in this turn.
+  for (std::uint8_t k = 2; k <= 6; ++k) {
+    bool refuted = false;
+    for (const Alive& a : sent_to<Alive>(c.effects, addr(k)))
+      refuted = refuted || (a.name == "me" && a.incarnation == 1);
+    BOOST_TEST(refuted, "p" << int(k));
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
