@@ -8,7 +8,8 @@ Reports, and writes as JSON:
   - duplicate children: samples in which two agents ran the same worker at once (each agent's
     own `ps --node`), and at the end any worker not running exactly once;
   - RSS: every agent's resident memory sampled every 5 s; for the agents that are never killed,
-    the growth from the first to the last minute of the run (must be flat), and the peak of each.
+    the growth from the first to the last minute of the run and over its second half (from the
+    middle minute to the last: must be flat), and the peak of each.
 
 Usage: soak.py --shoal BIN [--agents 10] [--duration 600] [--period 6] [--workers 50]
                [--keep 2] [--out out/soak.json]
@@ -180,13 +181,19 @@ def main():
         for a in agents[:args.keep]:
             series = rss[a.name]
             first = [kb for t, kb in series if t <= 60]
+            mid = [kb for t, kb in series if abs(t - elapsed / 2) <= 30]
             last = [kb for t, kb in series if t >= elapsed - 60]
-            if first and last:
-                growth[a.name] = {"first_minute_kb": sum(first) // len(first),
-                                  "last_minute_kb": sum(last) // len(last),
-                                  "growth_pct": round(100.0 * (sum(last) / len(last) -
-                                                               sum(first) / len(first)) /
-                                                      (sum(first) / len(first)), 1)}
+            if first and mid and last:
+                mean = lambda xs: sum(xs) / len(xs)
+                # The second half shows whether memory levels off once the fixed-size structures
+                # (the replay filter's ring, the allocator's arenas) have filled.
+                growth[a.name] = {"first_minute_kb": int(mean(first)),
+                                  "middle_minute_kb": int(mean(mid)),
+                                  "last_minute_kb": int(mean(last)),
+                                  "growth_pct": round(100.0 * (mean(last) - mean(first)) /
+                                                      mean(first), 1),
+                                  "second_half_growth_pct": round(
+                                      100.0 * (mean(last) - mean(mid)) / mean(mid), 1)}
         peaks = {name: max((kb for _, kb in s), default=0) for name, s in rss.items()}
         result = {"seed": seed, "agents": args.agents, "duration_s": round(elapsed),
                   "kills": kills, "deaths_seen": deaths, "false_deaths": false_deaths,
@@ -199,11 +206,13 @@ def main():
             json.dump(result, f, indent=2)
         print(json.dumps({k: v for k, v in result.items() if k != "rss_peak_kb"}, indent=1))
         worst = max((g["growth_pct"] for g in growth.values()), default=0.0)
+        worst_half = max((g["second_half_growth_pct"] for g in growth.values()), default=0.0)
         print("soak: %d kills in %d s on %d agents: false deaths %d, lost names %d, "
               "duplicate samples %d/%d, workers not running once at the end %d, "
-              "RSS growth of the never-killed agents %.1f%% (first to last minute)" %
+              "RSS growth of the never-killed agents %.1f%% first to last minute, "
+              "%.1f%% over the second half" %
               (kills, elapsed, args.agents, false_deaths, len(lost), dup_samples, samples,
-               len(not_once), worst))
+               len(not_once), worst, worst_half))
     finally:
         for a in agents:
             if a.alive():
