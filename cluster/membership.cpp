@@ -77,8 +77,10 @@ std::uint64_t Membership::next_deadline() const {
   return timers_.top().at;
 }
 
-std::uint64_t Membership::scaled(std::uint64_t ms) const {
-  return ms * static_cast<std::uint64_t>(awareness_ + 1);
+std::uint64_t Membership::stretched(std::uint64_t configured, std::uint64_t wanted) const {
+  const std::uint64_t by_health = configured * static_cast<std::uint64_t>(awareness_ + 1);
+  const std::uint64_t bound = configured * static_cast<std::uint64_t>(config_.awareness_max + 1);
+  return std::min(std::max(by_health, wanted), bound);
 }
 
 // The probe timeout and interval in use. The health multiplier stretches the configured ones
@@ -93,18 +95,12 @@ std::uint64_t Membership::scaled(std::uint64_t ms) const {
 // stretches together stay within the health multiplier's bound, awareness_max + 1 times the
 // configured values, which the quorum lease assumes (supervisor::quorum_lease_ms).
 std::uint64_t Membership::probe_timeout_ms() const {
-  const std::uint64_t bound =
-      config_.probe_timeout_ms * static_cast<std::uint64_t>(config_.awareness_max + 1);
-  const std::uint64_t by_health = scaled(config_.probe_timeout_ms);
-  return std::min(std::max(by_health, 2 * rtt_typical_ms_), bound);
+  return stretched(config_.probe_timeout_ms, 2 * rtt_typical_ms_);
 }
 
 std::uint64_t Membership::probe_interval_ms() const {
-  const std::uint64_t bound =
-      config_.probe_interval_ms * static_cast<std::uint64_t>(config_.awareness_max + 1);
-  const std::uint64_t by_health = scaled(config_.probe_interval_ms);
-  if (rtt_samples_ == 0) return std::min(by_health, bound);
-  return std::min(std::max(by_health, probe_timeout_ms() + 2 * rtt_typical_ms_ + 10), bound);
+  if (rtt_samples_ == 0) return stretched(config_.probe_interval_ms, 0);
+  return stretched(config_.probe_interval_ms, probe_timeout_ms() + 2 * rtt_typical_ms_ + 10);
 }
 
 void Membership::sample_rtt(std::uint64_t rtt_ms) {

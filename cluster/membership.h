@@ -289,7 +289,9 @@ class Membership {
   // Timers.
   void arm(std::uint64_t at, TimerKind kind, std::uint64_t token = 0, std::string member = {});
   void fire(std::uint64_t now, const Timer& timer);
-  std::uint64_t scaled(std::uint64_t ms) const;
+  // `configured` times the health multiplier, or `wanted` if longer, at most awareness_max + 1
+  // times `configured`.
+  std::uint64_t stretched(std::uint64_t configured, std::uint64_t wanted) const;
   // The probe timeout and interval in use: the configured ones, stretched by the health
   // multiplier and by the measured round trips.
   std::uint64_t probe_timeout_ms() const;

@@ -361,7 +361,7 @@ void Registry::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& cha
 
 void Registry::classify(const cluster::ReplicaChange& change, std::vector<RegistryEvent>& out) {
   // Other layers keep their own key spaces in the map (child specs, checkpoints).
-  if (!change.key.starts_with(kNames) && !change.key.starts_with(kGroups)) return;
+  if (!registry_key(change.key)) return;
   std::optional<Registration> before;
   std::optional<Registration> after;
   if (change.before) before = decode_registration(*change.before);
