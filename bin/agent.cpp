@@ -646,10 +646,6 @@ int run_agent(const AgentOptions& options) {
   publish_keys(agent);
   agent.membership->replicator()->flush(uv_now(agent.loop));
   agent.membership->settle();
-  log.log(1, "info", "agent", "started name={} addr={} encrypted={} rpc={} http={}",
-          agent.membership->core().name(), agent.membership->address().to_string(),
-          options.key_file.empty() ? "no" : "yes", agent.rpc->path(),
-          options.http.empty() ? "off" : options.http);
   if (!seeds.empty()) {
     // Names resolve to every address they have; while this node sees no peer they are resolved
     // again every few seconds (pods of a headless service come and go).
@@ -766,6 +762,12 @@ int run_agent(const AgentOptions& options) {
   uv_signal_start(&agent.sigterm, on_signal, SIGTERM);
   uv_signal_start(&agent.sigint, on_signal, SIGINT);
   std::signal(SIGPIPE, SIG_IGN);
+  // "agent started" promises that a SIGTERM from now on is a graceful leave: it is logged only
+  // once the handlers are in place (a signal before that ends the process by default).
+  log.log(1, "info", "agent", "started name={} addr={} encrypted={} rpc={} http={}",
+          agent.membership->core().name(), agent.membership->address().to_string(),
+          options.key_file.empty() ? "no" : "yes", agent.rpc->path(),
+          options.http.empty() ? "off" : options.http);
 
   uv_run(agent.loop, UV_RUN_DEFAULT);
   const auto& s = agent.membership->core().stats();

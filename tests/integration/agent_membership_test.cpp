@@ -441,7 +441,10 @@ BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_from_its_data_dir
                          },
                          30s),
                      "seed=" << seed);
-  // The counter resumed from its checkpoint: its stop says where from.
+  // The counter resumed from its checkpoint: its stop says where from. Each agent is told to
+  // stop only once it says it started, that is once SIGTERM means a graceful leave.
+  for (int i = 0; i < 3; ++i)
+    BOOST_TEST_REQUIRE(c[i].wait_for({"agent started"}, 30s));
   for (int i = 0; i < 3; ++i)
     c[i].signal(SIGTERM);
   for (int i = 0; i < 3; ++i)
