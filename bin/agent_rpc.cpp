@@ -163,6 +163,15 @@ Result info(Agent& a, const Value&) {
   out.set("members", std::move(counts));
   out.set("names", a.registry->names("", SIZE_MAX).size());
   out.set("children", std::move(children));
+  // The replicated map, and what its anti-entropy keeps: origins are node lives that wrote to it;
+  // per-neighbour entries stay few once the origins are quiet (crdt/replica.h, "settled").
+  const crdt::Replica& replica = a.membership->replicator()->replica();
+  Value map = Value::map();
+  map.set("entries", replica.state().entry_count());
+  map.set("log_entries", replica.log_entries());
+  map.set("origins", replica.origin_count());
+  map.set("neighbour_entries", replica.neighbour_entries());
+  out.set("map", std::move(map));
   out.set("uptime_ms", uv_now(a.loop) - a.started_ms);
   out.set("agent_pid", static_cast<long>(::getpid()));
   out.set("rpc", a.rpc ? a.rpc->path() : std::string());

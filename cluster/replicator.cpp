@@ -296,6 +296,7 @@ void Replicator::on_timer(std::uint64_t now_ms) {
   if (now_ms < next_round_) return;
   next_round_ = now_ms + config_.round_ms;
   flush(now_ms);
+  replica_.settle(now_ms);
   for (const std::string& peer : pick(config_.fanout))
     send_digest(peer, true, replica_.digest());
 }

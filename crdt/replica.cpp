@@ -63,6 +63,7 @@ std::size_t Replica::remove_where(const VersionPredicate& pred, const ChangeFn& 
 void Replica::seal() {
   if (!open_) return;
   Origin& self = origins_[id_];
+  if (self.settled) unsettle(id_, self);
   const Seq seq = ++self.have;
   Encoded bytes = std::make_shared<const std::string>(encode(*open_));
   unflushed_.push_back(bytes);
@@ -79,6 +80,7 @@ std::vector<Encoded> Replica::flush() {
 
 void Replica::log_batch(Origin& origin, Seq seq, Encoded bytes, std::size_t entries,
                         std::uint64_t now_ms) {
+  origin.changed_ms = std::max(origin.changed_ms, now_ms);
   if (origin.log.try_emplace(seq, Logged{std::move(bytes), entries, arrivals_++, now_ms}).second) {
     log_entries_ += entries;
     ++log_batches_;
@@ -92,6 +94,7 @@ bool Replica::join_batch(std::string_view origin, Seq seq, const AwLwwMap& delta
   auto [it, fresh] = origins_.try_emplace(std::string(origin));
   Origin& o = it->second;
   if (seq <= o.have || o.beyond.contains(seq)) return false;
+  if (o.settled) unsettle(it->first, o);
   clock_.observe(delta.max_timestamp(), now_ms);
   const bool changed = state_->join(delta, on_change);
   log_batch(o, seq, std::move(bytes), std::max<std::size_t>(1, delta.entry_count()), now_ms);
@@ -118,7 +121,9 @@ bool Replica::join_state(const AwLwwMap& state, const Digest& covers, std::uint6
     if (id == id_) continue;  // nobody has more of our own batches than we do
     Origin& o = origins_[id];
     if (seq <= o.have) continue;
+    if (o.settled) unsettle(id, o);
     o.have = seq;
+    o.changed_ms = std::max(o.changed_ms, now_ms);
     o.beyond.erase(o.beyond.begin(), o.beyond.upper_bound(seq));
     while (!o.beyond.empty() && *o.beyond.begin() == o.have + 1) {
       o.have = *o.beyond.begin();
@@ -152,7 +157,8 @@ Digest Replica::digest(const std::vector<std::string>& ids) const {
   return out;
 }
 
-Seq Replica::known_of(const Neighbour& n, std::string_view origin) {
+Seq Replica::known_of(const Neighbour& n, std::string_view origin, const Origin& o) {
+  if (o.settled && n.epoch <= o.settled_epoch) return o.settled_have;
   auto it = n.known.find(origin);
   return it == n.known.end() ? 0 : it->second;
 }
@@ -165,6 +171,9 @@ void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::u
   n.heard = true;
   bool progress = false;
   for (const auto& [id, seq] : digest) {
+    auto o = origins_.find(id);
+    // A settled origin: this neighbour is known to have it (all of it that this replica has).
+    if (o != origins_.end() && o->second.settled && n.epoch <= o->second.settled_epoch) continue;
     Seq& k = n.known[id];
     if (seq <= k) continue;
     k = seq;
@@ -172,7 +181,6 @@ void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::u
     n.stall_since[id] = now_ms;
     auto s = n.sent.find(id);
     if (s != n.sent.end() && s->second < seq) s->second = seq;
-    auto o = origins_.find(id);
     if (o != origins_.end()) trim_origin(o->first, o->second);
   }
   if (progress) n.state_sent = false;
@@ -183,7 +191,7 @@ void Replica::trim_origin(const std::string& id, Origin& origin) {
   Seq floor = origin.log.rbegin()->first;
   for (const auto& [name, n] : neighbours_) {
     if (name == id) continue;  // an origin has its own batches
-    floor = std::min(floor, known_of(n, id));
+    floor = std::min(floor, known_of(n, id, origin));
   }
   for (auto l = origin.log.begin(); l != origin.log.end() && l->first <= floor;) {
     origin.trimmed = std::max(origin.trimmed, l->first);
@@ -215,7 +223,7 @@ std::size_t Replica::outstanding(const Neighbour& n, std::string_view origin, Se
   auto o = origins_.find(origin);
   if (o == origins_.end()) return 0;
   std::size_t entries = 0;
-  const Seq k = known_of(n, origin);
+  const Seq k = known_of(n, origin, o->second);
   for (auto l = o->second.log.upper_bound(k); l != o->second.log.end() && l->first <= sent; ++l)
     entries += l->second.entries;
   return entries;
@@ -231,9 +239,7 @@ std::size_t Replica::outstanding(const Neighbour& n) const {
 std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint64_t now_ms) {
   last_ms_ = std::max(last_ms_, now_ms);
   auto nit = neighbours_.find(neighbour);
-  if (nit == neighbours_.end())
-    nit = neighbours_.emplace(std::string(neighbour), Neighbour{}).first;
-  Neighbour& n = nit->second;
+  Neighbour& n = nit == neighbours_.end() ? add_neighbour(neighbour) : nit->second;
   std::size_t in_flight = 0;
   for (auto& [id, sent] : n.sent) {
     std::size_t pending = outstanding(n, id, sent);
@@ -245,7 +251,7 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
   }
   if (n.heard) {
     for (const auto& [id, o] : origins_) {
-      const Seq k = known_of(n, id);
+      const Seq k = known_of(n, id, o);
       if (id == neighbour || k >= o.have || k >= o.trimmed) continue;
       // It lacks batches that are no longer logged: only the full state carries them.
       if (n.state_sent && now_ms - n.state_sent_ms < config_.state_resend_ms) return std::nullopt;
@@ -266,9 +272,10 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
     if (id == neighbour) continue;  // it wrote them
     const bool foreign = id != id_;
     if (!n.heard && foreign) continue;  // before its first digest: our own batches only
+    if (o.log.empty()) continue;        // nothing to send (and no entry made for nothing)
     Seq& sent = n.sent[id];
     const bool quiet = outstanding(n, id, sent) == 0;
-    for (auto l = o.log.upper_bound(std::max(known_of(n, id), sent)); l != o.log.end(); ++l) {
+    for (auto l = o.log.upper_bound(std::max(known_of(n, id, o), sent)); l != o.log.end(); ++l) {
       if (foreign && now_ms - l->second.logged_ms < config_.forward_delay_ms) break;
       if (!out.batches.empty() && out.entries + l->second.entries > budget) goto done;
       out.batches.push_back(BatchRef{id, l->first, l->second.bytes});
@@ -283,8 +290,56 @@ done:
 }
 
 void Replica::track(std::string_view neighbour) {
-  if (neighbours_.find(neighbour) == neighbours_.end())
-    neighbours_.emplace(std::string(neighbour), Neighbour{});
+  if (neighbours_.find(neighbour) == neighbours_.end()) add_neighbour(neighbour);
+}
+
+Replica::Neighbour& Replica::add_neighbour(std::string_view id) {
+  Neighbour n;
+  n.epoch = ++epochs_;  // not covered by any origin settled before now
+  return neighbours_.emplace(std::string(id), std::move(n)).first->second;
+}
+
+void Replica::settle(std::uint64_t now_ms) {
+  if (now_ms < next_settle_ms_) return;
+  next_settle_ms_ = now_ms + std::max<std::uint64_t>(1, config_.settle_after_ms / 4);
+  for (auto& [id, o] : origins_) {
+    if (!o.log.empty() || !o.beyond.empty() || o.have == 0 ||
+        now_ms < o.changed_ms + config_.settle_after_ms)
+      continue;
+    if (o.settled && o.settled_epoch == epochs_) continue;  // and no neighbour is newer
+    bool everyone = true;
+    for (const auto& [name, n] : neighbours_) {
+      if (name != id && known_of(n, id, o) < o.have) {  // an origin has its own batches
+        everyone = false;
+        break;
+      }
+    }
+    if (!everyone) continue;
+    o.settled = true;
+    o.settled_epoch = epochs_;
+    o.settled_have = o.have;
+    for (auto& [name, n] : neighbours_) {
+      if (auto k = n.known.find(id); k != n.known.end()) n.known.erase(k);
+      if (auto t = n.sent.find(id); t != n.sent.end()) n.sent.erase(t);
+      if (auto t = n.stall_since.find(id); t != n.stall_since.end()) n.stall_since.erase(t);
+    }
+  }
+}
+
+void Replica::unsettle(std::string_view id, Origin& o) {
+  for (auto& [name, n] : neighbours_) {
+    if (n.epoch > o.settled_epoch) continue;
+    Seq& k = n.known.try_emplace(std::string(id), 0).first->second;
+    k = std::max(k, o.settled_have);
+  }
+  o.settled = false;
+}
+
+std::size_t Replica::neighbour_entries() const {
+  std::size_t total = 0;
+  for (const auto& [name, n] : neighbours_)
+    total += n.known.size() + n.sent.size() + n.stall_since.size();
+  return total;
 }
 
 void Replica::forget(std::string_view neighbour) {

@@ -310,4 +310,68 @@ BOOST_AUTO_TEST_CASE(full_batch_is_sealed_and_a_new_one_opened) {
   BOOST_TEST(a.log_batches() == 3u);
 }
 
+BOOST_AUTO_TEST_CASE(a_quiet_origin_is_settled_and_sending_stays_exact) {
+  ReplicaConfig config;
+  config.settle_after_ms = 1'000;
+  config.forward_delay_ms = 0;
+  Replica x("x", config);  // a node life that wrote, then went quiet
+  Replica a("a", config);
+  x.put(1000, "k1", "v");
+  x.flush();
+  x.put(1001, "k2", "v");
+  sync(x, a, 1001);  // a has x's batches 1 and 2
+  a.track("b");
+  a.track("c");
+  a.on_digest("b", {{"x", 2}}, 1002);
+  a.on_digest("c", {{"x", 2}}, 1002);
+  BOOST_TEST(a.log_batches() == 0u);
+  const std::size_t before = a.neighbour_entries();
+  BOOST_TEST(before > 0u);
+  a.settle(1500);  // not quiet for long enough yet
+  BOOST_TEST(a.neighbour_entries() == before);
+  a.settle(2100);
+  BOOST_TEST(a.neighbour_entries() == 0u);
+  BOOST_TEST(!a.outgoing("b", 2100).has_value());
+  // Digests of neighbours that have it add nothing back.
+  a.on_digest("b", {{"x", 2}}, 2200);
+  BOOST_TEST(a.neighbour_entries() == 0u);
+
+  // A new batch of x: b and c get that one only, not the two they have.
+  x.put(3000, "k3", "v");
+  auto third = sync(x, a, 3000);
+  BOOST_TEST_REQUIRE(third.has_value());
+  auto to_b = a.outgoing("b", 3000);
+  BOOST_TEST_REQUIRE(to_b.has_value());
+  BOOST_TEST(to_b->state == nullptr);
+  BOOST_TEST_REQUIRE(to_b->batches.size() == 1u);
+  BOOST_TEST(to_b->batches[0].seq == 3u);
+
+  // A neighbour tracked after the settling is asked, not assumed: lacking batches the log no
+  // longer holds, it gets the state; having them, nothing.
+  a.on_digest("b", {{"x", 3}}, 3001);
+  a.on_digest("c", {{"x", 3}}, 3001);
+  a.settle(5000);
+  BOOST_TEST(a.neighbour_entries() == 0u);
+  a.track("d");
+  a.on_digest("d", {}, 5001);
+  auto to_d = a.outgoing("d", 5001);
+  BOOST_TEST_REQUIRE(to_d.has_value());
+  BOOST_TEST(to_d->state != nullptr);
+  a.track("e");
+  a.on_digest("e", {{"x", 3}}, 5001);
+  BOOST_TEST(!a.outgoing("e", 5001).has_value());
+  // A neighbour forgotten and tracked again is a new one too.
+  a.forget("b");
+  a.track("b");
+  a.on_digest("b", {}, 5002);
+  auto again = a.outgoing("b", 5002);
+  BOOST_TEST_REQUIRE(again.has_value());
+  BOOST_TEST(again->state != nullptr);
+  // Once d and b have caught up, the origin settles again over every neighbour.
+  a.on_digest("d", {{"x", 3}}, 5003);
+  a.on_digest("b", {{"x", 3}}, 5003);
+  a.settle(7000);
+  BOOST_TEST(a.neighbour_entries() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
