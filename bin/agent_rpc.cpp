@@ -170,6 +170,7 @@ Result info(Agent& a, const Value&) {
   map.set("entries", replica.state().entry_count());
   map.set("log_entries", replica.log_entries());
   map.set("origins", replica.origin_count());
+  map.set("retired_origins", replica.retired_count());
   map.set("neighbour_entries", replica.neighbour_entries());
   out.set("map", std::move(map));
   out.set("uptime_ms", uv_now(a.loop) - a.started_ms);

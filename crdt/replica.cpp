@@ -91,7 +91,11 @@ bool Replica::join_batch(std::string_view origin, Seq seq, const AwLwwMap& delta
                          std::uint64_t now_ms, const ChangeFn& on_change) {
   if (origin == id_ || seq == 0) return false;  // our own batches are all here
   last_ms_ = std::max(last_ms_, now_ms);
-  auto [it, fresh] = origins_.try_emplace(std::string(origin));
+  auto it = origins_.find(origin);
+  if (it == origins_.end()) {
+    auto r = retired_.find(origin);
+    it = r != retired_.end() ? revive(r) : origins_.try_emplace(std::string(origin)).first;
+  }
   Origin& o = it->second;
   if (seq <= o.have || o.beyond.contains(seq)) return false;
   if (o.settled) unsettle(it->first, o);
@@ -119,7 +123,13 @@ bool Replica::join_state(const AwLwwMap& state, const Digest& covers, std::uint6
   const bool changed = state_->join(state, on_change);
   for (const auto& [id, seq] : covers) {
     if (id == id_) continue;  // nobody has more of our own batches than we do
-    Origin& o = origins_[id];
+    auto it = origins_.find(id);
+    if (it == origins_.end()) {
+      auto r = retired_.find(id);
+      if (r != retired_.end() && seq <= r->second.have) continue;  // nothing it had not
+      it = r != retired_.end() ? revive(r) : origins_.try_emplace(id).first;
+    }
+    Origin& o = it->second;
     if (seq <= o.have) continue;
     if (o.settled) unsettle(id, o);
     o.have = seq;
@@ -145,6 +155,8 @@ Digest Replica::digest() const {
   for (const auto& [id, o] : origins_) {
     if (o.have > 0) out.emplace_hint(out.end(), id, o.have);
   }
+  for (const auto& [id, r] : retired_)
+    out.emplace(id, r.have);
   return out;
 }
 
@@ -152,7 +164,11 @@ Digest Replica::digest(const std::vector<std::string>& ids) const {
   Digest out;
   for (const std::string& id : ids) {
     auto it = origins_.find(id);
-    if (it != origins_.end() && it->second.have > 0) out.emplace(id, it->second.have);
+    if (it != origins_.end() && it->second.have > 0) {
+      out.emplace(id, it->second.have);
+    } else if (auto r = retired_.find(id); r != retired_.end()) {
+      out.emplace(id, r->second.have);
+    }
   }
   return out;
 }
@@ -172,8 +188,18 @@ void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::u
   bool progress = false;
   for (const auto& [id, seq] : digest) {
     auto o = origins_.find(id);
-    // A settled origin: this neighbour is known to have it (all of it that this replica has).
-    if (o != origins_.end() && o->second.settled && n.epoch <= o->second.settled_epoch) continue;
+    if (o == origins_.end()) {
+      auto r = retired_.find(id);
+      if (r != retired_.end()) {
+        if (seq <= r->second.have) continue;  // it has no more than was retired here
+        o = revive(r);                        // it has more: the origin was not past after all
+      }
+    }
+    if (o != origins_.end() && o->second.settled && n.epoch <= o->second.settled_epoch) {
+      // This neighbour is known to have exactly what this replica has of it. More unsettles.
+      if (seq <= o->second.settled_have) continue;
+      unsettle(o->first, o->second);
+    }
     Seq& k = n.known[id];
     if (seq <= k) continue;
     k = seq;
@@ -302,28 +328,66 @@ Replica::Neighbour& Replica::add_neighbour(std::string_view id) {
 void Replica::settle(std::uint64_t now_ms) {
   if (now_ms < next_settle_ms_) return;
   next_settle_ms_ = now_ms + std::max<std::uint64_t>(1, config_.settle_after_ms / 4);
-  for (auto& [id, o] : origins_) {
-    if (!o.log.empty() || !o.beyond.empty() || o.have == 0 ||
-        now_ms < o.changed_ms + config_.settle_after_ms)
-      continue;
-    if (o.settled && o.settled_epoch == epochs_) continue;  // and no neighbour is newer
-    bool everyone = true;
-    for (const auto& [name, n] : neighbours_) {
-      if (name != id && known_of(n, id, o) < o.have) {  // an origin has its own batches
-        everyone = false;
-        break;
+  std::erase_if(retired_,
+                [&](const auto& r) { return now_ms >= r.second.at_ms + config_.retired_keep_ms; });
+  // What neighbours reported of origins not held here: ones retired and forgotten here that a
+  // neighbour still reports (until it forgets them too), or ones not received yet (then a batch
+  // may be forwarded to a neighbour that has it: harmless).
+  auto unknown = [&](const auto& entry) {
+    return !origins_.contains(entry.first) && !retired_.contains(entry.first);
+  };
+  for (auto& [name, n] : neighbours_) {
+    std::erase_if(n.known, unknown);
+    std::erase_if(n.sent, unknown);
+    std::erase_if(n.stall_since, unknown);
+  }
+  for (auto it = origins_.begin(); it != origins_.end();) {
+    const std::string& id = it->first;
+    Origin& o = it->second;
+    if (id == id_ || neighbours_.contains(id)) {
+      o.absent_since_ms = 0;
+    } else if (o.absent_since_ms == 0) {
+      o.absent_since_ms = now_ms;
+    }
+    const bool quiet = o.log.empty() && o.beyond.empty() && o.have > 0 &&
+                       now_ms >= o.changed_ms + config_.settle_after_ms;
+    if (quiet && !(o.settled && o.settled_epoch == epochs_)) {
+      // Every neighbour (the origin itself aside: it has its own batches) has exactly this.
+      const bool exact = std::ranges::all_of(neighbours_, [&](const auto& entry) {
+        return entry.first == id || known_of(entry.second, id, o) == o.have;
+      });
+      if (exact) {
+        o.settled = true;
+        o.settled_epoch = epochs_;
+        o.settled_have = o.have;
+        for (auto& [name, n] : neighbours_) {
+          if (auto k = n.known.find(id); k != n.known.end()) n.known.erase(k);
+          if (auto t = n.sent.find(id); t != n.sent.end()) n.sent.erase(t);
+          if (auto t = n.stall_since.find(id); t != n.stall_since.end()) n.stall_since.erase(t);
+        }
       }
     }
-    if (!everyone) continue;
-    o.settled = true;
-    o.settled_epoch = epochs_;
-    o.settled_have = o.have;
-    for (auto& [name, n] : neighbours_) {
-      if (auto k = n.known.find(id); k != n.known.end()) n.known.erase(k);
-      if (auto t = n.sent.find(id); t != n.sent.end()) n.sent.erase(t);
-      if (auto t = n.stall_since.find(id); t != n.stall_since.end()) n.stall_since.erase(t);
+    if (quiet && o.settled && o.settled_epoch == epochs_ && o.absent_since_ms != 0 &&
+        now_ms >= o.absent_since_ms + config_.retire_after_ms) {
+      retired_.insert_or_assign(id, Retired{o.have, o.settled_epoch, now_ms});
+      it = origins_.erase(it);
+      continue;
     }
+    ++it;
   }
+}
+
+std::map<std::string, Replica::Origin, std::less<>>::iterator Replica::revive(
+    std::map<std::string, Retired, std::less<>>::iterator r) {
+  Origin o;
+  o.have = o.trimmed = r->second.have;
+  o.changed_ms = last_ms_;
+  o.settled = true;
+  o.settled_epoch = r->second.epoch;
+  o.settled_have = r->second.have;
+  auto it = origins_.insert_or_assign(r->first, std::move(o)).first;
+  retired_.erase(r);
+  return it;
 }
 
 void Replica::unsettle(std::string_view id, Origin& o) {

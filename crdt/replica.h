@@ -24,7 +24,18 @@
 // the origin's number; one tracked later is asked as before. In a cluster with churn every
 // restarted life is a new origin: without this, each one left an entry per neighbour in three maps
 // (about 300 bytes per neighbour per life, for as long as the node runs). A batch of a settled
-// origin arriving unsettles it first, so nothing changes in what is sent.
+// origin arriving unsettles it first, so nothing changes in what is sent. An origin settles only
+// when every neighbour reported exactly this replica's number of it (none has more).
+//
+// Past origins are retired. An origin that is neither this replica nor a tracked neighbour (a
+// node life that died, left or restarted: the replicator tracks the live peers) and has stayed
+// settled and absent for retire_after_ms leaves the origin table. Its number is kept for
+// retired_keep_ms: the digest still reports it, so a neighbour that has not retired it yet does
+// not take this replica for one that lacks it, and a batch, a digest or a state showing more of
+// it brings it back (a partition that outlasted retire_after_ms, for one). Then it is forgotten:
+// a neighbour that still holds it and meets this replica anew sends the full state, which brings
+// it back here until it retires again. Without retirement every life ever seen stayed in the
+// table and in every digest: memory and digest size grew with the cluster's restarts.
 //
 // The log keeps each batch until every tracked neighbour's digest covers it, and at most
 // max_log_entries entries: beyond that the oldest batches are dropped, and a neighbour that lacks
@@ -85,6 +96,10 @@ struct ReplicaConfig {
   std::uint64_t forward_delay_ms = 200;
   // An origin with nothing logged that has not changed for this long is settled (see above).
   std::uint64_t settle_after_ms = 10'000;
+  // An origin settled and absent from the neighbours (a past life) for this long is retired; its
+  // number is remembered for retired_keep_ms more (see above).
+  std::uint64_t retire_after_ms = 60'000;
+  std::uint64_t retired_keep_ms = 300'000;
   // How far (ms) ahead of local physical time a remote timestamp may be and still advance the
   // hybrid logical clock.
   std::uint64_t max_clock_drift_ms = 60'000;
@@ -173,6 +188,8 @@ class Replica {
   // when it stalled), summed: it grows with origins only while they are active.
   std::size_t neighbour_entries() const;
   std::size_t origin_count() const { return origins_.size(); }
+  // Origins retired and still remembered (see above).
+  std::size_t retired_count() const { return retired_.size(); }
 
   std::size_t log_entries() const { return log_entries_; }
   std::size_t log_batches() const { return log_batches_; }
@@ -186,10 +203,11 @@ class Replica {
   };
   struct Origin {
     std::map<Seq, Logged> log;
-    Seq have = 0;                  // every batch 1..have joined
-    std::set<Seq> beyond;          // joined batches above have+1 (bounded)
-    Seq trimmed = 0;               // batches 1..trimmed may be missing from the log
-    std::uint64_t changed_ms = 0;  // the last batch logged or number raised
+    Seq have = 0;                       // every batch 1..have joined
+    std::set<Seq> beyond;               // joined batches above have+1 (bounded)
+    Seq trimmed = 0;                    // batches 1..trimmed may be missing from the log
+    std::uint64_t changed_ms = 0;       // the last batch logged or number raised
+    std::uint64_t absent_since_ms = 0;  // not self nor a neighbour since (0: present)
     // Settled: the log is empty and every neighbour with epoch <= settled_epoch has batches
     // 1..settled_have (== have); those neighbours hold no entry for this origin.
     bool settled = false;
@@ -221,7 +239,15 @@ class Replica {
   // Entries of `origin`'s batches sent to `n` and not acknowledged.
   std::size_t outstanding(const Neighbour& n, std::string_view origin, Seq sent) const;
   // What `n` has of origin `id` (`o`), as far as this replica knows.
+  struct Retired {
+    Seq have;
+    std::uint64_t epoch;  // epochs_ then: every neighbour up to it had exactly `have`
+    std::uint64_t at_ms;
+  };
   static Seq known_of(const Neighbour& n, std::string_view id, const Origin& o);
+  // A retired origin comes back, settled as it was retired.
+  std::map<std::string, Origin, std::less<>>::iterator revive(
+      std::map<std::string, Retired, std::less<>>::iterator r);
   // A settled origin is about to change: its neighbours' entries come back.
   void unsettle(std::string_view id, Origin& o);
   Neighbour& add_neighbour(std::string_view id);
@@ -237,6 +263,7 @@ class Replica {
   std::size_t open_entries_ = 0;
   std::vector<Encoded> unflushed_;  // sealed since the last flush()
   std::map<std::string, Neighbour, std::less<>> neighbours_;
+  std::map<std::string, Retired, std::less<>> retired_;
   std::size_t log_entries_ = 0;
   std::size_t log_batches_ = 0;
   std::uint64_t arrivals_ = 0;

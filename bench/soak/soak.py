@@ -194,13 +194,16 @@ def main():
                                                       mean(first), 1),
                                   "second_half_growth_pct": round(
                                       100.0 * (mean(last) - mean(mid)) / mean(mid), 1)}
+        # What the replicated map's anti-entropy keeps on the never-killed agents: origins (node
+        # lives that wrote to the map) and per-neighbour entries (few once origins are quiet).
+        replica = {a.name: (a.cli("info") or {}).get("map") for a in agents[:args.keep]}
         peaks = {name: max((kb for _, kb in s), default=0) for name, s in rss.items()}
         result = {"seed": seed, "agents": args.agents, "duration_s": round(elapsed),
                   "kills": kills, "deaths_seen": deaths, "false_deaths": false_deaths,
                   "names_settled": settled, "lost_names": lost,
                   "duplicate_samples": dup_samples, "samples": samples,
                   "workers_not_once_at_end": not_once, "rss_growth": growth,
-                  "rss_peak_kb": peaks, "logs": root}
+                  "rss_peak_kb": peaks, "replica_at_end": replica, "logs": root}
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

@@ -1,6 +1,8 @@
 // The replicated map across a simulated cluster: membership and replication together, as the
 // agent runs them. Every case prints its seed.
 
+#include <algorithm>
+
 #include <boost/test/unit_test.hpp>
 
 #include "cluster/sim/sim_cluster.h"
@@ -88,15 +90,19 @@ BOOST_AUTO_TEST_CASE(a_restarted_node_gets_the_whole_map_again) {
              "seed=" << seed);
 }
 
-BOOST_AUTO_TEST_CASE(node_lives_that_come_and_go_leave_no_per_neighbour_bookkeeping_behind) {
-  // Every restart is a new origin. Once quiet, origins keep nothing per neighbour (crdt/replica.h,
-  // "settled"); before, a node that never restarted kept about three entries per neighbour for
-  // every life it had ever heard of. The maps stay identical throughout, under loss.
+BOOST_AUTO_TEST_CASE(node_lives_that_come_and_go_leave_no_bookkeeping_behind) {
+  // Every restart is a new origin. Once quiet, origins keep nothing per neighbour, and past lives
+  // leave the origin table and the digests (crdt/replica.h, "settled", "retired"). Before, a node
+  // that never restarted kept about three entries per neighbour and one origin for every life it
+  // had ever heard of. The maps stay identical throughout, under loss, and a new life still gets
+  // everything.
   const auto seed = shoal::test::test_seed();
   SimNetConfig net;
   net.loss = 0.05;
   ReplicatorConfig rc;
   rc.replica.settle_after_ms = 2'000;
+  rc.replica.retire_after_ms = 5'000;
+  rc.replica.retired_keep_ms = 20'000;
   net.replication = rc;
   SimCluster c(5, seed, MembershipConfig{}, net);
   c.join_all(0);
@@ -111,6 +117,7 @@ BOOST_AUTO_TEST_CASE(node_lives_that_come_and_go_leave_no_per_neighbour_bookkeep
   for (std::size_t i = 0; i < c.size(); ++i)
     write(i, 20);
   constexpr int kLives = 24;
+  std::size_t most_origins = 0;
   for (int life = 0; life < kLives; ++life) {
     const std::size_t victim = 1 + static_cast<std::size_t>(life) % 4;
     c.kill(victim);
@@ -120,24 +127,66 @@ BOOST_AUTO_TEST_CASE(node_lives_that_come_and_go_leave_no_per_neighbour_bookkeep
     write(victim, 10);  // the new life writes, and so does a node that never restarts
     write(0, 2);
     c.run_for(500);
+    most_origins = std::max(most_origins, c.replicator(0).replica().origin_count());
   }
   BOOST_TEST(c.wait_until([&] { return identical(c, keys); }, 60'000, 50), "seed=" << seed);
-  const auto& replica = c.replicator(0).replica();
-  BOOST_TEST(replica.origin_count() >= static_cast<std::size_t>(kLives));
-  // Quiet long enough, every origin is settled: nothing is kept per neighbour.
-  BOOST_TEST(c.wait_until([&] { return c.replicator(0).replica().neighbour_entries() == 0u; },
-                          30'000, 100),
-             "entries=" << replica.neighbour_entries() << " seed=" << seed);
-  // Settled origins change nothing in what is sent: a write after the quiet still reaches all,
-  // and so does a new life's whole map.
+  // Quiet long enough, every origin is settled (nothing is kept per neighbour), the past lives
+  // are retired and then forgotten: what is left is the five live ones.
+  auto bookkeeping_done = [&] {
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      const auto& r = c.replicator(i).replica();
+      if (r.neighbour_entries() != 0 || r.origin_count() != 5 || r.retired_count() != 0)
+        return false;
+    }
+    return true;
+  };
+  const bool done = c.wait_until(bookkeeping_done, 60'000, 100);
+  BOOST_TEST(done, "n0: origins=" << c.replicator(0).replica().origin_count()
+                                  << " retired=" << c.replicator(0).replica().retired_count()
+                                  << " entries=" << c.replicator(0).replica().neighbour_entries()
+                                  << " seed=" << seed);
+  BOOST_TEST(c.replicator(0).replica().digest().size() == 5u);
+  // None of it changes what is sent: a write after the quiet reaches all, and a new life gets
+  // the whole map, the retired lives' entries included.
   write(2, 5);
   c.kill(3);
   c.run_for(200);
   c.restart(3, {0});
   BOOST_TEST(c.wait_until([&] { return identical(c, keys); }, 60'000, 50), "seed=" << seed);
-  BOOST_TEST_MESSAGE("origins " << replica.origin_count() << ", per-neighbour entries "
-                                << replica.neighbour_entries() << " after " << kLives + 1
-                                << " restarts");
+  BOOST_TEST_MESSAGE("most origins on n0 during "
+                     << kLives << " restarts: " << most_origins
+                     << "; after: " << c.replicator(0).replica().origin_count());
+}
+
+BOOST_AUTO_TEST_CASE(a_partition_longer_than_the_retirement_loses_nothing) {
+  // Each side retires the other side's lives while they are cut off (they look past), and each
+  // side writes on. After the healing their batches bring the origins back: nothing is lost.
+  const auto seed = shoal::test::test_seed();
+  SimNetConfig net;
+  ReplicatorConfig rc;
+  rc.replica.settle_after_ms = 2'000;
+  rc.replica.retire_after_ms = 5'000;
+  rc.replica.retired_keep_ms = 40'000;
+  net.replication = rc;
+  SimCluster c(5, seed, MembershipConfig{}, net);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 30'000));
+  run_writes(c, 50);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return identical(c, 250); }, 30'000, 50));
+  c.partition({{0, 1, 2}, {3, 4}});
+  c.run_for(25'000);  // retired on both sides, and still remembered
+  BOOST_TEST(c.replicator(0).replica().retired_count() == 2u, "seed=" << seed);
+  std::size_t keys = 250;
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    c.replicator(i).put(c.now(), "split/" + std::to_string(keys++), c.name(i));
+    c.replicator(i).flush(c.now());
+    c.settle(i);
+  }
+  c.run_for(40'000);  // and now forgotten
+  BOOST_TEST(c.replicator(0).replica().retired_count() == 0u, "seed=" << seed);
+  c.heal();
+  BOOST_TEST(c.wait_until([&] { return c.converged(); }, 60'000), "seed=" << seed);
+  BOOST_TEST(c.wait_until([&] { return identical(c, keys); }, 60'000, 50), "seed=" << seed);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -374,4 +374,128 @@ BOOST_AUTO_TEST_CASE(a_quiet_origin_is_settled_and_sending_stays_exact) {
   BOOST_TEST(a.neighbour_entries() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_past_origin_is_retired_reported_for_a_while_then_forgotten) {
+  ReplicaConfig config;
+  config.settle_after_ms = 1'000;
+  config.retire_after_ms = 5'000;
+  config.retired_keep_ms = 20'000;
+  config.forward_delay_ms = 0;
+  Replica x("x", config);  // a node life that wrote, then died: never a neighbour of a again
+  Replica a("a", config);
+  x.put(1000, "k1", "v");
+  x.flush();
+  x.put(1001, "k2", "v");
+  x.flush();
+  sync(x, a, 1001);
+  a.forget("x");  // x dies
+  a.track("b");
+  a.on_digest("b", {{"x", 2}}, 1002);
+  a.settle(1002);  // x absent from now on
+  BOOST_TEST(a.origin_count() == 1u);
+  a.settle(5000);  // settled, absent for 4 s
+  BOOST_TEST(a.origin_count() == 1u);
+  a.settle(6100);
+  BOOST_TEST(a.origin_count() == 0u);
+  BOOST_TEST(a.retired_count() == 1u);
+  BOOST_TEST(a.neighbour_entries() == 0u);
+  // Still reported: a neighbour that has not retired it does not think a lacks it.
+  BOOST_TEST((a.digest() == Digest{{"x", 2}}));
+  BOOST_TEST((a.digest({"x"}) == Digest{{"x", 2}}));
+  // Digests and states that show no more of it change nothing.
+  a.on_digest("b", {{"x", 2}}, 6200);
+  BOOST_TEST(!a.join_state(x.state(), {{"x", 2}}, 6200));
+  BOOST_TEST(a.origin_count() == 0u);
+  BOOST_TEST(a.neighbour_entries() == 0u);
+  // Forgotten after the keep time.
+  a.settle(26'200);
+  BOOST_TEST(a.retired_count() == 0u);
+  BOOST_TEST(a.digest().empty());
+  BOOST_TEST((a.state() == x.state()));  // the data stays: only the bookkeeping went
+}
+
+BOOST_AUTO_TEST_CASE(a_retired_origin_that_shows_more_comes_back_and_its_batches_are_acked) {
+  ReplicaConfig config;
+  config.settle_after_ms = 1'000;
+  config.retire_after_ms = 2'000;
+  config.forward_delay_ms = 0;
+  Replica x("x", config);  // cut off for longer than retire_after_ms, but alive
+  Replica a("a", config);
+  x.put(1000, "k1", "v");
+  sync(x, a, 1000);
+  a.forget("x");
+  a.track("b");
+  a.on_digest("b", {{"x", 1}}, 1000);
+  a.settle(1000);
+  a.settle(4000);
+  BOOST_TEST_REQUIRE(a.retired_count() == 1u);
+  // x wrote on; b heard of it and reports more: the origin comes back, and b's next batches of x
+  // are joined and acknowledged in a's digest.
+  x.put(5000, "k2", "v");
+  x.flush();
+  a.on_digest("b", {{"x", 2}}, 5000);
+  BOOST_TEST(a.retired_count() == 0u);
+  BOOST_TEST(a.origin_count() == 1u);
+  BOOST_TEST((a.digest() == Digest{{"x", 1}}));
+  Replica b("b", config);
+  b.join_state(a.state(), a.digest(), 5000);
+  tell(a, b, 5000);  // b tracks a before x's batch arrives, so it keeps it for a
+  sync(x, b, 5000);
+  auto to_a = b.outgoing("a", 5000);
+  BOOST_TEST_REQUIRE(to_a.has_value());
+  BOOST_TEST_REQUIRE(to_a->batches.size() == 1u);
+  const auto& batch = to_a->batches[0];
+  BOOST_TEST(
+      a.join_batch(batch.origin, batch.seq, *shoal::crdt::decode(*batch.bytes), batch.bytes, 5001));
+  BOOST_TEST((a.digest() == Digest{{"x", 2}}));
+  BOOST_TEST((a.state() == x.state()));
+
+  // A late batch of a retired origin is taken as well, from where it was retired.
+  a.on_digest("b", {{"x", 2}}, 5002);
+  a.settle(7000);
+  a.settle(10'000);
+  BOOST_TEST_REQUIRE(a.retired_count() == 1u);
+  x.put(11'000, "k3", "v");
+  auto third = x.flush();
+  BOOST_TEST_REQUIRE(third.size() == 1u);
+  BOOST_TEST(a.join_batch("x", 3, *shoal::crdt::decode(*third[0]), third[0], 11'000));
+  BOOST_TEST((a.digest() == Digest{{"x", 3}}));
+  // And a state covering more of it.
+  a.settle(13'000);
+  a.on_digest("b", {{"x", 3}}, 13'000);
+  a.settle(20'000);
+  BOOST_TEST_REQUIRE(a.retired_count() == 1u);
+  x.put(21'000, "k4", "v");
+  x.flush();
+  BOOST_TEST(a.join_state(x.state(), x.digest(), 21'000));
+  BOOST_TEST((a.digest() == Digest{{"x", 4}}));
+}
+
+BOOST_AUTO_TEST_CASE(origins_of_live_neighbours_and_of_this_replica_are_never_retired) {
+  ReplicaConfig config;
+  config.settle_after_ms = 1'000;
+  config.retire_after_ms = 1'000;
+  Replica a("a", config);
+  Replica b("b", config);
+  a.put(1000, "ka", "v");
+  b.put(1000, "kb", "v");
+  sync(a, b, 1000);
+  sync(b, a, 1000);
+  for (std::uint64_t t = 1000; t <= 30'000; t += 500) {
+    a.settle(t);
+    b.settle(t);
+  }
+  BOOST_TEST(a.retired_count() == 0u);
+  BOOST_TEST(a.origin_count() == 2u);
+  BOOST_TEST(a.neighbour_entries() == 0u);  // settled, though
+  // Not retired while a neighbour reports more of it than this replica has either.
+  Replica c("c", config);
+  c.put(1000, "kc", "v");
+  sync(c, a, 1000);
+  a.forget("c");
+  a.on_digest("b", {{"c", 2}}, 1000);  // b has more of c than a
+  for (std::uint64_t t = 31'000; t <= 60'000; t += 500)
+    a.settle(t);
+  BOOST_TEST(a.retired_count() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
