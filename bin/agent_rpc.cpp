@@ -172,6 +172,9 @@ Result info(Agent& a, const Value&) {
   map.set("origins", replica.origin_count());
   map.set("retired_origins", replica.retired_count());
   map.set("neighbour_entries", replica.neighbour_entries());
+  const cluster::ReplicatorStats& rs = a.membership->replicator()->stats();
+  map.set("full_states_sent", rs.full_states_sent);
+  map.set("full_states_in", rs.states_in);
   out.set("map", std::move(map));
   out.set("uptime_ms", uv_now(a.loop) - a.started_ms);
   out.set("agent_pid", static_cast<long>(::getpid()));

@@ -127,6 +127,13 @@ bool Replica::join_state(const AwLwwMap& state, const Digest& covers, std::uint6
     if (it == origins_.end()) {
       auto r = retired_.find(id);
       if (r != retired_.end() && seq <= r->second.have) continue;  // nothing it had not
+      if (r == retired_.end() && !neighbours_.contains(id)) {
+        // A past life, as far as this replica can tell (its batches are in the state): noted as
+        // retired, so that the digest reports it while others may still hold it, but not passed
+        // on in states, which would restart its retirement at every new member in turn.
+        retired_.insert_or_assign(id, Retired{seq, now_ms});
+        continue;
+      }
       it = r != retired_.end() ? revive(r) : origins_.try_emplace(id).first;
     }
     Origin& o = it->second;
@@ -196,9 +203,11 @@ void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::u
       }
     }
     if (o != origins_.end() && o->second.settled && n.epoch <= o->second.settled_epoch) {
-      // This neighbour is known to have exactly what this replica has of it. More unsettles.
-      if (seq <= o->second.settled_have) continue;
+      // This neighbour is taken to have exactly what this replica has of it. More or less
+      // unsettles; less (it lacks some: an origin brought back from retirement) is believed.
+      if (seq == o->second.settled_have) continue;
       unsettle(o->first, o->second);
+      if (seq < o->second.settled_have) n.known[id] = seq;
     }
     Seq& k = n.known[id];
     if (seq <= k) continue;
@@ -285,7 +294,10 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
       n.state_sent_ms = now_ms;
       Outgoing out;
       out.state = state_;
-      out.covers = digest();
+      // What the state covers: the origins held (retired ones are not passed on; see above).
+      for (const auto& [held, h] : origins_) {
+        if (h.have > 0) out.covers.emplace_hint(out.covers.end(), held, h.have);
+      }
       out.entries = state_->entry_count();
       return out;
     }
@@ -369,7 +381,7 @@ void Replica::settle(std::uint64_t now_ms) {
     }
     if (quiet && o.settled && o.settled_epoch == epochs_ && o.absent_since_ms != 0 &&
         now_ms >= o.absent_since_ms + config_.retire_after_ms) {
-      retired_.insert_or_assign(id, Retired{o.have, o.settled_epoch, now_ms});
+      retired_.insert_or_assign(id, Retired{o.have, now_ms});
       it = origins_.erase(it);
       continue;
     }
@@ -382,8 +394,9 @@ std::map<std::string, Replica::Origin, std::less<>>::iterator Replica::revive(
   Origin o;
   o.have = o.trimmed = r->second.have;
   o.changed_ms = last_ms_;
+  // Every neighbour is taken to have what was retired: one that reports less gets it (on_digest).
   o.settled = true;
-  o.settled_epoch = r->second.epoch;
+  o.settled_epoch = epochs_;
   o.settled_have = r->second.have;
   auto it = origins_.insert_or_assign(r->first, std::move(o)).first;
   retired_.erase(r);

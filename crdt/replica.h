@@ -33,8 +33,13 @@
 // retired_keep_ms: the digest still reports it, so a neighbour that has not retired it yet does
 // not take this replica for one that lacks it, and a batch, a digest or a state showing more of
 // it brings it back (a partition that outlasted retire_after_ms, for one). Then it is forgotten:
-// a neighbour that still holds it and meets this replica anew sends the full state, which brings
-// it back here until it retires again. Without retirement every life ever seen stayed in the
+// a neighbour that still holds it and meets this replica anew sends the full state. A full state
+// covers the origins held, not the retired ones, and an origin a state covers that is neither
+// held nor a neighbour here is noted as retired at once (its batches are in the state):
+// otherwise each new member would take past lives from its state as live origins and hand them
+// on, and under steady churn (lives shorter than retire_after_ms) none would ever be forgotten.
+// An origin brought back is taken to be had by every neighbour up to its retired number, until a
+// neighbour reports less. Without retirement every life ever seen stayed in the
 // table and in every digest: memory and digest size grew with the cluster's restarts.
 //
 // The log keeps each batch until every tracked neighbour's digest covers it, and at most
@@ -181,8 +186,10 @@ class Replica {
   // What `neighbour` reported, if it is tracked and has reported.
   const Digest* known(std::string_view neighbour) const;
 
-  // Settles the origins that have been quiet for settle_after_ms (see above). Cheap when nothing
-  // is due; the replicator calls it every round.
+  // The bookkeeping sweep (see above): settles the quiet origins, retires the past ones, forgets
+  // the retired ones past retired_keep_ms, and drops what neighbours reported of origins held
+  // nowhere here (bounded, whatever they send). Runs at most every settle_after_ms / 4; the
+  // replicator calls it every round.
   void settle(std::uint64_t now_ms);
   // Per-origin entries held for the tracked neighbours (what each has, what was sent to it, since
   // when it stalled), summed: it grows with origins only while they are active.
@@ -241,7 +248,6 @@ class Replica {
   // What `n` has of origin `id` (`o`), as far as this replica knows.
   struct Retired {
     Seq have;
-    std::uint64_t epoch;  // epochs_ then: every neighbour up to it had exactly `have`
     std::uint64_t at_ms;
   };
   static Seq known_of(const Neighbour& n, std::string_view id, const Origin& o);

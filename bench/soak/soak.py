@@ -108,6 +108,8 @@ def main():
         t0 = time.time()
         rss = {a.name: [] for a in agents}
         dup_samples = 0
+        dup_seen = []  # each duplicate sample: when, which workers, how long after the last kill
+        last_kill = t0
         samples = 0
         kills = 0
         next_kill = t0 + args.period
@@ -121,6 +123,7 @@ def main():
                     killed_lives.add((victim.name, victim.creation))
                 victim.proc.send_signal(signal.SIGKILL)
                 victim.proc.wait()
+                last_kill = time.time()
                 kills += 1
                 time.sleep(1.0)  # down for a second, then back (the churn itself)
                 victim.start()
@@ -145,6 +148,9 @@ def main():
             samples += 1
             if any(v > 1 for v in seen.values()):
                 dup_samples += 1
+                dup_seen.append({"t": round(now - t0, 1),
+                                 "workers": sorted(k for k, v in seen.items() if v > 1),
+                                 "last_kill_s_before": round(now - last_kill, 1)})
             time.sleep(0.5)
         elapsed = time.time() - t0
         # Settle, then the end state.
@@ -202,6 +208,7 @@ def main():
                   "kills": kills, "deaths_seen": deaths, "false_deaths": false_deaths,
                   "names_settled": settled, "lost_names": lost,
                   "duplicate_samples": dup_samples, "samples": samples,
+                  "duplicates_seen": dup_seen,
                   "workers_not_once_at_end": not_once, "rss_growth": growth,
                   "rss_peak_kb": peaks, "replica_at_end": replica, "logs": root}
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

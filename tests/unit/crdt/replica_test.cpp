@@ -498,4 +498,70 @@ BOOST_AUTO_TEST_CASE(origins_of_live_neighbours_and_of_this_replica_are_never_re
   BOOST_TEST(a.retired_count() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(what_neighbours_report_of_origins_held_nowhere_here_does_not_pile_up) {
+  // A hostile or confused neighbour names made-up origins in every digest: what is kept of them
+  // is dropped by the next sweep, so it stays bounded by one digest's worth.
+  ReplicaConfig config;
+  config.settle_after_ms = 1'000;
+  Replica a("a", config);
+  a.track("b");
+  for (std::uint64_t round = 0; round < 10; ++round) {
+    Digest made_up;
+    for (int k = 0; k < 100; ++k)
+      made_up.emplace("ghost" + std::to_string(round) + "-" + std::to_string(k), 7);
+    a.on_digest("b", made_up, 1000 + round * 1000);
+    BOOST_TEST(a.neighbour_entries() <= 200u);  // its known and stall entries, this digest only
+    a.settle(1000 + round * 1000);
+  }
+  a.settle(20'000);
+  BOOST_TEST(a.neighbour_entries() == 0u);
+  BOOST_TEST(a.origin_count() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_state_passes_on_no_retired_origin_and_past_ones_it_covers_arrive_retired) {
+  // Under churn every new member gets a full state. Were past lives in it taken for live origins,
+  // each new member would keep them another retire_after_ms and hand them on: never forgotten.
+  ReplicaConfig config;
+  config.settle_after_ms = 1'000;
+  config.retire_after_ms = 2'000;
+  config.forward_delay_ms = 0;
+  Replica x("x", config);  // past by the time c joins
+  Replica y("y", config);  // live, a neighbour of c
+  Replica a("a", config);
+  x.put(1000, "kx", "v");
+  y.put(1000, "ky", "v");
+  sync(x, a, 1000);
+  sync(y, a, 1000);
+  a.on_digest("y", {{"x", 1}, {"y", 1}}, 1000);  // y has x's batch too
+  a.forget("x");
+  a.settle(1000);
+  a.settle(4000);
+  BOOST_TEST_REQUIRE(a.retired_count() == 1u);  // x
+  // c is new: it tracks y and a, reports nothing, and gets the state.
+  Replica c("c", config);
+  c.track("y");
+  tell(c, a, 4000);
+  auto sent = a.outgoing("c", 4000);
+  BOOST_TEST_REQUIRE(sent.has_value());
+  BOOST_TEST_REQUIRE(sent->state != nullptr);
+  BOOST_TEST((sent->covers == Digest{{"y", 1}}));  // not x: retired at a
+  c.track("a");
+  c.join_state(*sent->state, sent->covers, 4000);
+  BOOST_TEST((c.state() == a.state()));
+  BOOST_TEST((c.digest() == Digest{{"y", 1}}));
+  // A state from a replica that has not retired x yet: c notes x retired at once, and its digest
+  // says it has it, so that replica sends nothing more.
+  Replica b("b", config);
+  b.track("x");
+  b.join_state(x.state(), x.digest(), 4000);
+  b.forget("x");
+  BOOST_TEST_REQUIRE((b.digest() == Digest{{"x", 1}}));
+  c.track("b");
+  c.join_state(b.state(), b.digest(), 4001);
+  BOOST_TEST(c.retired_count() == 1u);
+  BOOST_TEST((c.digest() == Digest{{"x", 1}, {"y", 1}}));
+  tell(c, b, 4001);
+  BOOST_TEST(!b.outgoing("c", 4001).has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
