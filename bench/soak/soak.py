@@ -150,7 +150,7 @@ def main():
                 dup_samples += 1
                 dup_seen.append({"t": round(now - t0, 1),
                                  "workers": sorted(k for k, v in seen.items() if v > 1),
-                                 "last_kill_s_before": round(now - last_kill, 1)})
+                                 "s_after_last_kill": round(time.time() - last_kill, 1)})
             time.sleep(0.5)
         elapsed = time.time() - t0
         # Settle, then the end state.

@@ -41,6 +41,15 @@ void run_writes(SimCluster& c, int per_node) {
   }
 }
 
+// Replication whose bookkeeping settles, retires and forgets within simulated seconds.
+ReplicatorConfig fast_retirement(std::uint64_t keep_ms) {
+  ReplicatorConfig rc;
+  rc.replica.settle_after_ms = 2'000;
+  rc.replica.retire_after_ms = 5'000;
+  rc.replica.retired_keep_ms = keep_ms;
+  return rc;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(replication_sim)
@@ -99,11 +108,7 @@ BOOST_AUTO_TEST_CASE(node_lives_that_come_and_go_leave_no_bookkeeping_behind) {
   const auto seed = shoal::test::test_seed();
   SimNetConfig net;
   net.loss = 0.05;
-  ReplicatorConfig rc;
-  rc.replica.settle_after_ms = 2'000;
-  rc.replica.retire_after_ms = 5'000;
-  rc.replica.retired_keep_ms = 20'000;
-  net.replication = rc;
+  net.replication = fast_retirement(20'000);
   SimCluster c(5, seed, MembershipConfig{}, net);
   c.join_all(0);
   BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 30'000));
@@ -173,11 +178,7 @@ BOOST_AUTO_TEST_CASE(a_partition_longer_than_the_retirement_loses_nothing) {
   // side writes on. After the healing their batches bring the origins back: nothing is lost.
   const auto seed = shoal::test::test_seed();
   SimNetConfig net;
-  ReplicatorConfig rc;
-  rc.replica.settle_after_ms = 2'000;
-  rc.replica.retire_after_ms = 5'000;
-  rc.replica.retired_keep_ms = 40'000;
-  net.replication = rc;
+  net.replication = fast_retirement(40'000);
   SimCluster c(5, seed, MembershipConfig{}, net);
   c.join_all(0);
   BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 30'000));
