@@ -39,8 +39,12 @@
 // otherwise each new member would take past lives from its state as live origins and hand them
 // on, and under steady churn (lives shorter than retire_after_ms) none would ever be forgotten.
 // An origin brought back is taken to be had by every neighbour up to its retired number, until a
-// neighbour reports less. Without retirement every life ever seen stayed in the
-// table and in every digest: memory and digest size grew with the cluster's restarts.
+// neighbour reports less. Not covered: a batch of an origin arriving after this replica forgot it,
+// from a neighbour that still holds the origin, is joined but never acknowledged (the origin is
+// new here, with a gap below the batch), so that neighbour resends it until its log bound drops
+// it and it sends the state; it takes a partition longer than retire_after_ms + retired_keep_ms
+// across which only one side got the origin's last batches. Without retirement every life ever seen
+// stayed in the table and in every digest: memory and digest size grew with the cluster's restarts.
 //
 // The log keeps each batch until every tracked neighbour's digest covers it, and at most
 // max_log_entries entries: beyond that the oldest batches are dropped, and a neighbour that lacks
