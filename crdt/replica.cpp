@@ -157,11 +157,16 @@ bool Replica::join_state(const AwLwwMap& state, const Digest& covers, std::uint6
   return changed;
 }
 
-Digest Replica::digest() const {
+Digest Replica::held() const {
   Digest out;
   for (const auto& [id, o] : origins_) {
     if (o.have > 0) out.emplace_hint(out.end(), id, o.have);
   }
+  return out;
+}
+
+Digest Replica::digest() const {
+  Digest out = held();
   for (const auto& [id, r] : retired_)
     out.emplace(id, r.have);
   return out;
@@ -181,7 +186,7 @@ Digest Replica::digest(const std::vector<std::string>& ids) const {
 }
 
 Seq Replica::known_of(const Neighbour& n, std::string_view origin, const Origin& o) {
-  if (o.settled && n.epoch <= o.settled_epoch) return o.settled_have;
+  if (o.settled && n.epoch <= o.settled_epoch) return o.have;
   auto it = n.known.find(origin);
   return it == n.known.end() ? 0 : it->second;
 }
@@ -205,9 +210,9 @@ void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::u
     if (o != origins_.end() && o->second.settled && n.epoch <= o->second.settled_epoch) {
       // This neighbour is taken to have exactly what this replica has of it. More or less
       // unsettles; less (it lacks some: an origin brought back from retirement) is believed.
-      if (seq == o->second.settled_have) continue;
+      if (seq == o->second.have) continue;
       unsettle(o->first, o->second);
-      if (seq < o->second.settled_have) n.known[id] = seq;
+      if (seq < o->second.have) n.known[id] = seq;
     }
     Seq& k = n.known[id];
     if (seq <= k) continue;
@@ -294,10 +299,7 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
       n.state_sent_ms = now_ms;
       Outgoing out;
       out.state = state_;
-      // What the state covers: the origins held (retired ones are not passed on; see above).
-      for (const auto& [held, h] : origins_) {
-        if (h.have > 0) out.covers.emplace_hint(out.covers.end(), held, h.have);
-      }
+      out.covers = held();  // retired origins are not passed on (see above)
       out.entries = state_->entry_count();
       return out;
     }
@@ -371,11 +373,10 @@ void Replica::settle(std::uint64_t now_ms) {
       if (exact) {
         o.settled = true;
         o.settled_epoch = epochs_;
-        o.settled_have = o.have;
         for (auto& [name, n] : neighbours_) {
-          if (auto k = n.known.find(id); k != n.known.end()) n.known.erase(k);
-          if (auto t = n.sent.find(id); t != n.sent.end()) n.sent.erase(t);
-          if (auto t = n.stall_since.find(id); t != n.stall_since.end()) n.stall_since.erase(t);
+          n.known.erase(id);
+          n.sent.erase(id);
+          n.stall_since.erase(id);
         }
       }
     }
@@ -397,7 +398,6 @@ std::map<std::string, Replica::Origin, std::less<>>::iterator Replica::revive(
   // Every neighbour is taken to have what was retired: one that reports less gets it (on_digest).
   o.settled = true;
   o.settled_epoch = epochs_;
-  o.settled_have = r->second.have;
   auto it = origins_.insert_or_assign(r->first, std::move(o)).first;
   retired_.erase(r);
   return it;
@@ -407,7 +407,7 @@ void Replica::unsettle(std::string_view id, Origin& o) {
   for (auto& [name, n] : neighbours_) {
     if (n.epoch > o.settled_epoch) continue;
     Seq& k = n.known.try_emplace(std::string(id), 0).first->second;
-    k = std::max(k, o.settled_have);
+    k = std::max(k, o.have);  // have is unchanged while settled
   }
   o.settled = false;
 }

@@ -220,10 +220,10 @@ class Replica {
     std::uint64_t changed_ms = 0;       // the last batch logged or number raised
     std::uint64_t absent_since_ms = 0;  // not self nor a neighbour since (0: present)
     // Settled: the log is empty and every neighbour with epoch <= settled_epoch has batches
-    // 1..settled_have (== have); those neighbours hold no entry for this origin.
+    // 1..have (unchanged while settled: anything that would change it unsettles first); those
+    // neighbours hold no entry for this origin.
     bool settled = false;
     std::uint64_t settled_epoch = 0;
-    Seq settled_have = 0;
   };
   struct Neighbour {
     Digest known;
@@ -249,11 +249,13 @@ class Replica {
   std::size_t outstanding(const Neighbour& n) const;
   // Entries of `origin`'s batches sent to `n` and not acknowledged.
   std::size_t outstanding(const Neighbour& n, std::string_view origin, Seq sent) const;
-  // What `n` has of origin `id` (`o`), as far as this replica knows.
   struct Retired {
     Seq have;
     std::uint64_t at_ms;
   };
+  // The origins held, with their numbers (the digest without the retired ones).
+  Digest held() const;
+  // What `n` has of origin `id` (`o`), as far as this replica knows.
   static Seq known_of(const Neighbour& n, std::string_view id, const Origin& o);
   // A retired origin comes back, settled as it was retired.
   std::map<std::string, Origin, std::less<>>::iterator revive(
