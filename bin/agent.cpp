@@ -16,7 +16,7 @@
 
 #include "bin/agent_state.h"
 #include "cluster/keyring.h"
-#include "cluster/uv/map_store.h"
+#include "cluster/map_store.h"
 #include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/uv/uv_membership.h"
@@ -39,7 +39,7 @@ void registry_tick_impl(uv_timer_t* timer) {
     if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect) {
       live[name] = m.creation;
     } else if (m.status == cluster::MemberStatus::left) {
-      departed.emplace(name, m.creation);
+      departed.insert(cluster::Life{name, m.creation});
     }
   }
   const bool alone = live.size() <= 1;

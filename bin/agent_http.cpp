@@ -7,8 +7,6 @@
 //   GET /v1/info        as `shoal info --format json`
 //   GET /health         200 {"status":"ok",...} while the agent serves; 503 while it leaves
 
-#include <set>
-
 #include "bin/agent_state.h"
 
 namespace shoal::bin {
@@ -72,14 +70,8 @@ std::string metrics(Agent& a) {
   }
   m.one("shoal_names", "gauge", "Registered global names (live owners).",
         static_cast<double>(a.registry->names("", SIZE_MAX).size()));
-  std::set<std::string, std::less<>> groups;
-  a.membership->replicator()->state().scan("g/", [&](std::string_view key, const auto&) {
-    const std::string_view rest = key.substr(2);
-    groups.emplace(rest.substr(0, rest.find('\0')));
-    return true;
-  });
-  m.one("shoal_groups", "gauge", "Groups with at least one member.",
-        static_cast<double>(groups.size()));
+  m.one("shoal_groups", "gauge", "Groups with at least one live member.",
+        static_cast<double>(a.registry->groups().size()));
 
   std::size_t running = 0, pending = 0, failed = 0;
   for (const auto& c : a.supervisor->children()) {

@@ -18,6 +18,7 @@
 #include <map>
 
 #include "bin/agent_state.h"
+#include "cluster/key_spaces.h"
 
 namespace shoal::bin {
 
@@ -25,7 +26,7 @@ namespace {
 
 using rpc::Value;
 
-constexpr std::string_view kKeysSpace = "K/";
+constexpr std::string_view kKeysSpace = cluster::keys::kKeyring;
 
 std::expected<void, std::string> persist(const Agent& a, const cluster::Keyring& ring) {
   if (a.key_file.empty()) return {};

@@ -21,7 +21,7 @@
 #include "bin/http/server.h"
 #include "bin/rpc/server.h"
 #include "bin/rpc/value.h"
-#include "cluster/uv/map_store.h"
+#include "cluster/map_store.h"
 #include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/uv/uv_membership.h"

@@ -1,4 +1,5 @@
 #include "cluster/address.h"
+#include "crdt/hash.h"
 
 #include <arpa/inet.h>
 
@@ -83,11 +84,7 @@ std::expected<Address, std::string> Address::parse(std::string_view text) {
 }
 
 std::size_t AddressHash::operator()(const Address& a) const {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (std::uint8_t i = 0; i < a.ip_len; ++i)
-    h = (h ^ a.ip[i]) * 1099511628211ULL;
-  h = (h ^ a.port) * 1099511628211ULL;
-  return static_cast<std::size_t>(h);
+  return static_cast<std::size_t>(crdt::Fnv1a().bytes(a.ip_bytes()).word(a.port).value());
 }
 
 }  // namespace shoal::cluster

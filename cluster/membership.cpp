@@ -4,6 +4,7 @@
 #include <cassert>
 
 #include "cluster/timing.h"
+#include "crdt/hash.h"
 
 namespace shoal::cluster {
 
@@ -665,11 +666,7 @@ void Membership::after_change(Member& m) {
 
 std::uint64_t Membership::member_hash(const Member& m) {
   if (!is_live(m.status)) return 0;
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : m.name)
-    h = (h ^ c) * 1099511628211ULL;
-  h = (h ^ m.creation) * 1099511628211ULL;
-  h = (h ^ m.incarnation) * 1099511628211ULL;
+  const std::uint64_t h = crdt::Fnv1a().bytes(m.name).word(m.creation).word(m.incarnation).value();
   return h ^ (h >> 29);
 }
 

@@ -2,15 +2,12 @@
 
 namespace shoal::cluster {
 
-std::string Node::peer_key(std::string_view name, std::uint64_t creation) {
-  return std::string(name) + "#" + std::to_string(creation);
-}
-
 Node::Node(MembershipConfig membership, std::optional<ReplicatorConfig> replication,
            NodeIdentity self, std::uint64_t seed, std::uint64_t now_ms)
     : membership_(membership, self, seed, now_ms) {
   if (replication) {
-    replicator_.emplace(peer_key(self.name, self.creation), *replication, seed ^ 0x5eedULL, now_ms);
+    replicator_.emplace(Life{self.name, self.creation}.key(), *replication, seed ^ 0x5eedULL,
+                        now_ms);
   }
   settle(now_ms);
 }
@@ -59,7 +56,7 @@ void Node::update_peers(std::uint64_t now) {
   std::vector<std::string> peers;
   for (const auto& [name, m] : membership_.members()) {
     const bool live = m.status == MemberStatus::alive || m.status == MemberStatus::suspect;
-    if (live && name != membership_.name()) peers.push_back(peer_key(name, m.creation));
+    if (live && name != membership_.name()) peers.push_back(Life{name, m.creation}.key());
   }
   replicator_->set_peers(now, std::move(peers));
 }
@@ -79,7 +76,7 @@ void Node::settle(std::uint64_t now) {
                                           static_cast<std::uint8_t>(Channel::replication);
         if (replication && replicator_ && user->creation != 0) {
           update_peers(now);
-          replicator_->on_message(now, peer_key(user->from, user->creation),
+          replicator_->on_message(now, Life{user->from, user->creation}.key(),
                                   std::string_view(user->payload).substr(1));
           continue;
         }
@@ -100,7 +97,7 @@ void Node::settle(std::uint64_t now) {
       for (ReplicaEffect& e : from_replicator) {
         moved = true;
         if (auto* send = std::get_if<ReplicaSend>(&e)) {
-          const std::string name = send->to.substr(0, send->to.rfind('#'));
+          const std::string name(Life::name_of(send->to));
           std::string payload(1, static_cast<char>(Channel::replication));
           payload += send->bytes;
           if (send->stream || !membership_.send_user(now, name, payload)) {

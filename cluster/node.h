@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "cluster/life.h"
 #include "cluster/membership.h"
 #include "cluster/replicator.h"
 
@@ -55,9 +56,6 @@ class Node {
   void take_effects(std::vector<NodeEffect>& out);
   // The replicated map's changes since the last call (none without replication).
   void take_changes(std::vector<ReplicaChange>& out);
-
-  // "name#creation": the replica id of a member's life.
-  static std::string peer_key(std::string_view name, std::uint64_t creation);
 
  private:
   void update_peers(std::uint64_t now);

@@ -1,10 +1,10 @@
 #include "cluster/replicator.h"
 
 #include <algorithm>
-#include <msgpack.hpp>
 
 #include "crdt/codec.h"
 #include "crdt/msgpack_reader.h"
+#include "crdt/msgpack_writer.h"
 
 namespace shoal::cluster {
 
@@ -18,36 +18,24 @@ constexpr std::uint32_t kMaxDigestEntries = 65536;
 constexpr std::size_t kMaxOriginBytes = 512;
 constexpr std::size_t kMaxMapBytes = 64u * 1024 * 1024;
 
-struct Sink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-using Packer = msgpack::packer<Sink>;
-
-void pack_head(Packer& pk, std::uint32_t fields, Kind kind) {
-  pk.pack_array(fields);
-  pk.pack_uint8(1);
-  pk.pack_uint8(static_cast<std::uint8_t>(kind));
+void pack_head(crdt::MsgWriter& pk, std::uint32_t fields, Kind kind) {
+  pk.array(fields);
+  pk.uint(1);
+  pk.uint(static_cast<std::uint8_t>(kind));
 }
 
-void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<std::uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-
-void pack_digest(Packer& pk, const crdt::Digest& digest) {
-  pk.pack_array(static_cast<std::uint32_t>(digest.size()));
+void pack_digest(crdt::MsgWriter& pk, const crdt::Digest& digest) {
+  pk.array(digest.size());
   for (const auto& [origin, seq] : digest) {
-    pk.pack_array(2);
-    pack_str(pk, origin);
-    pk.pack_uint64(seq);
+    pk.array(2);
+    pk.str(origin);
+    pk.uint(seq);
   }
 }
 
-void pack_map(Packer& pk, const crdt::AwLwwMap& map) {
+void pack_map(crdt::MsgWriter& pk, const crdt::AwLwwMap& map) {
   const std::string encoded = crdt::encode(map);
-  pk.pack_bin(static_cast<std::uint32_t>(encoded.size()));
-  pk.pack_bin_body(encoded.data(), static_cast<std::uint32_t>(encoded.size()));
+  pk.bin(encoded);
 }
 
 std::optional<crdt::Digest> read_digest(crdt::MsgReader& r) {
@@ -146,16 +134,14 @@ void Replicator::push(std::uint64_t now_ms, const std::string& peer) {
   auto out = replica_.outgoing(peer, now_ms);
   if (!out) return;
   std::string bytes;
-  Sink sink{bytes};
-  Packer pk(sink);
+  crdt::MsgWriter pk(bytes);
   if (out->state) {
     // Peers that need the state at about the same time get one encoding: it stands as long as
     // the digest it covers (local writes not yet flushed may be missing from it; they are not
     // claimed, and go out as batches).
     if (!state_cache_ || state_cache_covers_ != out->covers) {
       std::string encoded;
-      Sink cache_sink{encoded};
-      Packer cache_pk(cache_sink);
+      crdt::MsgWriter cache_pk(encoded);
       pack_head(cache_pk, 4, Kind::state);
       pack_digest(cache_pk, out->covers);
       pack_map(cache_pk, *out->state);
@@ -167,13 +153,12 @@ void Replicator::push(std::uint64_t now_ms, const std::string& peer) {
     ++stats_.full_states_sent;
   } else {
     pack_head(pk, 3, Kind::batches);
-    pk.pack_array(static_cast<std::uint32_t>(out->batches.size()));
+    pk.array(out->batches.size());
     for (const crdt::BatchRef& b : out->batches) {
-      pk.pack_array(3);
-      pack_str(pk, b.origin);
-      pk.pack_uint64(b.seq);
-      pk.pack_bin(static_cast<std::uint32_t>(b.bytes->size()));
-      pk.pack_bin_body(b.bytes->data(), static_cast<std::uint32_t>(b.bytes->size()));
+      pk.array(3);
+      pk.str(b.origin);
+      pk.uint(b.seq);
+      pk.bin(*b.bytes);
     }
     stats_.batches_sent += out->batches.size();
     ++stats_.batch_messages_sent;
@@ -183,10 +168,9 @@ void Replicator::push(std::uint64_t now_ms, const std::string& peer) {
 
 void Replicator::send_digest(const std::string& to, bool reply_wanted, const crdt::Digest& digest) {
   std::string bytes;
-  Sink sink{bytes};
-  Packer pk(sink);
+  crdt::MsgWriter pk(bytes);
   pack_head(pk, 4, Kind::digest);
-  pk.pack_uint8(reply_wanted ? 1 : 0);
+  pk.uint(reply_wanted ? 1 : 0);
   pack_digest(pk, digest);
   ++stats_.digests_sent;
   emit(to, std::move(bytes));

@@ -110,7 +110,7 @@ class Replicator {
   bool pending() const { return replica_.has_unflushed(); }
   void on_message(std::uint64_t now_ms, const std::string& from, std::string_view bytes);
   // Every encoded map the replica takes in from now on (each local batch as it is sealed, each
-  // batch and full state joined from a peer), for a durable log (cluster/uv/map_store.h).
+  // batch and full state joined from a peer), for a durable log (cluster/map_store.h).
   using JournalFn = std::function<void(std::string_view encoded_map)>;
   void set_journal(JournalFn journal) { journal_ = std::move(journal); }
   // Joins a map read back from disk (a state or delta of earlier lives): its changes are reported

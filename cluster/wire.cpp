@@ -1,8 +1,7 @@
 #include "cluster/wire.h"
 
-#include <msgpack.hpp>
-
 #include "crdt/msgpack_reader.h"
+#include "crdt/msgpack_writer.h"
 
 namespace shoal::cluster {
 
@@ -11,33 +10,17 @@ namespace {
 using crdt::Errc;
 using crdt::MsgReader;
 
-struct Sink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-using Packer = msgpack::packer<Sink>;
-
-void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<std::uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
+void pack_addr(crdt::MsgWriter& pk, const Address& a) {
+  pk.array(2);
+  pk.bin(a.ip_bytes());
+  pk.uint(a.port);
 }
 
-void pack_bin(Packer& pk, std::string_view s) {
-  pk.pack_bin(static_cast<std::uint32_t>(s.size()));
-  pk.pack_bin_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-
-void pack_addr(Packer& pk, const Address& a) {
-  pk.pack_array(2);
-  pack_bin(pk, a.ip_bytes());
-  pk.pack_uint16(a.port);
-}
-
-void pack_tags(Packer& pk, const Tags& tags) {
-  pk.pack_array(static_cast<std::uint32_t>(2 * tags.size()));
+void pack_tags(crdt::MsgWriter& pk, const Tags& tags) {
+  pk.array(2 * tags.size());
   for (const auto& [k, v] : tags) {
-    pack_str(pk, k);
-    pack_str(pk, v);
+    pk.str(k);
+    pk.str(v);
   }
 }
 
@@ -209,65 +192,64 @@ const char* status_name(MemberStatus status) {
 
 std::string encode_message(const Message& message) {
   std::string out;
-  Sink sink{out};
-  Packer pk(sink);
+  crdt::MsgWriter pk(out);
   std::visit(
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, Ping>) {
-          pk.pack_array(4);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::ping));
-          pk.pack_uint64(m.seq);
-          pack_str(pk, m.target);
-          pk.pack_uint64(m.view);
+          pk.array(4);
+          pk.uint(static_cast<std::uint8_t>(MessageType::ping));
+          pk.uint(m.seq);
+          pk.str(m.target);
+          pk.uint(m.view);
         } else if constexpr (std::is_same_v<T, Ack>) {
-          pk.pack_array(3);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::ack));
-          pk.pack_uint64(m.seq);
-          pk.pack_uint64(m.view);
+          pk.array(3);
+          pk.uint(static_cast<std::uint8_t>(MessageType::ack));
+          pk.uint(m.seq);
+          pk.uint(m.view);
         } else if constexpr (std::is_same_v<T, Nack>) {
-          pk.pack_array(3);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::nack));
-          pk.pack_uint64(m.seq);
-          pk.pack_uint8(static_cast<std::uint8_t>(m.reason));
+          pk.array(3);
+          pk.uint(static_cast<std::uint8_t>(MessageType::nack));
+          pk.uint(m.seq);
+          pk.uint(static_cast<std::uint8_t>(m.reason));
         } else if constexpr (std::is_same_v<T, PingReq>) {
-          pk.pack_array(4);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::ping_req));
-          pk.pack_uint64(m.seq);
-          pack_str(pk, m.target);
+          pk.array(4);
+          pk.uint(static_cast<std::uint8_t>(MessageType::ping_req));
+          pk.uint(m.seq);
+          pk.str(m.target);
           pack_addr(pk, m.target_addr);
         } else if constexpr (std::is_same_v<T, Alive>) {
-          pk.pack_array(6);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::alive));
-          pack_str(pk, m.name);
+          pk.array(6);
+          pk.uint(static_cast<std::uint8_t>(MessageType::alive));
+          pk.str(m.name);
           pack_addr(pk, m.addr);
-          pk.pack_uint64(m.creation);
-          pk.pack_uint64(m.incarnation);
+          pk.uint(m.creation);
+          pk.uint(m.incarnation);
           pack_tags(pk, m.tags);
         } else if constexpr (std::is_same_v<T, Suspect> || std::is_same_v<T, Dead>) {
-          pk.pack_array(5);
-          pk.pack_uint8(static_cast<std::uint8_t>(std::is_same_v<T, Suspect> ? MessageType::suspect
-                                                                             : MessageType::dead));
-          pack_str(pk, m.name);
-          pk.pack_uint64(m.creation);
-          pk.pack_uint64(m.incarnation);
-          pack_str(pk, m.from);
+          pk.array(5);
+          pk.uint(static_cast<std::uint8_t>(std::is_same_v<T, Suspect> ? MessageType::suspect
+                                                                       : MessageType::dead));
+          pk.str(m.name);
+          pk.uint(m.creation);
+          pk.uint(m.incarnation);
+          pk.str(m.from);
         } else if constexpr (std::is_same_v<T, Left>) {
-          pk.pack_array(4);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::left));
-          pack_str(pk, m.name);
-          pk.pack_uint64(m.creation);
-          pk.pack_uint64(m.incarnation);
+          pk.array(4);
+          pk.uint(static_cast<std::uint8_t>(MessageType::left));
+          pk.str(m.name);
+          pk.uint(m.creation);
+          pk.uint(m.incarnation);
         } else if constexpr (std::is_same_v<T, User>) {
-          pk.pack_array(2);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::user));
-          pack_bin(pk, m.payload);
+          pk.array(2);
+          pk.uint(static_cast<std::uint8_t>(MessageType::user));
+          pk.bin(m.payload);
         } else if constexpr (std::is_same_v<T, UserBroadcast>) {
-          pk.pack_array(4);
-          pk.pack_uint8(static_cast<std::uint8_t>(MessageType::user_broadcast));
-          pack_str(pk, m.origin);
-          pk.pack_uint64(m.id);
-          pack_bin(pk, m.payload);
+          pk.array(4);
+          pk.uint(static_cast<std::uint8_t>(MessageType::user_broadcast));
+          pk.str(m.origin);
+          pk.uint(m.id);
+          pk.bin(m.payload);
         }
       },
       message);
@@ -276,12 +258,11 @@ std::string encode_message(const Message& message) {
 
 PacketBuilder::PacketBuilder(std::string_view sender, std::uint64_t creation, std::size_t limit)
     : limit_(limit) {
-  Sink sink{header_};
-  Packer pk(sink);
-  pk.pack_array(4);
-  pk.pack_uint64(kWireVersion);
-  pack_str(pk, sender);
-  pk.pack_uint64(creation);
+  crdt::MsgWriter pk(header_);
+  pk.array(4);
+  pk.uint(kWireVersion);
+  pk.str(sender);
+  pk.uint(creation);
 }
 
 std::size_t PacketBuilder::size() const {
@@ -301,9 +282,8 @@ std::string PacketBuilder::finish() const {
   std::string out;
   out.reserve(size());
   out = header_;
-  Sink sink{out};
-  Packer pk(sink);
-  pk.pack_array(static_cast<std::uint32_t>(count_));
+  crdt::MsgWriter pk(out);
+  pk.array(count_);
   out.append(body_);
   return out;
 }
@@ -335,25 +315,24 @@ std::expected<Packet, Error> decode_packet(std::string_view bytes) {
 
 std::string encode_push_pull(const PushPull& state) {
   std::string out;
-  Sink sink{out};
-  Packer pk(sink);
-  pk.pack_array(7);
-  pk.pack_uint64(kWireVersion);
-  pk.pack_uint8(static_cast<std::uint8_t>(MessageType::push_pull));
-  pk.pack_uint8(state.join ? 1 : 0);
-  pack_str(pk, state.sender);
-  pk.pack_uint64(state.creation);
-  pk.pack_array(static_cast<std::uint32_t>(state.members.size()));
+  crdt::MsgWriter pk(out);
+  pk.array(7);
+  pk.uint(kWireVersion);
+  pk.uint(static_cast<std::uint8_t>(MessageType::push_pull));
+  pk.uint(state.join ? 1 : 0);
+  pk.str(state.sender);
+  pk.uint(state.creation);
+  pk.array(state.members.size());
   for (const MemberState& m : state.members) {
-    pk.pack_array(6);
-    pack_str(pk, m.name);
+    pk.array(6);
+    pk.str(m.name);
     pack_addr(pk, m.addr);
-    pk.pack_uint64(m.creation);
-    pk.pack_uint64(m.incarnation);
-    pk.pack_uint8(static_cast<std::uint8_t>(m.status));
+    pk.uint(m.creation);
+    pk.uint(m.incarnation);
+    pk.uint(static_cast<std::uint8_t>(m.status));
     pack_tags(pk, m.tags);
   }
-  pack_bin(pk, state.user_state);
+  pk.bin(state.user_state);
   return out;
 }
 
@@ -394,6 +373,35 @@ std::expected<PushPull, Error> decode_push_pull(std::string_view bytes) {
   return state;
 }
 
+namespace {
+constexpr std::string_view kAnnounceMagic = "shoal-announce";
+}  // namespace
+
+std::string encode_announcement(const Announcement& a) {
+  std::string out;
+  crdt::MsgWriter pk(out);
+  pk.array(4);
+  pk.uint(1);
+  pk.str(kAnnounceMagic);
+  pk.str(a.name);
+  pack_addr(pk, a.addr);
+  return out;
+}
+
+std::expected<Announcement, Error> decode_announcement(std::string_view bytes) {
+  crdt::MsgReader r(bytes);
+  r.array_of("announcement", 4);
+  if (r.uint("version", 255) != 1 && r.ok()) r.fail(crdt::Errc::invalid, "version", "expected 1");
+  if (r.bytes("magic", 32) != kAnnounceMagic && r.ok())
+    r.fail(crdt::Errc::invalid, "magic", "not an announcement");
+  Announcement out;
+  out.name = read_name(r, "name");
+  out.addr = read_addr(r, "addr");
+  if (r.ok() && r.remaining() != 0) r.fail(crdt::Errc::invalid, "announcement", "trailing bytes");
+  if (!r.ok()) return std::unexpected(r.error());
+  return out;
+}
+
 }  // namespace shoal::cluster
 
 namespace shoal::cluster {
@@ -409,14 +417,13 @@ std::optional<MessageType> stream_type(std::string_view bytes) {
 
 std::string encode_user_stream(const UserStream& message) {
   std::string out;
-  Sink sink{out};
-  Packer pk(sink);
-  pk.pack_array(5);
-  pk.pack_uint64(kWireVersion);
-  pk.pack_uint8(static_cast<std::uint8_t>(MessageType::user_stream));
-  pack_str(pk, message.sender);
-  pk.pack_uint64(message.creation);
-  pack_bin(pk, message.payload);
+  crdt::MsgWriter pk(out);
+  pk.array(5);
+  pk.uint(kWireVersion);
+  pk.uint(static_cast<std::uint8_t>(MessageType::user_stream));
+  pk.str(message.sender);
+  pk.uint(message.creation);
+  pk.bin(message.payload);
   return out;
 }
 

@@ -27,6 +27,9 @@
 //   status    := 0 alive | 1 suspect | 2 dead | 3 left
 //   user_stream := [ version, 12, sender, creation, payload ]   one way, for the layers above
 //
+// Multicast announcement (UDP to the discovery group, sealed like every packet):
+//   announcement := [ 1, "shoal-announce", name, addr ]
+//
 // A decoder checks type and bounds before every read and names the field in its error; a packet
 // that fails is dropped and counted by the caller, never half-applied.
 
@@ -199,5 +202,13 @@ std::expected<UserStream, Error> decode_user_stream(std::string_view bytes);
 
 std::string encode_push_pull(const PushPull& state);
 std::expected<PushPull, Error> decode_push_pull(std::string_view bytes);
+
+// A node telling the discovery group where it is.
+struct Announcement {
+  std::string name;
+  Address addr;
+};
+std::string encode_announcement(const Announcement& a);
+std::expected<Announcement, Error> decode_announcement(std::string_view bytes);
 
 }  // namespace shoal::cluster

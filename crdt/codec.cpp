@@ -1,20 +1,14 @@
 #include "crdt/codec.h"
 
 #include <algorithm>
-#include <msgpack.hpp>
 #include <vector>
 
 #include "crdt/msgpack_reader.h"
+#include "crdt/msgpack_writer.h"
 
 namespace shoal::crdt {
 
 namespace {
-
-// msgpack-c's packer writes through any type with write(const char*, size_t).
-struct StringSink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
 
 // Deltas with at most this many entries leave their versions' dots out of the context on the
 // wire (a reader adds them back). Larger maps are sent as they are: the saving is small there and
@@ -51,20 +45,18 @@ std::vector<CounterRange> subtract(const std::vector<CounterRange>& ranges,
 }  // namespace
 
 void encode(const AwLwwMap& map, std::string& out) {
-  StringSink sink{out};
-  msgpack::packer<StringSink> pk(sink);
+  MsgWriter w(out);
   const CausalContext& ctx = map.context();
   const std::size_t replicas = ctx.replica_count();
 
-  pk.pack_array(5);
-  pk.pack_uint64(kFormatVersion);
-  pk.pack_uint8(static_cast<std::uint8_t>(map.kind()));
+  w.array(5);
+  w.uint(kFormatVersion);
+  w.uint(static_cast<std::uint8_t>(map.kind()));
 
-  pk.pack_array(static_cast<std::uint32_t>(replicas));
+  w.array(replicas);
   for (ReplicaIx ix = 0; ix < replicas; ++ix) {
     const std::string& id = ctx.id(ix);
-    pk.pack_str(static_cast<std::uint32_t>(id.size()));
-    pk.pack_str_body(id.data(), static_cast<std::uint32_t>(id.size()));
+    w.str(id);
   }
 
   // Per replica, the counters of listed versions that the reader will add back by itself.
@@ -85,32 +77,30 @@ void encode(const AwLwwMap& map, std::string& out) {
     if (!implied.empty() && !implied[ix].empty()) rows[ix] = subtract(rows[ix], implied[ix]);
     if (!rows[ix].empty()) ++nonempty;
   }
-  pk.pack_array(nonempty);
+  w.array(nonempty);
   for (ReplicaIx ix = 0; ix < replicas; ++ix) {
     const auto& ranges = rows[ix];
     if (ranges.empty()) continue;
     const bool from_one = ranges.front().first == 1;
     const std::size_t cloud = ranges.size() - (from_one ? 1 : 0);
-    pk.pack_array(static_cast<std::uint32_t>(2 + 2 * cloud));
-    pk.pack_uint32(ix);
-    pk.pack_uint64(from_one ? ranges.front().last : 0);
+    w.array(2 + 2 * cloud);
+    w.uint(ix);
+    w.uint(from_one ? ranges.front().last : 0);
     for (std::size_t i = from_one ? 1 : 0; i < ranges.size(); ++i) {
-      pk.pack_uint64(ranges[i].first);
-      pk.pack_uint64(ranges[i].last);
+      w.uint(ranges[i].first);
+      w.uint(ranges[i].last);
     }
   }
 
-  pk.pack_array(static_cast<std::uint32_t>(map.entry_count()));
+  w.array(map.entry_count());
   map.for_each_entry([&](std::string_view key, std::span<const RawVersion> versions) {
-    pk.pack_array(static_cast<std::uint32_t>(1 + 4 * versions.size()));
-    pk.pack_bin(static_cast<std::uint32_t>(key.size()));
-    pk.pack_bin_body(key.data(), static_cast<std::uint32_t>(key.size()));
+    w.array(1 + 4 * versions.size());
+    w.bin(key);
     for (const RawVersion& v : versions) {
-      pk.pack_uint64(v.counter);
-      pk.pack_uint32(v.replica);
-      pk.pack_uint64(v.ts);
-      pk.pack_bin(static_cast<std::uint32_t>(v.value.size()));
-      pk.pack_bin_body(v.value.data(), static_cast<std::uint32_t>(v.value.size()));
+      w.uint(v.counter);
+      w.uint(v.replica);
+      w.uint(v.ts);
+      w.bin(v.value);
     }
   });
 }

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "cluster/uv/map_store.h"
+#include "cluster/map_store.h"
 #include "crdt/codec.h"
 #include "fuzz/fuzz_common.h"
 

@@ -1,21 +1,17 @@
 #include "registry/registry.h"
 
-#include <msgpack.hpp>
-
+#include "cluster/key_spaces.h"
+#include "crdt/hash.h"
 #include "crdt/msgpack_reader.h"
+#include "crdt/msgpack_writer.h"
 
 namespace shoal::registry {
 
 namespace {
 
-constexpr std::string_view kNames = "n/";
-constexpr std::string_view kGroups = "g/";
-constexpr std::string_view kMarkers = "p/";  // lives presumed dead, whose entries were purged
-
-struct Sink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
+constexpr std::string_view kNames = cluster::keys::kName;
+constexpr std::string_view kGroups = cluster::keys::kGroup;
+constexpr std::string_view kMarkers = cluster::keys::kPresumedDead;
 
 std::string name_key(std::string_view name) {
   return std::string(kNames) + std::string(name);
@@ -41,7 +37,7 @@ std::string marker_key(std::string_view node, std::uint64_t creation) {
   return key;
 }
 
-std::optional<Registry::Life> parse_marker(std::string_view key) {
+std::optional<cluster::Life> parse_marker(std::string_view key) {
   if (!key.starts_with(kMarkers)) return std::nullopt;
   key.remove_prefix(kMarkers.size());
   const std::size_t a = key.find('\0');
@@ -52,17 +48,7 @@ std::optional<Registry::Life> parse_marker(std::string_view key) {
     if (c < '0' || c > '9') return std::nullopt;
     creation = creation * 10 + static_cast<std::uint64_t>(c - '0');
   }
-  return Registry::Life{std::string(key.substr(0, a)), creation};
-}
-
-std::uint64_t mix(std::string_view a, std::string_view b) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : a)
-    h = (h ^ c) * 1099511628211ULL;
-  h = (h ^ 0xff) * 1099511628211ULL;
-  for (unsigned char c : b)
-    h = (h ^ c) * 1099511628211ULL;
-  return h ^ (h >> 31);
+  return cluster::Life{std::string(key.substr(0, a)), creation};
 }
 
 }  // namespace
@@ -83,15 +69,12 @@ const char* event_name(RegistryEventKind kind) {
 
 std::string encode_registration(const Registration& r) {
   std::string out;
-  Sink sink{out};
-  msgpack::packer<Sink> pk(sink);
-  pk.pack_array(4);
-  pk.pack_str(static_cast<std::uint32_t>(r.pid.node.size()));
-  pk.pack_str_body(r.pid.node.data(), static_cast<std::uint32_t>(r.pid.node.size()));
-  pk.pack_uint64(r.pid.creation);
-  pk.pack_uint64(r.pid.id);
-  pk.pack_bin(static_cast<std::uint32_t>(r.meta.size()));
-  pk.pack_bin_body(r.meta.data(), static_cast<std::uint32_t>(r.meta.size()));
+  crdt::MsgWriter pk(out);
+  pk.array(4);
+  pk.str(r.pid.node);
+  pk.uint(r.pid.creation);
+  pk.uint(r.pid.id);
+  pk.bin(r.meta);
   return out;
 }
 
@@ -111,8 +94,8 @@ Registry::Registry(cluster::Replicator& replicator, std::string self_node, Regis
     : replicator_(replicator), self_(std::move(self_node)), limits_(limits) {}
 
 bool Registry::certainly_dead(const Life& life) const {
-  auto it = live_.find(life.first);
-  return (it != live_.end() && it->second > life.second) || departed_.contains(life);
+  auto it = live_.find(life.name);
+  return (it != live_.end() && it->second > life.creation) || departed_.contains(life);
 }
 
 bool Registry::live(const Pid& pid) const {
@@ -187,6 +170,14 @@ bool Registry::unregister(std::uint64_t now_ms, std::string_view name) {
   return replicator_.remove(now_ms, key);
 }
 
+bool Registry::release(std::uint64_t now_ms, std::string_view name, const Pid& pid) {
+  auto v = replicator_.state().get(name_key(name));
+  if (!v) return false;
+  auto reg = decode_registration(v->value);
+  if (!reg || reg->pid != pid) return false;
+  return unregister(now_ms, name);
+}
+
 std::optional<Registration> Registry::whereis(std::string_view name) const {
   auto v = replicator_.state().get(name_key(name));
   if (!v) return std::nullopt;
@@ -233,6 +224,18 @@ std::vector<Registration> Registry::members(std::string_view group) const {
   return out;
 }
 
+std::vector<std::string> Registry::groups() const {
+  std::vector<std::string> out;
+  replicator_.state().scan(kGroups, [&](std::string_view key, const crdt::VersionView& v) {
+    const std::string_view rest = key.substr(kGroups.size());
+    const std::string_view group = rest.substr(0, rest.find('\0'));
+    auto reg = decode_registration(v.value);
+    if (reg && live(reg->pid) && (out.empty() || out.back() != group)) out.emplace_back(group);
+    return true;
+  });
+  return out;
+}
+
 void Registry::set_members(std::map<std::string, std::uint64_t, std::less<>> live,
                            std::set<Life> departed) {
   live_ = std::move(live);
@@ -263,8 +266,8 @@ std::size_t Registry::purge(std::uint64_t now_ms) {
   replicator_.state().scan(kMarkers, [&](std::string_view key, const crdt::VersionView& v) {
     auto life = parse_marker(key);
     if (!life) return true;
-    if (live(Pid{life->first, life->second, 0})) {
-      marked_self |= life->first == self_;  // the owner acts on its marker; others wait
+    if (live(Pid{life->name, life->creation, 0})) {
+      marked_self |= life->name == self_;  // the owner acts on its marker; others wait
     } else if (certainly_dead(*life) ||
                crdt::physical_ms(v.ts) + limits_.presumed_dead_keep_ms < now_ms) {
       todo.emplace(std::pair{std::move(*life), Fate::unmark}, false);
@@ -276,16 +279,16 @@ std::size_t Registry::purge(std::uint64_t now_ms) {
 
   // Lives that are gone and hold nothing more need not be remembered (bounded by churn).
   std::erase_if(seen_, [&](const Life& life) {
-    auto it = live_.find(life.first);
-    return (it == live_.end() || it->second != life.second) &&
+    auto it = live_.find(life.name);
+    return (it == live_.end() || it->second != life.creation) &&
            !todo.contains({life, Fate::presumed}) && !todo.contains({life, Fate::certain});
   });
   for (auto& [what, responsible] : todo) {
-    const std::string id = what.first.first + "#" + std::to_string(what.first.second);
+    const std::string id = what.first.key();
     std::uint64_t best = 0;
     std::string chosen;
     for (const auto& [node, creation] : live_) {
-      const std::uint64_t h = mix(id, node);
+      const std::uint64_t h = crdt::rendezvous(id, node);
       if (chosen.empty() || h > best) {
         best = h;
         chosen = node;
@@ -298,16 +301,16 @@ std::size_t Registry::purge(std::uint64_t now_ms) {
     if (!responsible) continue;
     const auto& [life, fate] = what;
     if (fate == Fate::unmark) {
-      replicator_.remove(now_ms, marker_key(life.first, life.second));
+      replicator_.remove(now_ms, marker_key(life.name, life.creation));
       continue;
     }
     removed +=
         replicator_.remove_where(now_ms, [&](std::string_view key, const crdt::VersionView& v) {
           if (!registry_key(key)) return false;
           auto reg = decode_registration(v.value);
-          return reg && reg->pid.node == life.first && reg->pid.creation == life.second;
+          return reg && reg->pid.node == life.name && reg->pid.creation == life.creation;
         });
-    if (fate == Fate::presumed) replicator_.put(now_ms, marker_key(life.first, life.second), {});
+    if (fate == Fate::presumed) replicator_.put(now_ms, marker_key(life.name, life.creation), {});
   }
   return removed;
 }

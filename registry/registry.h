@@ -51,6 +51,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/life.h"
 #include "cluster/replicator.h"
 #include "registry/pid.h"
 
@@ -108,6 +109,9 @@ class Registry {
                                                          std::string_view meta = {});
   // Removes `name`. Returns false if it was not registered.
   bool unregister(std::uint64_t now_ms, std::string_view name);
+  // Removes `name` iff its registration names `pid` (live or not: a pid whose process ended lets
+  // go of its name). Returns whether it did.
+  bool release(std::uint64_t now_ms, std::string_view name, const Pid& pid);
   std::optional<Registration> whereis(std::string_view name) const;
   // Live registrations whose name starts with `prefix`, in name order, at most `limit`.
   std::vector<std::pair<std::string, Registration>> names(std::string_view prefix,
@@ -118,9 +122,11 @@ class Registry {
                                           const Pid& pid, std::string_view meta = {});
   bool leave(std::uint64_t now_ms, std::string_view group, const Pid& pid);
   std::vector<Registration> members(std::string_view group) const;
+  // The groups with at least one live member, in name order.
+  std::vector<std::string> groups() const;
 
   // --- Membership and maintenance ---
-  using Life = std::pair<std::string, std::uint64_t>;  // node name, creation
+  using Life = cluster::Life;
   // The live members: node name -> creation (this node included), and the lives that left the
   // cluster on purpose (status left: gone for certain, unlike failed ones).
   void set_members(std::map<std::string, std::uint64_t, std::less<>> live,

@@ -1,29 +1,18 @@
 #include "supervisor/child_spec.h"
 
-#include <msgpack.hpp>
 #include <optional>
 
 #include "crdt/msgpack_reader.h"
+#include "crdt/msgpack_writer.h"
 
 namespace shoal::supervisor {
 
 namespace {
 
-struct Sink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-using Packer = msgpack::packer<Sink>;
-
-void pack_str(Packer& pk, std::string_view s) {
-  pk.pack_str(static_cast<std::uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-
-void pack_strings(Packer& pk, const std::vector<std::string>& v) {
-  pk.pack_array(static_cast<std::uint32_t>(v.size()));
+void pack_strings(crdt::MsgWriter& pk, const std::vector<std::string>& v) {
+  pk.array(v.size());
   for (const std::string& s : v)
-    pack_str(pk, s);
+    pk.str(s);
 }
 
 std::vector<std::string> read_strings(crdt::MsgReader& r, const char* field, std::size_t count,
@@ -87,25 +76,24 @@ std::optional<std::string> validate(const ChildSpec& spec, const SpecLimits& lim
 
 std::string encode_spec(const ChildSpec& spec) {
   std::string out;
-  Sink sink{out};
-  Packer pk(sink);
-  pk.pack_array(12);
-  pk.pack_uint8(1);
-  pack_str(pk, spec.name);
-  pk.pack_uint8(static_cast<std::uint8_t>(spec.kind));
+  crdt::MsgWriter pk(out);
+  pk.array(12);
+  pk.uint(1);
+  pk.str(spec.name);
+  pk.uint(static_cast<std::uint8_t>(spec.kind));
   pack_strings(pk, spec.argv);
   pack_strings(pk, spec.env);
-  pack_str(pk, spec.cwd);
-  pack_str(pk, spec.worker_type);
-  pk.pack_uint8(static_cast<std::uint8_t>(spec.restart));
-  pk.pack_uint32(spec.max_restarts);
-  pk.pack_uint64(spec.window_ms);
-  pk.pack_map(static_cast<std::uint32_t>(spec.constraints.size()));
+  pk.str(spec.cwd);
+  pk.str(spec.worker_type);
+  pk.uint(static_cast<std::uint8_t>(spec.restart));
+  pk.uint(spec.max_restarts);
+  pk.uint(spec.window_ms);
+  pk.map(spec.constraints.size());
   for (const auto& [k, v] : spec.constraints) {
-    pack_str(pk, k);
-    pack_str(pk, v);
+    pk.str(k);
+    pk.str(v);
   }
-  pk.pack_uint64(spec.shutdown_ms);
+  pk.uint(spec.shutdown_ms);
   return out;
 }
 

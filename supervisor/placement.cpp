@@ -1,4 +1,5 @@
 #include "supervisor/placement.h"
+#include "crdt/hash.h"
 
 #include <charconv>
 #include <cmath>
@@ -15,19 +16,7 @@ bool satisfies(const cluster::Tags& tags,
 }
 
 std::uint64_t weight(std::string_view name, std::string_view member) {
-  // FNV-1a over both (with a separator), then a 64-bit finalizer so that weights of one child
-  // across members are independent.
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : name)
-    h = (h ^ c) * 1099511628211ULL;
-  h = (h ^ 0xff) * 1099511628211ULL;
-  for (unsigned char c : member)
-    h = (h ^ c) * 1099511628211ULL;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  return h ^ (h >> 33);
+  return crdt::rendezvous(name, member);
 }
 
 double placement_weight(const cluster::Tags& tags) {

@@ -1,20 +1,21 @@
 #include "supervisor/supervisor.h"
 
 #include <algorithm>
-#include <msgpack.hpp>
 
-#include "cluster/node.h"
+#include "cluster/key_spaces.h"
+#include "cluster/life.h"
 #include "cluster/timing.h"
 #include "crdt/msgpack_reader.h"
+#include "crdt/msgpack_writer.h"
 
 namespace shoal::supervisor {
 
 namespace {
 
-constexpr std::string_view kSpecs = "c/";
-constexpr std::string_view kFailed = "f/";
-constexpr std::string_view kCheckpoints = "k/";
-constexpr std::string_view kDraining = "d/";
+constexpr std::string_view kSpecs = cluster::keys::kChild;
+constexpr std::string_view kFailed = cluster::keys::kFailed;
+constexpr std::string_view kCheckpoints = cluster::keys::kCheckpoint;
+constexpr std::string_view kDraining = cluster::keys::kDraining;
 
 std::string key(std::string_view space, std::string_view name) {
   std::string k(space);
@@ -97,7 +98,7 @@ Supervisor::Supervisor(cluster::Replicator& replicator, registry::Registry& regi
     return true;
   });
   replicator_.state().scan(kDraining, [&](std::string_view k, const crdt::VersionView&) {
-    draining_.emplace(k.substr(kDraining.size()));
+    if (auto life = cluster::Life::parse(k.substr(kDraining.size()))) draining_.insert(*life);
     return true;
   });
 }
@@ -107,8 +108,8 @@ Supervisor::Supervisor(cluster::Replicator& replicator, registry::Registry& regi
 void Supervisor::drain(std::uint64_t now_ms) {
   if (draining_self_) return;
   draining_self_ = true;
-  const std::string me = self_ + "#" + std::to_string(creation_);
-  replicator_.put(now_ms, key(kDraining, me), "1");
+  const cluster::Life me{self_, creation_};
+  replicator_.put(now_ms, key(kDraining, me.key()), "1");
   draining_.insert(me);
   rebuild_placement_view();
   reconcile_all(now_ms);
@@ -117,7 +118,7 @@ void Supervisor::drain(std::uint64_t now_ms) {
 View Supervisor::placement_of(const View& view) const {
   View out;
   for (const auto& [name, info] : view) {
-    if (!draining_.contains(name + "#" + std::to_string(info.creation))) out.emplace(name, info);
+    if (!draining_.contains(cluster::Life{name, info.creation})) out.emplace(name, info);
   }
   return out;
 }
@@ -161,7 +162,7 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
     // Members that left the view without draining: their children wait for the lease.
     for (const auto& [name, info] : view_) {
       auto now_there = view.find(name);
-      const bool drained = draining_.contains(name + "#" + std::to_string(info.creation));
+      const bool drained = draining_.contains(cluster::Life{name, info.creation});
       if (name != self_ && !drained &&
           (now_there == view.end() || now_there->second.creation != info.creation)) {
         gone_.insert_or_assign(name, Gone{info, now_ms});
@@ -209,16 +210,14 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
     }
   }
   // Draining marks of lives that are gone are dropped (anyone may; removing twice is harmless).
-  std::vector<std::string> stale;
-  for (const std::string& life : draining_) {
-    const auto hash = life.rfind('#');
-    auto it = view_.find(std::string_view(life).substr(0, hash));
-    if (it == view_.end() || std::to_string(it->second.creation) != life.substr(hash + 1))
-      stale.push_back(life);
+  std::vector<cluster::Life> stale;
+  for (const cluster::Life& life : draining_) {
+    auto it = view_.find(life.name);
+    if (it == view_.end() || it->second.creation != life.creation) stale.push_back(life);
   }
-  for (const std::string& life : stale) {
-    if (life != self_ + "#" + std::to_string(creation_)) {
-      replicator_.remove(now_ms, key(kDraining, life));
+  for (const cluster::Life& life : stale) {
+    if (life != cluster::Life{self_, creation_}) {
+      replicator_.remove(now_ms, key(kDraining, life.key()));
       draining_.erase(life);
     }
   }
@@ -241,11 +240,12 @@ void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& c
   } else if (change.key.starts_with(kFailed)) {
     name = change.key.substr(kFailed.size());
   } else if (change.key.starts_with(kDraining)) {
-    const std::string life = change.key.substr(kDraining.size());
+    auto life = cluster::Life::parse(std::string_view(change.key).substr(kDraining.size()));
+    if (!life) return;
     if (change.after) {
-      draining_.insert(life);
+      draining_.insert(*life);
     } else {
-      draining_.erase(life);
+      draining_.erase(*life);
     }
     rebuild_placement_view();
     reconcile_all(now_ms);
@@ -285,7 +285,7 @@ void Supervisor::on_exited(std::uint64_t now_ms, std::string_view name, std::uin
   if (it == local_.end() || it->second.id != id) return;  // an instance we forgot already
   LocalChild& child = it->second;
   const std::string child_name = it->first;
-  release_name(now_ms, child_name, child);
+  registry_.release(now_ms, child_name, pid_of(child));  // a copy that ended lets go of its name
   if (child.status == LocalStatus::stopping) {
     local_.erase(it);
     reconcile(now_ms, child_name);  // e.g. stopped for a move that was undone meanwhile
@@ -514,8 +514,7 @@ bool Supervisor::may_start(std::uint64_t now_ms, const std::string& name, const 
   // partition just healed, or this node just started. It waits until it has (found by the fault
   // lab: a healed minority node started a child its majority peer still ran).
   for (const auto& [member, info] : view_) {
-    if (member != self_ &&
-        !replicator_.synced_with(cluster::Node::peer_key(member, info.creation))) {
+    if (member != self_ && !replicator_.synced_with(cluster::Life{member, info.creation}.key())) {
       wake_at(now_ms + kSyncRecheckMs);
       return false;
     }
@@ -564,27 +563,15 @@ void Supervisor::claim(std::uint64_t now_ms, const std::string& name, LocalChild
   (void)registry_.claim(now_ms, name, pid_of(child), child.meta);
 }
 
-void Supervisor::release_name(std::uint64_t now_ms, const std::string& name,
-                              const LocalChild& child) {
-  auto v = replicator_.state().get(std::string("n/") + name);
-  if (!v) return;
-  auto reg = registry::decode_registration(v->value);
-  if (reg && reg->pid == pid_of(child)) registry_.unregister(now_ms, name);
-}
-
 void Supervisor::mark_failed(std::uint64_t now_ms, const std::string& name,
                              const std::string& why) {
   ++stats_.failed;
   std::string value;
-  struct Sink {
-    std::string& out;
-    void write(const char* data, std::size_t size) { out.append(data, size); }
-  } sink{value};
-  msgpack::packer<Sink> pk(sink);
-  pk.pack_array(3);
-  pk.pack(self_);
-  pk.pack(now_ms);
-  pk.pack(why);
+  crdt::MsgWriter w(value);
+  w.array(3);
+  w.str(self_);
+  w.uint(now_ms);
+  w.str(why);
   replicator_.put(now_ms, key(kFailed, name), value);
 }
 

@@ -58,6 +58,7 @@
 #include <variant>
 #include <vector>
 
+#include "cluster/life.h"
 #include "cluster/replicator.h"
 #include "registry/registry.h"
 #include "supervisor/child_spec.h"
@@ -220,8 +221,6 @@ class Supervisor {
   void start(std::uint64_t now_ms, const ChildSpec& spec, LocalChild& child);
   void stop(std::uint64_t now_ms, const std::string& name, LocalChild& child, StopReason reason);
   void claim(std::uint64_t now_ms, const std::string& name, LocalChild& child);
-  // Removes the registry entry of `name` if it names this instance.
-  void release_name(std::uint64_t now_ms, const std::string& name, const LocalChild& child);
   void mark_failed(std::uint64_t now_ms, const std::string& name, const std::string& why);
   // quorum: may a copy of `name` start here now? (Sets wake_at_ when it must wait for a lease.)
   bool may_start(std::uint64_t now_ms, const std::string& name, const ChildSpec& spec);
@@ -236,9 +235,9 @@ class Supervisor {
   const std::string self_;
   const std::uint64_t creation_;
   const SupervisorConfig config_;
-  View view_;                                    // live members
-  View placement_view_;                          // live members that are not draining
-  std::set<std::string, std::less<>> draining_;  // "node#creation" marked draining in the map
+  View view_;                         // live members
+  View placement_view_;               // live members that are not draining
+  std::set<cluster::Life> draining_;  // lives marked draining in the map
   bool draining_self_ = false;
   std::map<std::string, ChildSpec, std::less<>> specs_;  // decoded from the map
   std::map<std::string, LocalChild, std::less<>> local_;

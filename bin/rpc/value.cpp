@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <msgpack.hpp>
 
+#include "crdt/msgpack_writer.h"
+
 namespace shoal::bin::rpc {
 
 namespace {
@@ -12,28 +14,26 @@ const std::string kEmptyString;
 const Value::Array kEmptyArray;
 const Value::Map kEmptyMap;
 
-void pack(msgpack::packer<msgpack::sbuffer>& pk, const Value& v) {
+void pack(crdt::MsgWriter& w, const Value& v) {
   std::visit(
       [&](const auto& x) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, std::monostate>) {
-          pk.pack_nil();
+          w.nil();
         } else if constexpr (std::is_same_v<T, std::string>) {
-          pk.pack_str(static_cast<std::uint32_t>(x.size()));
-          pk.pack_str_body(x.data(), static_cast<std::uint32_t>(x.size()));
+          w.str(x);
         } else if constexpr (std::is_same_v<T, Value::Array>) {
-          pk.pack_array(static_cast<std::uint32_t>(x.size()));
+          w.array(x.size());
           for (const Value& e : x)
-            pack(pk, e);
+            pack(w, e);
         } else if constexpr (std::is_same_v<T, Value::Map>) {
-          pk.pack_map(static_cast<std::uint32_t>(x.size()));
+          w.map(x.size());
           for (const auto& [k, e] : x) {
-            pk.pack_str(static_cast<std::uint32_t>(k.size()));
-            pk.pack_str_body(k.data(), static_cast<std::uint32_t>(k.size()));
-            pack(pk, e);
+            w.str(k);
+            pack(w, e);
           }
         } else {
-          pk.pack(x);
+          w.packer().pack(x);
         }
       },
       v.variant());
@@ -253,10 +253,10 @@ Value& Value::push(Value v) {
 }
 
 std::string encode_value(const Value& v) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pack(pk, v);
-  return std::string(buf.data(), buf.size());
+  std::string out;
+  crdt::MsgWriter w(out);
+  pack(w, v);
+  return out;
 }
 
 std::expected<Value, std::string> decode_value(std::string_view bytes, const ValueLimits& limits) {

@@ -1,20 +1,12 @@
 #include "cluster/sim/sim_cluster.h"
+#include "crdt/hash.h"
 
 #include <algorithm>
 #include <cstdlib>
 
 namespace shoal::cluster::sim {
 
-namespace {
-
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
+using crdt::splitmix64;
 
 SimCluster::SimCluster(std::size_t n, std::uint64_t seed, MembershipConfig config, SimNetConfig net)
     : seed_(seed), config_(config), net_(net), rng_(splitmix64(seed)) {
@@ -80,7 +72,7 @@ std::size_t SimCluster::node_at(const Address& a) const {
 }
 
 void SimCluster::mix(std::uint64_t v) {
-  trace_ = (trace_ ^ v) * 1099511628211ULL;
+  trace_.word(v);
 }
 
 Replicator& SimCluster::replicator(std::size_t i) {

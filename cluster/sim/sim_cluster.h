@@ -30,6 +30,7 @@
 #include "cluster/membership.h"
 #include "cluster/node.h"
 #include "cluster/replicator.h"
+#include "crdt/hash.h"
 
 namespace shoal::cluster::sim {
 
@@ -118,7 +119,7 @@ class SimCluster {
   // Payloads of the layers above, delivered per node.
   const std::vector<std::vector<UserMessage>>& user_messages() const { return user_; }
   // A digest of every delivery so far (time, endpoints, bytes).
-  std::uint64_t trace_hash() const { return trace_; }
+  std::uint64_t trace_hash() const { return trace_.value(); }
   std::uint64_t packets_sent() const { return packets_sent_; }
   std::uint64_t packets_dropped() const { return packets_dropped_; }
 
@@ -177,7 +178,7 @@ class SimCluster {
   std::vector<std::vector<UserMessage>> user_;
   std::vector<NodeEffect> scratch_;
   std::vector<ReplicaChange> changes_scratch_;
-  std::uint64_t trace_ = 1469598103934665603ULL;
+  crdt::Fnv1a trace_;
   std::uint64_t packets_sent_ = 0;
   std::uint64_t packets_dropped_ = 0;
 };

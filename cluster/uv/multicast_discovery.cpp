@@ -7,63 +7,14 @@
 
 #include <cerrno>
 #include <cstring>
-#include <msgpack.hpp>
 
 #include "cluster/wire.h"
-#include "crdt/msgpack_reader.h"
 
 namespace shoal::cluster {
 
-namespace {
-
-constexpr std::string_view kMagic = "shoal-announce";
-
-struct Sink {
-  std::string& out;
-  void write(const char* data, std::size_t size) { out.append(data, size); }
-};
-
-// [1, "shoal-announce", name, [ip, port]]
-std::string encode_announcement(const std::string& name, const Address& addr) {
-  std::string out;
-  Sink sink{out};
-  msgpack::packer<Sink> pk(sink);
-  pk.pack_array(4);
-  pk.pack_uint8(1);
-  pk.pack_str(static_cast<std::uint32_t>(kMagic.size()));
-  pk.pack_str_body(kMagic.data(), static_cast<std::uint32_t>(kMagic.size()));
-  pk.pack_str(static_cast<std::uint32_t>(name.size()));
-  pk.pack_str_body(name.data(), static_cast<std::uint32_t>(name.size()));
-  pk.pack_array(2);
-  const std::string_view ip = addr.ip_bytes();
-  pk.pack_bin(static_cast<std::uint32_t>(ip.size()));
-  pk.pack_bin_body(ip.data(), static_cast<std::uint32_t>(ip.size()));
-  pk.pack_uint16(addr.port);
-  return out;
-}
-
-bool decode_announcement(std::string_view bytes, std::string& name, Address& addr) {
-  crdt::MsgReader r(bytes);
-  r.array_of("announcement", 4);
-  if (r.uint("version") != 1 || !r.ok()) return false;
-  if (r.bytes("magic", 32) != kMagic || !r.ok()) return false;
-  name = std::string(r.bytes("name", kMaxNameBytes));
-  r.array_of("addr", 2);
-  const std::string_view ip = r.bytes("ip", 16);
-  addr.port = static_cast<std::uint16_t>(r.uint("port", 65535));
-  if (!r.ok() || r.remaining() != 0 || name.empty() || (ip.size() != 4 && ip.size() != 16)) {
-    return false;
-  }
-  addr.ip_len = static_cast<std::uint8_t>(ip.size());
-  std::memcpy(addr.ip.data(), ip.data(), ip.size());
-  return true;
-}
-
-}  // namespace
-
 void UvMulticastDiscovery::set_keyring(Keyring keyring) {
   keyring_ = std::move(keyring);
-  announcement_ = keyring_.seal(encode_announcement(options_.name, options_.advertise));
+  announcement_ = keyring_.seal(encode_announcement({options_.name, options_.advertise}));
 }
 
 std::expected<std::unique_ptr<UvMulticastDiscovery>, std::string> UvMulticastDiscovery::start(
@@ -86,7 +37,7 @@ std::expected<std::unique_ptr<UvMulticastDiscovery>, std::string> UvMulticastDis
   self->keyring_ = std::move(keyring);
   self->on_peer_ = std::move(on_peer);
   self->peers_ = std::move(peers);
-  self->announcement_ = self->keyring_.seal(encode_announcement(options.name, options.advertise));
+  self->announcement_ = self->keyring_.seal(encode_announcement({options.name, options.advertise}));
 
   self->fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (self->fd_ < 0) return std::unexpected(std::string("multicast socket: ") + strerror(errno));
@@ -160,14 +111,17 @@ void UvMulticastDiscovery::on_readable() {
     const ssize_t n = ::recv(fd_, buffer, sizeof buffer, MSG_DONTWAIT);
     if (n < 0) return;
     auto plain = keyring_.open(std::string_view(buffer, static_cast<std::size_t>(n)));
-    std::string name;
-    Address addr;
-    if (!plain || !decode_announcement(*plain, name, addr)) {
+    if (!plain) {
       ++rejected_;
       continue;
     }
-    if (name == options_.name) continue;  // our own, looped back
-    on_peer_(addr, name);
+    auto announcement = decode_announcement(*plain);
+    if (!announcement) {
+      ++rejected_;
+      continue;
+    }
+    if (announcement->name == options_.name) continue;  // our own, looped back
+    on_peer_(announcement->addr, announcement->name);
   }
 }
 

@@ -1,4 +1,5 @@
 #include "supervisor/uv/exec_runtime.h"
+#include "crdt/hash.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -55,9 +56,7 @@ std::string file_name_for(const std::string& child) {
     replaced = true;
   }
   if (replaced) {
-    std::uint64_t h = 1469598103934665603ULL;
-    for (unsigned char c : child)
-      h = (h ^ c) * 1099511628211ULL;
+    const std::uint64_t h = crdt::fnv1a(child);
     char suffix[20];
     std::snprintf(suffix, sizeof suffix, "-%016llx", static_cast<unsigned long long>(h));
     out += suffix;

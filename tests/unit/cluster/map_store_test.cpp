@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cluster/uv/map_store.h"
+#include "cluster/map_store.h"
 #include "crdt/codec.h"
 
 using namespace shoal;

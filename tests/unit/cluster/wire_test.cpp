@@ -1,5 +1,7 @@
 #include "cluster/wire.h"
 
+#include "cluster/life.h"
+
 #include <boost/test/unit_test.hpp>
 
 #include "tests/support/seed.h"
@@ -112,6 +114,33 @@ BOOST_AUTO_TEST_CASE(wrong_version_and_unknown_type_are_named) {
   auto t = decode_packet(b.finish());
   BOOST_TEST_REQUIRE(!t.has_value());
   BOOST_TEST(t.error().field == "messages[0].type");
+}
+
+BOOST_AUTO_TEST_CASE(announcements_round_trip_and_strangers_are_refused) {
+  const Announcement a{"node-7", Address::v4(127, 0, 0, 9, 7950)};
+  const std::string bytes = encode_announcement(a);
+  auto back = decode_announcement(bytes);
+  BOOST_TEST_REQUIRE(back.has_value(), (back ? "" : back.error().to_string()));
+  BOOST_TEST(back->name == "node-7");
+  BOOST_TEST((back->addr == a.addr));
+  // Another program's datagram on the group, a cut one, one with trailing bytes, an empty name.
+  BOOST_TEST(
+      !decode_announcement("\x94\x01\xa5hello\xa1n\x92\xc4\x04\x7f\x00\x00\x01\x01").has_value());
+  BOOST_TEST(!decode_announcement(bytes.substr(0, bytes.size() - 1)).has_value());
+  BOOST_TEST(!decode_announcement(bytes + "x").has_value());
+  BOOST_TEST(!decode_announcement(encode_announcement({"", a.addr})).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(lives_print_and_parse) {
+  const Life life{"n1#odd", 1732312345123};
+  BOOST_TEST(life.key() == "n1#odd#1732312345123");
+  BOOST_TEST((Life::parse(life.key()) == life));
+  BOOST_TEST(Life::name_of(life.key()) == "n1#odd");
+  BOOST_TEST(!Life::parse("n1").has_value());
+  BOOST_TEST(!Life::parse("#5").has_value());
+  BOOST_TEST(!Life::parse("n1#").has_value());
+  BOOST_TEST(!Life::parse("n1#12x").has_value());
+  BOOST_TEST(!Life::parse("n1#99999999999999999999999").has_value());
 }
 
 BOOST_AUTO_TEST_CASE(addresses_parse_and_print) {

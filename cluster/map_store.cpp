@@ -1,4 +1,4 @@
-#include "cluster/uv/map_store.h"
+#include "cluster/map_store.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
