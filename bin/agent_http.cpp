@@ -52,15 +52,15 @@ std::string label(std::string_view v) {
 
 std::string metrics(Agent& a) {
   Metrics m;
-  const auto& core = a.membership->core();
+  const auto& core = a.membership();
   const auto& s = core.stats();
-  const auto& uv = a.membership->stats();
+  const auto& uv = a.node.driver->stats();
   m.family("shoal_info", "gauge", "This agent: its node name, version and supervisor mode.");
   m.sample("shoal_info", 1,
            fmt::format("name=\"{}\",version=\"{}\",mode=\"{}\"", label(core.name()), kShoalVersion,
-                       a.mode));
+                       supervisor::mode_name(a.supervisor().mode())));
   m.one("shoal_uptime_seconds", "gauge", "Seconds since the agent started.",
-        static_cast<double>(uv_now(a.loop) - a.started_ms) / 1000.0);
+        static_cast<double>(a.now() - a.started_ms) / 1000.0);
 
   m.family("shoal_members", "gauge", "Members by status, as this node sees them.");
   for (auto st : {cluster::MemberStatus::alive, cluster::MemberStatus::suspect,
@@ -69,12 +69,12 @@ std::string metrics(Agent& a) {
              fmt::format("status=\"{}\"", cluster::status_name(st)));
   }
   m.one("shoal_names", "gauge", "Registered global names (live owners).",
-        static_cast<double>(a.registry->names("", SIZE_MAX).size()));
+        static_cast<double>(a.registry().names("", SIZE_MAX).size()));
   m.one("shoal_groups", "gauge", "Groups with at least one live member.",
-        static_cast<double>(a.registry->groups().size()));
+        static_cast<double>(a.registry().groups().size()));
 
   std::size_t running = 0, pending = 0, failed = 0;
-  for (const auto& c : a.supervisor->children()) {
+  for (const auto& c : a.supervisor().children()) {
     if (c.failed) {
       ++failed;
     } else if (c.pid) {
@@ -135,7 +135,7 @@ std::string metrics(Agent& a) {
   m.one("shoal_refutes_total", "counter", "Suspicions of this node it refuted.",
         static_cast<double>(s.refutes));
 
-  const auto& sup = a.supervisor->stats();
+  const auto& sup = a.supervisor().stats();
   m.one("shoal_failovers_total", "counter",
         "Children this node took over from a member that left the view.",
         static_cast<double>(sup.failovers));
@@ -150,11 +150,11 @@ std::string metrics(Agent& a) {
   m.one("shoal_children_fenced_total", "counter",
         "Children stopped here for want of a majority (quorum mode).",
         static_cast<double>(sup.fenced));
-  if (a.rpc) {
+  if (a.endpoints.rpc) {
     m.one("shoal_rpc_requests_total", "counter", "RPC requests served.",
-          static_cast<double>(a.rpc->stats().requests));
+          static_cast<double>(a.endpoints.rpc->stats().requests));
     m.one("shoal_rpc_bad_requests_total", "counter", "RPC frames refused.",
-          static_cast<double>(a.rpc->stats().bad_requests));
+          static_cast<double>(a.endpoints.rpc->stats().bad_requests));
   }
   return m.take();
 }
@@ -175,10 +175,10 @@ http::Response http_request(Agent& a, const std::string& path, const std::string
   if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(a)};
   if (path == "/health") {
     Value v = Value::map();
-    v.set("status", a.leaving ? "leaving" : "ok");
-    v.set("name", a.membership->core().name());
-    v.set("alive", a.membership->core().count(cluster::MemberStatus::alive));
-    return {a.leaving ? 503 : 200, "application/json", rpc::to_json(v) + "\n"};
+    v.set("status", a.stack().leaving() ? "leaving" : "ok");
+    v.set("name", a.membership().name());
+    v.set("alive", a.membership().count(cluster::MemberStatus::alive));
+    return {a.stack().leaving() ? 503 : 200, "application/json", rpc::to_json(v) + "\n"};
   }
   Value args = Value::map();
   for (const char* key : {"status", "prefix", "node"}) {

@@ -29,8 +29,8 @@ using rpc::Value;
 constexpr std::string_view kKeysSpace = cluster::keys::kKeyring;
 
 std::expected<void, std::string> persist(const Agent& a, const cluster::Keyring& ring) {
-  if (a.key_file.empty()) return {};
-  const std::string tmp = a.key_file + ".tmp";
+  if (a.config.key_file.empty()) return {};
+  const std::string tmp = a.config.key_file + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) return std::unexpected("cannot write " + tmp);
@@ -41,15 +41,15 @@ std::expected<void, std::string> persist(const Agent& a, const cluster::Keyring&
   }
   ::chmod(tmp.c_str(), 0600);
   std::error_code ec;
-  std::filesystem::rename(tmp, a.key_file, ec);
-  if (ec) return std::unexpected("cannot replace " + a.key_file + ": " + ec.message());
+  std::filesystem::rename(tmp, a.config.key_file, ec);
+  if (ec) return std::unexpected("cannot replace " + a.config.key_file + ": " + ec.message());
   return {};
 }
 
 }  // namespace
 
 void publish_keys(Agent& a) {
-  const cluster::Keyring& ring = a.membership->keyring();
+  const cluster::Keyring& ring = a.node.driver->keyring();
   if (!ring.enabled()) return;
   Value v = Value::map();
   v.set("primary", cluster::Keyring::fingerprint(ring.keys().front()));
@@ -57,13 +57,13 @@ void publish_keys(Agent& a) {
   for (const cluster::Key& k : ring.keys())
     all.push(cluster::Keyring::fingerprint(k));
   v.set("keys", std::move(all));
-  a.membership->replicator()->put(
-      uv_now(a.loop), std::string(kKeysSpace) + a.membership->core().name(), rpc::encode_value(v));
+  a.stack().replicator()->put(a.now(), std::string(kKeysSpace) + a.membership().name(),
+                              rpc::encode_value(v));
 }
 
 std::expected<void, std::string> apply_key_op(Agent& a, std::string_view op,
                                               const cluster::Key& key) {
-  cluster::Keyring ring = a.membership->keyring();
+  cluster::Keyring ring = a.node.driver->keyring();
   if (!ring.enabled())
     return std::unexpected("this agent runs without encryption (start it with --key-file)");
   const std::string fp = cluster::Keyring::fingerprint(key);
@@ -79,10 +79,11 @@ std::expected<void, std::string> apply_key_op(Agent& a, std::string_view op,
     return std::unexpected("op: expected install, use or remove");
   }
   if (auto saved = persist(a, ring); !saved) return std::unexpected(saved.error());
-  a.membership->set_keyring(ring);
-  if (a.discovery) a.discovery->set_keyring(ring);
+  a.node.driver->set_keyring(ring);
+  if (a.discovery.multicast) a.discovery.multicast->set_keyring(ring);
   publish_keys(a);
-  a.log.log(1, "info", "agent", "keys {} fingerprint={} keys={}", op, fp, ring.size());
+  a.log.log(supervisor::LogLevel::info, "agent", "keys {} fingerprint={} keys={}", op, fp,
+            ring.size());
   return {};
 }
 
@@ -93,10 +94,10 @@ std::map<std::string, std::pair<std::size_t, std::size_t>> key_census(Agent& a,
   members = 0;
   rpc::ValueLimits limits;
   limits.max_bytes = 64 * 1024;
-  const cluster::Replicator* replicator = a.membership->replicator();
+  const cluster::Replicator* replicator = a.stack().replicator();
   if (replicator == nullptr) return out;
   const auto& state = replicator->state();
-  for (const auto& [name, m] : a.membership->core().members()) {
+  for (const auto& [name, m] : a.membership().members()) {
     if (m.status != cluster::MemberStatus::alive && m.status != cluster::MemberStatus::suspect)
       continue;
     ++members;
@@ -122,8 +123,8 @@ void on_user_message(Agent& a, const cluster::UserMessage& m) {
   auto key = cluster::Keyring::parse_key(key_text->as_string());
   if (!key) return;
   if (auto done = apply_key_op(a, op->as_string(), *key); !done) {
-    a.log.log(2, "warn", "agent", "keys {} from {} not applied: {}", op->as_string(), m.from,
-              done.error());
+    a.log.log(supervisor::LogLevel::warn, "agent", "keys {} from {} not applied: {}",
+              op->as_string(), m.from, done.error());
   }
 }
 
@@ -132,7 +133,7 @@ void broadcast_key_op(Agent& a, std::string_view op, const cluster::Key& key) {
   v.set("t", "keys");
   v.set("op", op);
   v.set("key", cluster::Keyring::to_hex(key));
-  a.membership->broadcast_user(rpc::encode_value(v));
+  a.node.driver->broadcast_user(rpc::encode_value(v));
 }
 
 }  // namespace shoal::bin

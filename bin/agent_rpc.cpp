@@ -2,8 +2,8 @@
 // on the loop, at once. The CLI (bin/cli.cpp) is their only intended client, but every argument
 // is checked here: a bad request gets a bad_request error naming the argument.
 //
-// Child registrations carry a meta blob, msgpack {"os_pid": int|nil, "started": wall ms,
-// "restarts": n, "kind": "exec"|"worker"}, so any node can list where and how a child runs.
+// Child registrations carry a meta blob (supervisor/child_spec.h, ChildMeta), so any node can list
+// where and how a child runs.
 
 #include <unistd.h>
 
@@ -97,7 +97,7 @@ Value member_value(const cluster::Member& m) {
 }
 
 registry::Pid agent_pid(const Agent& a, std::uint64_t id) {
-  return {a.membership->core().name(), a.membership->core().creation(), id};
+  return {a.membership().name(), a.membership().creation(), id};
 }
 
 // The agent's own pid for group membership (names get one pid each).
@@ -120,7 +120,7 @@ Result members(Agent& a, const Value& args) {
     want.push_back(*kv);
   }
   Value out = Value::array();
-  for (const auto& [name, m] : a.membership->core().members()) {
+  for (const auto& [name, m] : a.membership().members()) {
     if (!status.empty() && status != cluster::status_name(m.status)) continue;
     bool match = true;
     for (const auto& [k, v] : want) {
@@ -133,7 +133,7 @@ Result members(Agent& a, const Value& args) {
 }
 
 Result info(Agent& a, const Value&) {
-  const auto& core = a.membership->core();
+  const auto& core = a.membership();
   Value counts = Value::map();
   for (auto s : {cluster::MemberStatus::alive, cluster::MemberStatus::suspect,
                  cluster::MemberStatus::dead, cluster::MemberStatus::left}) {
@@ -141,45 +141,45 @@ Result info(Agent& a, const Value&) {
   }
   std::size_t failed = 0;
   std::size_t running = 0;
-  for (const auto& c : a.supervisor->children()) {
+  for (const auto& c : a.supervisor().children()) {
     failed += c.failed ? 1 : 0;
     running += c.pid ? 1 : 0;
   }
   Value children = Value::map();
-  children.set("total", a.supervisor->spec_count());
+  children.set("total", a.supervisor().spec_count());
   children.set("running", running);
   children.set("failed", failed);
   children.set("here", a.children_here());
   Value out = Value::map();
   out.set("name", core.name());
-  out.set("addr", a.membership->address().to_string());
+  out.set("addr", a.node.driver->address().to_string());
   out.set("creation", core.creation());
   out.set("version", kShoalVersion);
-  out.set("mode", a.mode);
-  out.set("has_quorum", a.supervisor->has_quorum());
+  out.set("mode", supervisor::mode_name(a.supervisor().mode()));
+  out.set("has_quorum", a.supervisor().has_quorum());
   // Lifeguard's local health score: 0 when this node's probes are answered in time; it stretches
   // the node's probe timing (x score + 1) while it is higher.
   out.set("health", core.health_score());
   out.set("members", std::move(counts));
-  out.set("names", a.registry->names("", SIZE_MAX).size());
+  out.set("names", a.registry().names("", SIZE_MAX).size());
   out.set("children", std::move(children));
   // The replicated map, and what its anti-entropy keeps: origins are node lives that wrote to it;
   // per-neighbour entries stay few once the origins are quiet (crdt/replica.h, "settled").
-  const crdt::Replica& replica = a.membership->replicator()->replica();
+  const crdt::Replica& replica = a.stack().replicator()->replica();
   Value map = Value::map();
   map.set("entries", replica.state().entry_count());
   map.set("log_entries", replica.log_entries());
   map.set("origins", replica.origin_count());
   map.set("retired_origins", replica.retired_count());
   map.set("neighbour_entries", replica.neighbour_entries());
-  const cluster::ReplicatorStats& rs = a.membership->replicator()->stats();
+  const cluster::ReplicatorStats& rs = a.stack().replicator()->stats();
   map.set("full_states_sent", rs.full_states_sent);
   map.set("full_states_in", rs.states_in);
   out.set("map", std::move(map));
-  out.set("uptime_ms", uv_now(a.loop) - a.started_ms);
+  out.set("uptime_ms", a.now() - a.started_ms);
   out.set("agent_pid", static_cast<long>(::getpid()));
-  out.set("rpc", a.rpc ? a.rpc->path() : std::string());
-  out.set("data_dir", a.data_dir);
+  out.set("rpc", a.endpoints.rpc ? a.endpoints.rpc->path() : std::string());
+  out.set("data_dir", a.config.data_dir);
   return out;
 }
 
@@ -194,7 +194,7 @@ Value registration_value(const std::string& name, const registry::Registration& 
 Result whereis(Agent& a, const Value& args) {
   auto name = text(args, "name");
   if (!name) return std::unexpected(name.error());
-  auto r = a.registry->whereis(*name);
+  auto r = a.registry().whereis(*name);
   if (!r) return std::unexpected(Failure{"not_found", *name + " is not registered"});
   return registration_value(*name, *r);
 }
@@ -203,7 +203,7 @@ Result names(Agent& a, const Value& args) {
   auto limit = number(args, "limit", SIZE_MAX, UINT64_MAX - 1);
   if (!limit) return std::unexpected(limit.error());
   Value out = Value::array();
-  for (const auto& [name, r] : a.registry->names(optional_text(args, "prefix"), *limit))
+  for (const auto& [name, r] : a.registry().names(optional_text(args, "prefix"), *limit))
     out.push(registration_value(name, r));
   return out;
 }
@@ -211,8 +211,8 @@ Result names(Agent& a, const Value& args) {
 Result register_name(Agent& a, const Value& args) {
   auto name = text(args, "name");
   if (!name) return std::unexpected(name.error());
-  const registry::Pid pid = agent_pid(a, ++a.next_local_id);
-  auto done = a.registry->register_name(wall_ms(), *name, pid);
+  const registry::Pid pid = agent_pid(a, ++a.endpoints.next_local_id);
+  auto done = a.registry().register_name(a.now(), *name, pid);
   if (!done) {
     const bool taken = done.error().code == registry::RegisterErrc::already_registered;
     return std::unexpected(Failure{taken ? "conflict" : "bad_request", done.error().message});
@@ -223,16 +223,16 @@ Result register_name(Agent& a, const Value& args) {
 Result unregister_name(Agent& a, const Value& args) {
   auto name = text(args, "name");
   if (!name) return std::unexpected(name.error());
-  auto r = a.registry->whereis(*name);
+  auto r = a.registry().whereis(*name);
   if (!r) return std::unexpected(Failure{"not_found", *name + " is not registered"});
-  const auto& self = a.membership->core();
+  const auto& self = a.membership();
   if (r->pid.node != self.name() || r->pid.creation != self.creation() ||
-      a.supervisor->spec(*name)) {
+      a.supervisor().spec(*name)) {
     return std::unexpected(Failure{"failed", *name + " is held by " + r->pid.to_string() +
                                                  ", not by this agent (stop a child with "
                                                  "`shoal stop`)"});
   }
-  a.registry->unregister(wall_ms(), *name);
+  a.registry().unregister(a.now(), *name);
   return registration_value(*name, *r);
 }
 
@@ -240,7 +240,7 @@ Result join_group(Agent& a, const Value& args) {
   auto group = text(args, "group");
   if (!group) return std::unexpected(group.error());
   const registry::Pid pid = agent_pid(a, kAgentGroupId);
-  if (auto done = a.registry->join(wall_ms(), *group, pid); !done)
+  if (auto done = a.registry().join(a.now(), *group, pid); !done)
     return std::unexpected(bad(done.error().message));
   Value out = Value::map();
   out.set("group", *group);
@@ -251,7 +251,7 @@ Result join_group(Agent& a, const Value& args) {
 Result leave_group(Agent& a, const Value& args) {
   auto group = text(args, "group");
   if (!group) return std::unexpected(group.error());
-  if (!a.registry->leave(wall_ms(), *group, agent_pid(a, kAgentGroupId)))
+  if (!a.registry().leave(a.now(), *group, agent_pid(a, kAgentGroupId)))
     return std::unexpected(Failure{"not_found", "this agent is not in " + *group});
   Value out = Value::map();
   out.set("group", *group);
@@ -262,7 +262,7 @@ Result group(Agent& a, const Value& args) {
   auto g = text(args, "group");
   if (!g) return std::unexpected(g.error());
   Value out = Value::array();
-  for (const registry::Registration& r : a.registry->members(*g)) {
+  for (const registry::Registration& r : a.registry().members(*g)) {
     Value m = Value::map();
     m.set("pid", pid_value(r.pid));
     m.set("node", r.pid.node);
@@ -282,7 +282,7 @@ std::expected<supervisor::ChildSpec, Failure> spec_of(Agent& a, const Value& arg
   if (!argv) return std::unexpected(argv.error());
   if (!worker.empty()) {
     if (!argv->empty()) return std::unexpected(bad("give either a command or --worker, not both"));
-    if (!a.workers.has_type(worker)) {
+    if (!a.stack().workers().has_type(worker)) {
       return std::unexpected(
           bad("worker: no worker type '" + worker + "' in this agent (built in: idle, counter)"));
     }
@@ -328,11 +328,11 @@ std::expected<std::string, Failure> add_child(Agent& a, const Value& args) {
   auto spec = spec_of(a, args);
   if (!spec) return std::unexpected(spec.error());
   const Value* replace = args.find("replace");
-  if (a.supervisor->spec(spec->name) && !(replace != nullptr && replace->as_bool())) {
+  if (a.supervisor().spec(spec->name) && !(replace != nullptr && replace->as_bool())) {
     return std::unexpected(Failure{
         "conflict", "a child named " + spec->name + " exists (stop it first, or replace it)"});
   }
-  if (auto added = a.supervisor->add(uv_now(a.loop), *spec); !added)
+  if (auto added = a.supervisor().add(a.now(), *spec); !added)
     return std::unexpected(bad(added.error()));
   return spec->name;
 }
@@ -340,7 +340,7 @@ std::expected<std::string, Failure> add_child(Agent& a, const Value& args) {
 Result run(Agent& a, const Value& args) {
   auto name = add_child(a, args);
   if (!name) return std::unexpected(name.error());
-  a.drive_supervisor();
+  a.settle();
   Value out = Value::map();
   out.set("name", *name);
   return out;
@@ -365,7 +365,7 @@ Result run_batch(Agent& a, const Value& args) {
     e.set("error", name.error().message);
     errors.push(std::move(e));
   }
-  a.drive_supervisor();
+  a.settle();
   Value out = Value::map();
   out.set("added", added);
   out.set("errors", std::move(errors));
@@ -375,9 +375,9 @@ Result run_batch(Agent& a, const Value& args) {
 Result stop(Agent& a, const Value& args) {
   auto name = text(args, "name");
   if (!name) return std::unexpected(name.error());
-  if (!a.supervisor->remove(uv_now(a.loop), *name))
+  if (!a.supervisor().remove(a.now(), *name))
     return std::unexpected(Failure{"not_found", "no child named " + *name});
-  a.drive_supervisor();
+  a.settle();
   Value out = Value::map();
   out.set("name", *name);
   return out;
@@ -389,13 +389,13 @@ Result stop_batch(Agent& a, const Value& args) {
   Value missing = Value::array();
   std::size_t stopped = 0;
   for (const std::string& name : *list) {
-    if (a.supervisor->remove(uv_now(a.loop), name)) {
+    if (a.supervisor().remove(a.now(), name)) {
       ++stopped;
     } else {
       missing.push(name);
     }
   }
-  a.drive_supervisor();
+  a.settle();
   Value out = Value::map();
   out.set("stopped", stopped);
   out.set("missing", std::move(missing));
@@ -406,7 +406,7 @@ Result stop_batch(Agent& a, const Value& args) {
 // sample it often). {"summary": true}: counts only, by status and by the node a copy runs on.
 Result ps_here(Agent& a) {
   Value out = Value::array();
-  for (const auto& [name, local] : a.supervisor->local()) {
+  for (const auto& [name, local] : a.supervisor().local()) {
     Value row = Value::map();
     row.set("name", name);
     row.set("status", supervisor::local_status_name(local.status));
@@ -420,10 +420,10 @@ Result ps_here(Agent& a) {
 Result ps_summary(Agent& a) {
   std::size_t running = 0, pending = 0, failed = 0;
   std::map<std::string, std::size_t> by_node;
-  for (const auto& [name, spec] : a.supervisor->specs()) {
-    if (a.supervisor->failed(name)) {
+  for (const auto& [name, spec] : a.supervisor().specs()) {
+    if (a.supervisor().failed(name)) {
       ++failed;
-    } else if (auto where = a.registry->whereis(name)) {
+    } else if (auto where = a.registry().whereis(name)) {
       ++running;
       ++by_node[where->pid.node];
     } else {
@@ -434,7 +434,7 @@ Result ps_summary(Agent& a) {
   for (const auto& [node, n] : by_node)
     nodes.set(node, n);
   Value out = Value::map();
-  out.set("total", a.supervisor->spec_count());
+  out.set("total", a.supervisor().spec_count());
   out.set("running", running);
   out.set("pending", pending);
   out.set("failed", failed);
@@ -447,10 +447,9 @@ Result ps(Agent& a, const Value& args) {
   if (const Value* sum = args.find("summary"); sum != nullptr && sum->as_bool())
     return ps_summary(a);
   const std::string only_node = optional_text(args, "node");
-  const std::uint64_t now_wall = wall_ms();
-  const std::uint64_t now = uv_now(a.loop);
+  const std::uint64_t now = a.now();
   Value out = Value::array();
-  for (const supervisor::ChildInfo& c : a.supervisor->children()) {
+  for (const supervisor::ChildInfo& c : a.supervisor().children()) {
     Value row = Value::map();
     std::string status = "pending";
     Value node;
@@ -460,26 +459,24 @@ Result ps(Agent& a, const Value& args) {
     std::string last_exit;
     if (c.failed) {
       status = "failed";
-      last_exit = a.supervisor->failure(c.spec.name).value_or("");
+      last_exit = a.supervisor().failure(c.spec.name).value_or("");
     }
     if (c.pid) {
       status = "running";
       node = c.pid->node;
-      if (auto r = a.registry->whereis(c.spec.name)) {
-        rpc::ValueLimits limits;
-        limits.max_bytes = 1024;
-        if (auto meta = rpc::decode_value(r->meta, limits); meta && meta->is_map()) {
-          if (const Value* p = meta->find("os_pid")) os_pid = *p;
-          if (const Value* s = meta->find("started"); s && s->as_u64() <= now_wall)
-            uptime = now_wall - s->as_u64();
-          if (const Value* n = meta->find("restarts")) restarts = *n;
+      if (auto r = a.registry().whereis(c.spec.name)) {
+        if (auto meta = supervisor::decode_child_meta(r->meta)) {
+          if (meta->os_pid) os_pid = *meta->os_pid;
+          // Another node's clock: an uptime only when it is not ahead of ours.
+          if (meta->started_ms <= now) uptime = now - meta->started_ms;
+          restarts = meta->restarts;
         }
       }
     }
     if (c.local) {
       // What this node knows best: its own instance.
       status = supervisor::local_status_name(c.local->status);
-      node = a.membership->core().name();
+      node = a.membership().name();
       restarts = c.local->restart_count;
       if (!c.local->last_exit.empty()) last_exit = c.local->last_exit;
       if (c.local->status == supervisor::LocalStatus::running) uptime = now - c.local->since_ms;
@@ -514,15 +511,15 @@ Result checkpoint(Agent& a, const Value& args) {
   const Value* blob = args.find("data");
   if (blob == nullptr || !blob->is_string())
     return std::unexpected(bad("data: expected the checkpoint bytes"));
-  if (!a.supervisor->spec(*name))
+  if (!a.supervisor().spec(*name))
     return std::unexpected(Failure{"not_found", "no child named " + *name});
-  if (auto stored = a.supervisor->checkpoint(uv_now(a.loop), *name, blob->as_string()); !stored) {
+  if (auto stored = a.supervisor().checkpoint(a.now(), *name, blob->as_string()); !stored) {
     std::string why = stored.error();
-    if (auto r = a.registry->whereis(*name); r && r->pid.node != a.membership->core().name())
+    if (auto r = a.registry().whereis(*name); r && r->pid.node != a.membership().name())
       why += " (it runs on " + r->pid.node + "; checkpoint there)";
     return std::unexpected(Failure{"failed", why});
   }
-  a.drive_supervisor();
+  a.settle();
   Value out = Value::map();
   out.set("name", *name);
   out.set("bytes", blob->as_string().size());
@@ -531,16 +528,16 @@ Result checkpoint(Agent& a, const Value& args) {
 
 Result leave(Agent& a, const Value&) {
   Value out = Value::map();
-  out.set("name", a.membership->core().name());
+  out.set("name", a.membership().name());
   out.set("children", a.children_here());
   return out;
 }
 
 Result watch(Agent& a, const Value& args, rpc::ClientId client) {
   const std::string prefix = optional_text(args, "prefix");
-  if (a.watchers.size() >= 32 && !a.watchers.contains(client))
+  if (a.endpoints.watchers.size() >= 32 && !a.endpoints.watchers.contains(client))
     return std::unexpected(Failure{"busy", "too many watchers on this agent (32)"});
-  a.watchers[client] = prefix;
+  a.endpoints.watchers[client] = prefix;
   Value out = Value::map();
   out.set("watching", prefix);
   return out;
@@ -551,7 +548,7 @@ Result keys(Agent& a, const Value& args) {
   const std::string op = optional_text(args, "op");
   std::size_t members = 0;
   auto census = key_census(a, members);
-  const cluster::Keyring& ring = a.membership->keyring();
+  const cluster::Keyring& ring = a.node.driver->keyring();
   if (op == "list" || op.empty()) {
     Value list = Value::array();
     for (const auto& [fp, counts] : census) {
@@ -659,35 +656,27 @@ void handle_rpc(Agent& agent, rpc::ClientId client, rpc::Request request) {
   } else {
     result = std::unexpected(bad("unknown command '" + request.cmd + "'"));
   }
-  agent.rpc->send(client, result ? rpc::encode_ok(std::move(*result))
-                                 : rpc::encode_error(result.error().code, result.error().message));
+  agent.endpoints.rpc->send(
+      client, result ? rpc::encode_ok(std::move(*result))
+                     : rpc::encode_error(result.error().code, result.error().message));
   if (result && request.cmd == "leave") {
     // The client's connection stays open until the agent has left: it closes with the agent.
-    begin_leave(&agent, "rpc=leave");
+    begin_leave(agent, "rpc=leave");
   }
 }
 
 void rpc_closed(Agent& agent, rpc::ClientId client) {
-  agent.watchers.erase(client);
+  agent.endpoints.watchers.erase(client);
 }
 
 void rpc_event(Agent& agent, const std::string& key, const Value& event) {
-  if (agent.watchers.empty() || !agent.rpc) return;
+  if (agent.endpoints.watchers.empty() || !agent.endpoints.rpc) return;
   std::string frame;
-  for (const auto& [client, prefix] : agent.watchers) {
+  for (const auto& [client, prefix] : agent.endpoints.watchers) {
     if (!key.starts_with(prefix)) continue;
     if (frame.empty()) frame = rpc::encode_event(event);
-    agent.rpc->send(client, frame);
+    agent.endpoints.rpc->send(client, frame);
   }
-}
-
-std::string child_meta(std::optional<int> os_pid, std::uint64_t restarts, bool worker) {
-  Value meta = Value::map();
-  meta.set("os_pid", os_pid ? Value(*os_pid) : Value());
-  meta.set("started", wall_ms());
-  meta.set("restarts", restarts);
-  meta.set("kind", worker ? "worker" : "exec");
-  return rpc::encode_value(meta);
 }
 
 }  // namespace shoal::bin

@@ -1,7 +1,12 @@
 #pragma once
 
-// The agent's state, shared by its files: agent.cpp (startup, the loop, signals) and
-// agent_rpc.cpp (the RPC commands). Loop-bound: everything here runs on the agent's one loop.
+// The agent's state, shared by its files. Each group of fields has one owner, the file that
+// changes it; the others only read it:
+//   node       agent.cpp       the libuv driver and the stack it runs, exec children, map on disk
+//   endpoints  agent_rpc.cpp   the RPC socket and its watch streams; agent_http.cpp the HTTP one
+//   discovery  agent.cpp       multicast announcements, seed resolution
+//   life       agent.cpp       signals, the periodic reports, the final close
+// Loop-bound: everything here runs on the agent's one loop.
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -18,17 +23,16 @@
 #include <string>
 
 #include "bin/agent.h"
+#include "bin/agent_config.h"
 #include "bin/http/server.h"
 #include "bin/rpc/server.h"
 #include "bin/rpc/value.h"
 #include "cluster/map_store.h"
 #include "cluster/uv/multicast_discovery.h"
 #include "cluster/uv/seed_resolver.h"
-#include "cluster/uv/uv_membership.h"
-#include "registry/registry.h"
-#include "supervisor/supervisor.h"
+#include "cluster/uv/uv_driver.h"
+#include "supervisor/stack.h"
 #include "supervisor/uv/exec_runtime.h"
-#include "supervisor/worker.h"
 
 namespace shoal::bin {
 
@@ -49,25 +53,23 @@ inline std::string timestamp() {
   return fmt::format("{}.{:03d}Z", buf, ms % 1000);
 }
 
-inline int level_rank(const std::string& level) {
-  if (level == "debug") return 0;
-  if (level == "info") return 1;
-  if (level == "warn") return 2;
-  if (level == "error") return 3;
-  return -1;
-}
-
+// One line per event on stderr: "TIME LEVEL COMPONENT message key=value...".
 struct Logger {
-  int threshold = 1;
-  template <typename... Args>
-  void log(int rank, const char* level, const char* component, fmt::format_string<Args...> f,
-           Args&&... args) const {
-    if (rank < threshold) return;
-    std::string line = fmt::format("{} {} {} ", timestamp(), level, component);
-    line += fmt::format(f, std::forward<Args>(args)...);
-    line += '\n';
-    std::fputs(line.c_str(), stderr);
+  using Level = supervisor::LogLevel;
+  Level threshold = Level::info;
+
+  bool enabled(Level level) const { return level >= threshold; }
+  void line(Level level, std::string_view component, std::string_view text) const {
+    if (!enabled(level)) return;
+    std::string out =
+        fmt::format("{} {} {} {}\n", timestamp(), supervisor::level_name(level), component, text);
+    std::fputs(out.c_str(), stderr);
     std::fflush(stderr);
+  }
+  template <typename... Args>
+  void log(Level level, std::string_view component, fmt::format_string<Args...> f,
+           Args&&... args) const {
+    if (enabled(level)) line(level, component, fmt::format(f, std::forward<Args>(args)...));
   }
 };
 
@@ -77,16 +79,75 @@ inline std::string hostname() {
   return buf;
 }
 
-struct Agent;
-void registry_tick_impl(uv_timer_t* timer);
-// Starts a graceful leave (drain, then leave the cluster, then exit 0); `why` goes to the log.
-void begin_leave(Agent* agent, const std::string& why);
+struct Agent {
+  Agent(uv_loop_t* l, const AgentConfig& c) : loop(l), config(c) { log.threshold = c.log_level; }
+
+  // Fixed after start.
+  uv_loop_t* loop;
+  const AgentConfig& config;
+  Logger log;
+  std::uint64_t started_ms = 0;  // now() at start
+
+  struct Node {
+    std::unique_ptr<cluster::UvDriver> driver;
+    supervisor::Stack* stack = nullptr;  // the driver's core
+    std::unique_ptr<supervisor::ExecRuntime> runtime;
+    std::unique_ptr<cluster::MapStore> store;
+    bool store_failed = false;
+  } node;
+
+  struct Endpoints {
+    std::unique_ptr<rpc::RpcServer> rpc;
+    std::unique_ptr<http::HttpServer> http;
+    std::map<rpc::ClientId, std::string> watchers;  // `watch` streams: client -> name prefix
+    std::uint64_t next_local_id = 0;                // ids of pids the agent holds itself
+  } endpoints;
+
+  struct Discovery {
+    std::unique_ptr<cluster::UvMulticastDiscovery> multicast;
+    std::unique_ptr<cluster::UvSeedResolver> resolver;
+    uv_timer_t resolve_timer{};
+  } discovery;
+
+  struct Life {
+    uv_signal_t sigterm{};
+    uv_signal_t sigint{};
+    int signals = 0;
+    uv_timer_t leave_timer{};   // closes everything a little after the leave was announced
+    uv_timer_t report_timer{};  // snapshots, the supervisor summary, rejected traffic
+    uv_timer_t stats_timer{};   // --stats-interval-ms
+    std::pair<std::size_t, std::size_t> reported_children{SIZE_MAX, SIZE_MAX};
+    std::uint64_t reported_auth = 0;
+    std::uint64_t reported_malformed = 0;
+    std::uint64_t reported_replay = 0;
+  } life;
+
+  // The time of the node's core (the driver's clock: wall-clock ms, monotonic).
+  std::uint64_t now() const { return node.driver->now(); }
+  supervisor::Stack& stack() { return *node.stack; }
+  const supervisor::Stack& stack() const { return *node.stack; }
+  const cluster::Membership& membership() const { return node.stack->membership(); }
+  registry::Registry& registry() { return node.stack->registry(); }
+  supervisor::Supervisor& supervisor() { return node.stack->supervisor(); }
+  // After API calls on the stack from outside a driver callback: route, send, re-arm.
+  void settle() { node.driver->settle(); }
+  // Children running here: exec processes and workers.
+  std::size_t children_here() const {
+    return (node.runtime ? node.runtime->size() : 0) + node.stack->workers().size();
+  }
+};
+
+// Starts a graceful leave (hand the children over, leave the cluster, exit 0); `why` goes to the
+// log. (agent.cpp)
+void begin_leave(Agent& agent, std::string_view why);
 // The RPC commands (agent_rpc.cpp): one request, and a client that went away.
 void handle_rpc(Agent& agent, rpc::ClientId client, rpc::Request request);
 void rpc_closed(Agent& agent, rpc::ClientId client);
 // Runs a read-only RPC command (members, names, ps, info...) and returns its result.
 std::expected<rpc::Value, std::string> query(Agent& agent, std::string_view cmd,
                                              const rpc::Value& args);
+// Sends an event to the `watch` clients whose prefix `subject` (a name) starts with.
+void rpc_event(Agent& agent, const std::string& subject, const rpc::Value& event);
 // The --http endpoint's answer to GET `path` (agent_http.cpp).
 http::Response http_request(Agent& agent, const std::string& path, const std::string& query);
 // Key rotation (agent_keys.cpp).
@@ -97,66 +158,5 @@ void broadcast_key_op(Agent& agent, std::string_view op, const cluster::Key& key
 std::map<std::string, std::pair<std::size_t, std::size_t>> key_census(Agent& agent,
                                                                       std::size_t& members);
 void on_user_message(Agent& agent, const cluster::UserMessage& message);
-// Sends an event to the `watch` clients whose prefix `subject` (a name) starts with.
-void rpc_event(Agent& agent, const std::string& subject, const rpc::Value& event);
-// The registration meta of a child that runs here (see agent_rpc.cpp).
-std::string child_meta(std::optional<int> os_pid, std::uint64_t restarts, bool worker);
-
-// Longest a graceful leave waits for the children to move before stopping them.
-constexpr std::uint64_t kDrainTimeoutMs = 15'000;
-// A starting node places no child until it sees a peer or this long has passed with none: children
-// are not started on every node that boots alone for a moment (a node with --discovery none and no
-// seeds places at once).
-constexpr std::uint64_t kStartupSettleMs = 2'000;
-
-struct Agent {
-  uv_loop_t* loop = nullptr;
-  std::unique_ptr<cluster::UvMembership> membership;
-  std::unique_ptr<cluster::UvMulticastDiscovery> discovery;
-  std::unique_ptr<cluster::UvSeedResolver> resolver;
-  std::unique_ptr<registry::Registry> registry;
-  std::unique_ptr<supervisor::Supervisor> supervisor;
-  std::unique_ptr<supervisor::ExecRuntime> runtime;
-  std::unique_ptr<cluster::MapStore> store;  // the map on disk (data dir)
-  bool store_failed = false;
-  supervisor::WorkerRuntime workers;
-  uv_timer_t worker_timer{};  // ticks the in-process workers
-  bool worker_reports();
-  std::size_t children_here() const { return (runtime ? runtime->size() : 0) + workers.size(); }
-  uv_timer_t supervisor_timer{};  // the supervisor's next restart
-  uv_timer_t drain_timer{};       // graceful leave: waits for the children to be handed over
-  std::uint64_t drain_deadline = 0;
-  bool left = false;  // the membership leave has begun
-  void drive_supervisor();
-  uv_timer_t registry_timer{};  // refreshes the live view and purges dead owners' names
-  uv_timer_t settle_timer{};    // the end of the startup settle (kStartupSettleMs)
-  bool placing = false;         // the supervisor has been given a view
-  bool had_quorum = false;      // quorum mode: as last logged
-  bool view_changed = true;
-  static void registry_tick(uv_timer_t* timer) { registry_tick_impl(timer); }
-  uv_timer_t resolve_timer{};
-  uv_signal_t sigterm{};
-  uv_signal_t sigint{};
-  uv_timer_t leave_timer{};
-  uv_timer_t report_timer{};  // logs rejected traffic once a second when there was some
-  std::pair<std::size_t, std::size_t> reported_children{SIZE_MAX, SIZE_MAX};  // children, here
-  uv_timer_t stats_timer{};                                                   // --stats-interval-ms
-  std::uint64_t reported_auth = 0;
-  std::uint64_t reported_malformed = 0;
-  std::uint64_t reported_replay = 0;
-  int signals = 0;
-  bool leaving = false;  // begin_leave() ran
-  Logger log;
-
-  // The RPC socket, and what its clients asked for.
-  std::unique_ptr<rpc::RpcServer> rpc;
-  std::unique_ptr<http::HttpServer> http;         // --http
-  std::map<rpc::ClientId, std::string> watchers;  // `watch` streams: client -> key prefix
-  std::uint64_t started_ms = 0;                   // uv_now() at start
-  std::uint64_t next_local_id = 0;                // ids of pids the agent holds itself
-  std::string data_dir;
-  std::string key_file;  // --key-file: rewritten after a key rotation
-  std::string mode = "ap";
-};
 
 }  // namespace shoal::bin

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bin/agent.h"
+#include "bin/agent_state.h"
 #include "bin/cli.h"
 
 namespace {
@@ -272,6 +273,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shoal: %s (see --help)\n", e.what());
     return 2;
   }
-  if (run->parsed()) return shoal::bin::run_agent(agent);
+  if (run->parsed()) {
+    auto config = shoal::bin::parse_agent_options(agent, shoal::bin::hostname());
+    if (!config) {
+      std::fprintf(stderr, "shoal agent: %s\n", config.error().c_str());
+      return 2;
+    }
+    return shoal::bin::run_agent(*config);
+  }
   return cli.exit_code;
 }

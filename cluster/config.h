@@ -1,8 +1,8 @@
 #pragma once
 
 // MembershipConfig: every tunable of the membership protocol, with its unit and why. Defaults are
-// tuned for fast failure detection on a LAN or loopback without false positives under load
-// (Config::lan()); bench/membership shows the trade-off. validate() says what is wrong, if
+// tuned for fast failure detection on a LAN or loopback without false positives under load;
+// bench/membership shows the trade-off. validate() says what is wrong, if
 // anything.
 
 #include <cstddef>
@@ -69,8 +69,6 @@ struct MembershipConfig {
   // Most upper-layer broadcasts queued; the oldest are dropped beyond it.
   std::size_t max_queued_user = 1024;
 
-  // Defaults: a LAN, or loopback.
-  static MembershipConfig lan() { return {}; }
   // Returns a one-line reason if the configuration cannot work.
   std::optional<std::string> validate() const;
 };

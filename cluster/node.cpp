@@ -110,12 +110,17 @@ void Node::settle(std::uint64_t now) {
   }
 }
 
+void Node::flush(std::uint64_t now_ms) {
+  if (replicator_) replicator_->flush(now_ms);
+  settle(now_ms);
+}
+
 void Node::take_changes(std::vector<ReplicaChange>& out) {
   if (replicator_) replicator_->take_changes(out);
 }
 
-void Node::take_effects(std::vector<NodeEffect>& out) {
-  for (NodeEffect& e : effects_)
+void Node::take_effects(std::vector<Effect>& out) {
+  for (Effect& e : effects_)
     out.push_back(std::move(e));
   effects_.clear();
 }

@@ -55,6 +55,13 @@ class MsgReader {
   std::uint64_t uint(const char* field, std::uint64_t max = UINT64_MAX);
   // Reads a byte string (msgpack bin or str) of at most `max` bytes.
   std::string_view bytes(const char* field, std::size_t max);
+  // True iff the next value is nil, which it then consumes; otherwise reads nothing.
+  bool nil() {
+    if (failed_ || pos_ >= data_.size() || static_cast<unsigned char>(data_[pos_]) != 0xc0)
+      return false;
+    ++pos_;
+    return true;
+  }
 
   // Marks the reader failed (if it is not already) with the given error.
   void fail(Errc code, const char* field, std::string detail = {});

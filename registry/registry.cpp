@@ -116,7 +116,8 @@ void Registry::note_put(std::string_view key, const Pid& pid, std::string value)
     // alike); at the limit, those the map no longer has go.
     std::erase_if(held_, [&](const auto& entry) { return !replicator_.state().get(entry.first); });
   }
-  held_.insert_or_assign(std::string(key), std::move(value));
+  auto put = replicator_.state().get(key);  // the version just put: the winner
+  held_.insert_or_assign(std::string(key), Held{std::move(value), put ? put->ts : 0});
 }
 
 std::optional<RegisterError> Registry::check(std::string_view name, std::string_view meta) const {
@@ -320,13 +321,14 @@ void Registry::restore(std::uint64_t now_ms) {
     auto current = replicator_.state().get(it->first);
     std::optional<Registration> holder =
         current ? decode_registration(current->value) : std::nullopt;
-    if (holder && !own(holder->pid) && live(holder->pid)) {
-      it = held_.erase(it);  // taken during the split: its holder keeps it
+    if (holder && !own(holder->pid) && live(holder->pid) && current->ts > it->second.ts) {
+      it = held_.erase(it);  // claimed after ours during the split: its holder keeps it
       continue;
     }
-    // Ours, or gone (the purge's removal came first): put it again, as a version the purge
-    // did not see.
-    replicator_.put(now_ms, it->first, it->second);
+    // Ours, gone (the purge's removal came first), or an older claim that won only because ours
+    // was purged: put it again, as a version the purge did not see.
+    replicator_.put(now_ms, it->first, it->second.value);
+    if (auto put = replicator_.state().get(it->first)) it->second.ts = put->ts;
     ++restored_;
     ++it;
   }
@@ -373,8 +375,16 @@ void Registry::classify(const cluster::ReplicaChange& change, std::vector<Regist
   const bool own_after = after && after->pid.node == self_;
   if (own_before && own_after == false && own_entries_ > 0) --own_entries_;
   if (own_after && !own_before) ++own_entries_;
-  // Taken by another pid (moved, or won a conflict): no longer ours to put back.
-  if (after && !own(after->pid)) held_.erase(change.key);
+  // Taken by another live pid with a later claim (moved, or won a conflict): no longer ours to put
+  // back. An older version that wins only because ours was purged takes nothing: after a
+  // partition, both sides' versions meet before the views do, and each side may purge the other's
+  // (or, for a moment, its own side's owners', when a merged view says they died); the owners put
+  // theirs back (restore()) and the latest claim wins, as in any conflict.
+  if (after && !own(after->pid) && live(after->pid)) {
+    auto mine = held_.find(change.key);
+    auto winner = replicator_.state().get(change.key);
+    if (mine != held_.end() && winner && winner->ts > mine->second.ts) held_.erase(mine);
+  }
 
   if (!change.key.starts_with(kNames)) return;
   const std::string name = change.key.substr(kNames.size());

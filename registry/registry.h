@@ -16,17 +16,19 @@
 // normally exactly one does (and if views disagree, two do, harmlessly). Only owners known to be
 // dead are purged: an older life of a live node, a life that left, or a life this node saw alive
 // that has left its view. A node that has just started has met nobody yet; it purges nothing of
-// its peers (found by the fault lab's rolling restart, where each restarted node wiped the live
-// names of the others).
+// its peers (else a rolling restart would have each restarted node wipe the others' live names).
 //
 // Presumed dead. A life that left the view without leaving (declared failed) may be alive on the
 // far side of a partition. Its entries are purged all the same (its names stop answering on this
 // side, as :global's do), and the purger marks the life: "p/" + node + "\0" + creation. When that
 // life returns it finds its marker and puts again every name and group membership it registered
-// and still holds (not removed here since, nor seen taken by another pid), then removes the
-// marker. Each put is a version the purge did not see, so it survives the purge's removal
-// whichever reaches a node first (the map is add-wins). A name someone else took during the split
-// is not put again (or, if the two meet concurrently, it is a conflict like any other). Names the
+// and still holds (not removed here since, nor taken by a later claim of another pid), then
+// removes the marker. Each put is a version the purge did not see, so it survives the purge's
+// removal whichever reaches a node first (the map is add-wins). A name another pid claimed later
+// during the split is not put again; one it claimed earlier is: when a partition heals, the two
+// sides' versions meet before their views do, and each side may purge the other's (even, for a
+// moment, its own side's, when a merged view says they died), so an older claim can be all that
+// is left; the latest claim must still win, as in any conflict. Names the
 // supervisor claims for its children are not kept here: the supervisor claims them itself. One
 // limit: a name this node holds that another node unregistered (Registry::unregister() on a name
 // it does not hold; the agent refuses that) comes back if this life is later presumed dead and
@@ -175,9 +177,13 @@ class Registry {
   std::map<std::string, std::uint64_t, std::less<>> live_;
   std::set<Life> seen_;      // node lives ever in the live view
   std::set<Life> departed_;  // lives that left on purpose
-  // Names and memberships this life registered (key -> value) and has not removed or seen taken
-  // by another pid: what it puts again when a peer presumed it dead.
-  std::map<std::string, std::string, std::less<>> held_;
+  // Names and memberships this life registered and has not removed or seen taken by a later
+  // claim of another pid: what it puts again when a peer presumed it dead.
+  struct Held {
+    std::string value;
+    crdt::Timestamp ts;  // of the version this node put last
+  };
+  std::map<std::string, Held, std::less<>> held_;
   std::size_t own_entries_ = 0;
   std::uint64_t restored_ = 0;
   struct Watch {

@@ -126,4 +126,47 @@ std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
   return spec;
 }
 
+std::string encode_child_meta(const ChildMeta& meta) {
+  std::string out;
+  crdt::MsgWriter w(out);
+  w.map(4);
+  w.str("os_pid");
+  if (meta.os_pid && *meta.os_pid >= 0) {
+    w.uint(static_cast<std::uint64_t>(*meta.os_pid));
+  } else {
+    w.nil();
+  }
+  w.str("started");
+  w.uint(meta.started_ms);
+  w.str("restarts");
+  w.uint(meta.restarts);
+  w.str("kind");
+  w.str(meta.kind == ChildKind::worker ? "worker" : "exec");
+  return out;
+}
+
+std::optional<ChildMeta> decode_child_meta(std::string_view bytes) {
+  crdt::MsgReader r(bytes);
+  const std::uint32_t n = r.map("meta", 16);
+  if (!r.ok()) return std::nullopt;
+  ChildMeta meta;
+  for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
+    const std::string_view key = r.bytes("key", 32);
+    if (key == "os_pid") {
+      if (r.nil()) continue;
+      meta.os_pid = static_cast<int>(r.uint("os_pid", INT32_MAX));
+    } else if (key == "started") {
+      meta.started_ms = r.uint("started");
+    } else if (key == "restarts") {
+      meta.restarts = r.uint("restarts");
+    } else if (key == "kind") {
+      meta.kind = r.bytes("kind", 16) == "worker" ? ChildKind::worker : ChildKind::exec;
+    } else {
+      break;  // a field of a later version: what was read stands
+    }
+  }
+  if (!r.ok()) return std::nullopt;
+  return meta;
+}
+
 }  // namespace shoal::supervisor

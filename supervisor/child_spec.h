@@ -61,4 +61,17 @@ std::string encode_spec(const ChildSpec& spec);
 std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
                                                   const SpecLimits& limits = {});
 
+// What a running copy's registration carries (its meta), so that every node can list where and
+// how a child runs: msgpack {"os_pid": int|nil, "started": ms, "restarts": n, "kind": "exec"|
+// "worker"}.
+struct ChildMeta {
+  std::optional<int> os_pid;     // exec children
+  std::uint64_t started_ms = 0;  // the node's clock (wall-clock ms in the agent)
+  std::uint64_t restarts = 0;    // restarts on that node
+  ChildKind kind = ChildKind::exec;
+};
+std::string encode_child_meta(const ChildMeta& meta);
+// Fields it cannot read keep their defaults; nullopt if it is not a map at all.
+std::optional<ChildMeta> decode_child_meta(std::string_view bytes);
+
 }  // namespace shoal::supervisor

@@ -1,6 +1,6 @@
-// registry_node: one cluster node (membership, replication, registry) driven over stdin/stdout by
-// bench/registry/run.py. It is the benchmark's instrument, not a product binary: it listens on
-// 127.0.0.1 only and trusts its driver.
+// registry_node: one cluster node (a supervisor::Stack, as the agent runs it: membership,
+// replication, registry) driven over stdin/stdout by bench/registry/run.py. It is the benchmark's
+// instrument, not a product binary: it listens on 127.0.0.1 only and trusts its driver.
 //
 // Usage: registry_node --name NAME --port PORT [--join PORT]
 //
@@ -39,9 +39,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cluster/uv/uv_membership.h"
+#include "cluster/uv/uv_driver.h"
 #include "crdt/codec.h"
-#include "registry/registry.h"
+#include "supervisor/stack.h"
 
 namespace {
 
@@ -51,12 +51,6 @@ using Clock = std::chrono::steady_clock;
 std::int64_t mono_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
-}
-
-std::uint64_t wall_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
 }
 
 std::size_t resident_kb() {
@@ -104,34 +98,38 @@ struct Trickle {
 
 struct BenchNode {
   uv_loop_t* loop = nullptr;
-  std::unique_ptr<cluster::UvMembership> membership;
-  std::unique_ptr<registry::Registry> registry;
+  std::unique_ptr<cluster::UvDriver> driver;
+  supervisor::Stack* stack = nullptr;  // the driver's core
   uv_pipe_t input{};
   std::string pending_input;
   std::uint64_t want_members = 0;
   std::vector<Expectation> expectations;
   Trickle trickle;
   uv_timer_t trickle_timer{};
-  uv_timer_t view_timer{};
   std::uint64_t next_id = 1;
   bool quitting = false;
 
+  registry::Registry& registry() { return stack->registry(); }
   registry::Pid new_pid() {
-    return {membership->core().name(), membership->core().creation(), next_id++};
+    return {stack->membership().name(), stack->membership().creation(), next_id++};
   }
 
-  void refresh_view() {
-    std::map<std::string, std::uint64_t, std::less<>> live;
-    for (const auto& [name, m] : membership->core().members()) {
-      if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect)
-        live[name] = m.creation;
-    }
-    const std::size_t alive = live.size();
-    registry->set_members(std::move(live));
+  void check_members() {
+    const std::size_t alive = stack->membership().count(cluster::MemberStatus::alive);
     if (want_members != 0 && alive >= want_members) {
       want_members = 0;
       answer(fmt::format(R"({{"event":"members","alive":{}}})", alive));
     }
+  }
+
+  // What the stack reports: the registry's events.
+  bool on_output() {
+    std::vector<supervisor::StackOutput> outputs;
+    stack->take_outputs(outputs);
+    for (const supervisor::StackOutput& o : outputs) {
+      if (const auto* e = std::get_if<registry::RegistryEvent>(&o)) on_event(*e);
+    }
+    return false;
   }
 
   void on_event(const registry::RegistryEvent& e) {
@@ -166,10 +164,10 @@ struct BenchNode {
       names.push_back(prefix + std::to_string(i));
     std::vector<std::pair<std::uint64_t, std::int64_t>> samples;
     std::uint64_t failed = 0;
-    const std::uint64_t now = wall_ms();
+    const std::uint64_t now = driver->now();
     const std::int64_t start = mono_ns();
     for (std::uint64_t k = 0; k < count; ++k) {
-      if (!registry->register_name(now, names[k], new_pid())) ++failed;
+      if (!registry().register_name(now, names[k], new_pid())) ++failed;
       if ((from + k) % step == 0) samples.emplace_back(from + k, mono_ns());
     }
     const std::int64_t end = mono_ns();
@@ -178,6 +176,7 @@ struct BenchNode {
         R"({{"event":"registered","count":{},"failed":{},"seconds":{:.6f},"rate":{:.1f},"end_ns":{},"samples":{}}})",
         count, failed, seconds, static_cast<double>(count) / seconds, end, samples_json(samples)));
     // The batch goes out when this loop turn ends (the driver's prepare handle).
+    driver->settle();
   }
 
   void trickle_one() {
@@ -188,9 +187,10 @@ struct BenchNode {
       return;
     }
     const std::string name = trickle.prefix + std::to_string(trickle.next);
-    if (registry->register_name(wall_ms(), name, new_pid()))
+    if (registry().register_name(driver->now(), name, new_pid()))
       trickle.samples.emplace_back(trickle.next, mono_ns());
     ++trickle.next;
+    driver->settle();
   }
 
   void do_whereis(const std::string& prefix, std::uint64_t count, std::uint64_t lookups) {
@@ -205,7 +205,7 @@ struct BenchNode {
     for (std::uint64_t done = 0; done < lookups; done += batch) {
       const std::int64_t start = mono_ns();
       for (std::uint64_t k = 0; k < batch; ++k)
-        found += registry->whereis(names[k]).has_value() ? 1 : 0;
+        found += registry().whereis(names[k]).has_value() ? 1 : 0;
       per_op.push_back(static_cast<double>(mono_ns() - start) / static_cast<double>(batch));
     }
     std::sort(per_op.begin(), per_op.end());
@@ -218,16 +218,17 @@ struct BenchNode {
     malloc_trim(0);
     const struct mallinfo2 heap = mallinfo2();
     const std::size_t rss = resident_kb();
-    const auto& u = membership->stats();
-    const auto& state = membership->replicator()->state();
+    const auto& u = driver->stats();
+    const cluster::Replicator& replicator = *stack->replicator();
+    const auto& state = replicator.state();
     const std::size_t encoded = crdt::encode(state).size();
-    const auto& r = membership->replicator()->stats();
+    const auto& r = replicator.stats();
     answer(fmt::format(
         R"({{"event":"stats","heap_in_use":{},"heap_free":{},"heap_mmapped":{},"rss_kb":{},"udp_out":{},"udp_in":{},"tcp_out":{},"tcp_in":{},"entries":{},"encoded_bytes":{},"log_entries":{},"batches_sent":{},"batch_messages_sent":{},"digests_sent":{},"full_states_sent":{},"streams_sent":{},"replicator_bytes_out":{}}})",
         heap.uordblks, heap.fordblks, heap.hblkhd, rss, u.udp_bytes_out, u.udp_bytes_in,
-        u.tcp_bytes_out, u.tcp_bytes_in, state.size(), encoded,
-        membership->replicator()->replica().log_entries(), r.batches_sent, r.batch_messages_sent,
-        r.digests_sent, r.full_states_sent, r.streams_sent, r.bytes_out));
+        u.tcp_bytes_out, u.tcp_bytes_in, state.size(), encoded, replicator.replica().log_entries(),
+        r.batches_sent, r.batch_messages_sent, r.digests_sent, r.full_states_sent, r.streams_sent,
+        r.bytes_out));
   }
 
   void command(const std::string& line) {
@@ -236,7 +237,7 @@ struct BenchNode {
     in >> verb;
     if (verb == "members") {
       in >> want_members;
-      refresh_view();
+      check_members();
     } else if (verb == "expect") {
       Expectation x;
       in >> x.prefix >> x.count >> x.step;
@@ -273,8 +274,7 @@ struct BenchNode {
     uv_read_stop(reinterpret_cast<uv_stream_t*>(&input));
     uv_close(reinterpret_cast<uv_handle_t*>(&input), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&trickle_timer), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&view_timer), nullptr);
-    membership->close([] {});
+    driver->close([] {});
   }
 };
 
@@ -305,38 +305,33 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);  // as the agent does (bin/agent.cpp)
   BenchNode node;
   node.loop = uv_default_loop();
-  cluster::UvMembershipOptions options;
-  options.name = name;
+  cluster::UvDriverOptions options;
   options.bind = *cluster::Address::parse("127.0.0.1:" + std::to_string(port));
-  options.creation_ms = wall_ms();
-  options.seed = options.creation_ms ^ static_cast<std::uint64_t>(port);
-  options.replication = cluster::ReplicatorConfig{};
-  auto started =
-      cluster::UvMembership::start(node.loop, options, [&node](const cluster::MemberEvent&) {
-        // The registry follows the live view outside the driver's flush.
-        uv_timer_start(
-            &node.view_timer,
-            [](uv_timer_t* t) { static_cast<BenchNode*>(t->data)->refresh_view(); }, 0, 0);
-      });
+  const std::uint64_t creation =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  const std::uint64_t seed = creation ^ static_cast<std::uint64_t>(port);
+  // The registry only: children are placed by nobody here.
+  supervisor::StackConfig config;
+  auto started = cluster::UvDriver::start(
+      node.loop, options,
+      [&](const cluster::Address& advertise, std::uint64_t now) {
+        auto stack = std::make_unique<supervisor::Stack>(
+            config, cluster::NodeIdentity{name, advertise, creation, {}}, seed, now);
+        node.stack = stack.get();
+        return stack;
+      },
+      [&node](const cluster::MemberEvent&) { node.check_members(); });
   if (!started) {
     std::fprintf(stderr, "registry_node: %s\n", started.error().c_str());
     return 1;
   }
-  node.membership = std::move(*started);
-  node.registry = std::make_unique<registry::Registry>(*node.membership->replicator(), name);
-  node.membership->on_change([&node](const cluster::ReplicaChange& change) {
-    std::vector<registry::RegistryEvent> events;
-    node.registry->on_change(wall_ms(), change, events);
-    for (const auto& e : events)
-      node.on_event(e);
-  });
-  uv_timer_init(node.loop, &node.view_timer);
-  node.view_timer.data = &node;
+  node.driver = std::move(*started);
+  node.driver->on_output([&node] { return node.on_output(); });
   uv_timer_init(node.loop, &node.trickle_timer);
   node.trickle_timer.data = &node;
-  node.refresh_view();
-  if (join != 0)
-    node.membership->join({*cluster::Address::parse("127.0.0.1:" + std::to_string(join))});
+  if (join != 0) node.driver->join({*cluster::Address::parse("127.0.0.1:" + std::to_string(join))});
 
   uv_pipe_init(node.loop, &node.input, 0);
   uv_pipe_open(&node.input, 0);

@@ -9,7 +9,16 @@ namespace shoal::cluster::sim {
 using crdt::splitmix64;
 
 SimCluster::SimCluster(std::size_t n, std::uint64_t seed, MembershipConfig config, SimNetConfig net)
-    : seed_(seed), config_(config), net_(net), rng_(splitmix64(seed)) {
+    : SimCluster(
+          n, seed,
+          [config, replication = net.replication](std::size_t, const NodeIdentity& self,
+                                                  std::uint64_t node_seed, std::uint64_t now) {
+            return std::make_unique<Node>(config, replication, self, node_seed, now);
+          },
+          net) {}
+
+SimCluster::SimCluster(std::size_t n, std::uint64_t seed, CoreFactory make, SimNetConfig net)
+    : seed_(seed), make_(std::move(make)), net_(net), rng_(splitmix64(seed)) {
   nodes_.resize(n);
   user_.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
@@ -32,8 +41,7 @@ void SimCluster::start(std::size_t i) {
   node.buffered.clear();
   node.wake_at = UINT64_MAX;
   NodeIdentity identity{node.name, node.addr, now_ + 1, {}};
-  node.core = std::make_unique<Node>(config_, net_.replication, identity,
-                                     splitmix64(seed_ ^ (i * 0x1234567ULL) ^ node.life), now_);
+  node.core = make_(i, identity, splitmix64(seed_ ^ (i * 0x1234567ULL) ^ node.life), now_);
   after_input(i);
 }
 
@@ -77,14 +85,8 @@ void SimCluster::mix(std::uint64_t v) {
 
 Replicator& SimCluster::replicator(std::size_t i) {
   Replicator* r = nodes_[i].core->replicator();
-  if (r == nullptr) std::abort();  // the cluster was made without SimNetConfig::replication
+  if (r == nullptr) std::abort();  // the cluster was made without replication
   return *r;
-}
-
-std::vector<ReplicaChange> SimCluster::take_changes(std::size_t i) {
-  std::vector<ReplicaChange> out = std::move(nodes_[i].recorded);
-  nodes_[i].recorded.clear();
-  return out;
 }
 
 void SimCluster::settle(std::size_t i) {
@@ -94,9 +96,12 @@ void SimCluster::settle(std::size_t i) {
 
 void SimCluster::after_input(std::size_t i) {
   Host& node = nodes_[i];
+  if (after_input_hook_) after_input_hook_(i);
+  // The end of the loop turn: its local writes leave as one batch.
+  if (node.core->pending()) node.core->flush(now_);
   scratch_.clear();
   node.core->take_effects(scratch_);
-  for (NodeEffect& effect : scratch_) {
+  for (Effect& effect : scratch_) {
     if (auto* send = std::get_if<SendPacket>(&effect)) {
       ++packets_sent_;
       const std::size_t to = node_at(send->to);
@@ -129,10 +134,6 @@ void SimCluster::after_input(std::size_t i) {
   changes_scratch_.clear();
   node.core->take_changes(changes_scratch_);
   node.changes += changes_scratch_.size();
-  if (net_.record_changes) {
-    for (ReplicaChange& change : changes_scratch_)
-      node.recorded.push_back(std::move(change));
-  }
   const std::uint64_t deadline = node.core->next_deadline();
   if (deadline < node.wake_at) {
     node.wake_at = deadline;
@@ -168,7 +169,7 @@ void SimCluster::deliver(Ev& ev) {
   mix(ev.to);
   for (char c : ev.bytes)
     mix(static_cast<unsigned char>(c));
-  Node& core = *node.core;
+  Core& core = *node.core;
   switch (ev.kind) {
     case Kind::packet:
       core.on_packet(now_, ev.from_addr, ev.bytes);

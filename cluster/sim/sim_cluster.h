@@ -1,7 +1,9 @@
 #pragma once
 
-// SimCluster: N membership cores on a simulated network in virtual time (the FoundationDB habit:
-// the same code as production, driven by a deterministic simulator).
+// SimCluster: N node cores on a simulated network in virtual time (the FoundationDB habit: the
+// same code as production, driven by a deterministic simulator). A core is a cluster::Node
+// (membership, and replication when SimNetConfig::replication is set) or anything else that
+// implements cluster::Core, made by a factory: a supervisor::Stack runs every layer of a node.
 //
 // Time is virtual: an event heap ordered by (time, sequence) holds packet deliveries, stream
 // exchanges and timer wake-ups; nothing sleeps, so 1,000 nodes run minutes of protocol in seconds.
@@ -9,6 +11,10 @@
 // partitions, and per-node faults: kill (the process is gone, its host answers "port unreachable"),
 // pause (SIGSTOP: silence, packets buffered until resume) and restart (a new process with a new
 // creation under the same name and address).
+//
+// The simulator ends a loop turn after every input a core takes, as the libuv driver does: it calls
+// the after-input hook (where the owner of a core drains what the core has for it), flushes the
+// turn's local writes to the map, and schedules what the core queued.
 //
 // Deterministic: one seed drives the network and every node's RNG; trace_hash() digests every
 // delivery, so a seed that replays differently is a bug.
@@ -27,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster/core.h"
 #include "cluster/membership.h"
 #include "cluster/node.h"
 #include "cluster/replicator.h"
@@ -46,10 +53,9 @@ struct SimNetConfig {
   // Whether events() also keeps "joined" and "updated" events (N^2 of them while a large cluster
   // forms; the failure-related ones are always kept).
   bool record_joins = false;
-  // Whether every node also runs the replicator of the shared map (with this configuration).
+  // Whether every node also runs the replicator of the shared map (with this configuration; only
+  // for the default cores, cluster::Node).
   std::optional<ReplicatorConfig> replication;
-  // Whether replicated-map changes are kept per node (take_changes) rather than only counted.
-  bool record_changes = false;
 };
 
 struct SimEvent {
@@ -59,24 +65,32 @@ struct SimEvent {
 
 class SimCluster {
  public:
-  // N nodes named n0..n{N-1}, started at time 0, not yet joined.
+  // Makes the core of node `index` (each start and restart: a new life).
+  using CoreFactory = std::function<std::unique_ptr<Core>(
+      std::size_t index, const NodeIdentity& self, std::uint64_t seed, std::uint64_t now_ms)>;
+  // Called after every input node `index` took, before its effects are drained.
+  using AfterInput = std::function<void(std::size_t index)>;
+
+  // N nodes named n0..n{N-1}, started at time 0, not yet joined; each runs a cluster::Node.
   SimCluster(std::size_t n, std::uint64_t seed, MembershipConfig config = {},
              SimNetConfig net = {});
+  // The same with cores from `make`.
+  SimCluster(std::size_t n, std::uint64_t seed, CoreFactory make, SimNetConfig net = {});
 
   std::size_t size() const { return nodes_.size(); }
   std::uint64_t now() const { return now_; }
   std::uint64_t seed() const { return seed_; }
-  Membership& node(std::size_t i) { return nodes_[i].core->membership(); }
-  const Membership& node(std::size_t i) const { return nodes_[i].core->membership(); }
-  // Node i's replicator (REQUIRES: SimNetConfig::replication).
+  Core& core(std::size_t i) { return *nodes_[i].core; }
+  Membership& membership(std::size_t i) { return nodes_[i].core->membership(); }
+  const Membership& membership(std::size_t i) const { return nodes_[i].core->membership(); }
+  // Node i's replicator (REQUIRES: its core replicates).
   Replicator& replicator(std::size_t i);
-  // Routes the effects of API calls made on node i's parts (node(i).leave(...),
-  // replicator(i).put(...)).
+  // Routes the effects of API calls made on node i's parts (membership(i).leave(...),
+  // replicator(i).put(...)), as an input would.
   void settle(std::size_t i);
-  // Replicated-map changes reported by node i so far.
+  // Replicated-map changes node i's core handed out so far (a Stack's layers consume theirs).
   std::uint64_t changes(std::size_t i) const { return nodes_[i].changes; }
-  // The changes node i reported since the last call (with SimNetConfig::record_changes).
-  std::vector<ReplicaChange> take_changes(std::size_t i);
+  void set_after_input(AfterInput hook) { after_input_hook_ = std::move(hook); }
   const std::string& name(std::size_t i) const { return nodes_[i].name; }
   const Address& addr(std::size_t i) const { return nodes_[i].addr; }
   bool running(std::size_t i) const { return nodes_[i].running; }
@@ -102,8 +116,6 @@ class SimCluster {
   // Nodes in different groups cannot reach each other; nodes not listed form one more group.
   void partition(const std::vector<std::vector<std::size_t>>& groups);
   void heal();
-  void set_loss(double p) { net_.loss = p; }
-  void set_duplicate(double p) { net_.duplicate = p; }
 
   // --- Observations ---
 
@@ -142,9 +154,8 @@ class SimCluster {
   struct Host {
     std::string name;
     Address addr;
-    std::unique_ptr<Node> core;
+    std::unique_ptr<Core> core;
     std::uint64_t changes = 0;
-    std::vector<ReplicaChange> recorded;
     std::uint64_t life = 0;  // bumped on every restart
     bool running = true;
     bool paused = false;
@@ -166,8 +177,9 @@ class SimCluster {
   void mix(std::uint64_t v);
 
   const std::uint64_t seed_;
-  const MembershipConfig config_;
+  const CoreFactory make_;
   SimNetConfig net_;
+  AfterInput after_input_hook_;
   std::mt19937_64 rng_;
   std::uint64_t now_ = 0;
   std::uint64_t next_seq_ = 0;
@@ -176,7 +188,7 @@ class SimCluster {
   std::priority_queue<Ev, std::vector<Ev>, std::greater<>> heap_;
   std::vector<SimEvent> events_;
   std::vector<std::vector<UserMessage>> user_;
-  std::vector<NodeEffect> scratch_;
+  std::vector<Effect> scratch_;
   std::vector<ReplicaChange> changes_scratch_;
   crdt::Fnv1a trace_;
   std::uint64_t packets_sent_ = 0;

@@ -9,7 +9,7 @@
 // halves of a healed partition find each other. With a cluster key, announcements are sealed, so
 // a foreign cluster on the same group is ignored.
 //
-// Loop-bound; close() before destroying, like UvMembership.
+// Loop-bound; close() before destroying, like UvDriver.
 
 #include <uv.h>
 

@@ -159,16 +159,16 @@ BOOST_AUTO_TEST_CASE(restarted_node_is_accepted_as_a_new_life_at_once) {
   SimCluster c(5, seed);
   c.join_all(0);
   BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
-  const std::uint64_t old_creation = c.node(2).creation();
+  const std::uint64_t old_creation = c.membership(2).creation();
   c.kill(2);
   c.run_for(50);  // restarted faster than anyone can notice the crash
   c.restart(2, {0});
-  BOOST_TEST(c.node(2).creation() > old_creation);
+  BOOST_TEST(c.membership(2).creation() > old_creation);
   BOOST_TEST(c.wait_until(
                  [&] {
                    for (std::size_t i = 0; i < c.size(); ++i) {
-                     const auto* m = c.node(i).member("n2");
-                     if (m == nullptr || m->creation != c.node(2).creation() ||
+                     const auto* m = c.membership(i).member("n2");
+                     if (m == nullptr || m->creation != c.membership(2).creation() ||
                          m->status != MemberStatus::alive) {
                        return false;
                      }
@@ -184,7 +184,7 @@ BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed) {
   SimCluster c(8, seed);
   c.join_all(0);
   BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
-  c.node(5).leave(c.now());
+  c.membership(5).leave(c.now());
   const std::uint64_t left_at = c.now();
   BOOST_TEST(c.wait_until([&] { return c.all_see(5, MemberStatus::left); }, 5'000));
   BOOST_TEST_MESSAGE("leave seen by all after " << c.now() - left_at << " ms");
@@ -196,10 +196,11 @@ BOOST_AUTO_TEST_CASE(upper_layer_payloads_reach_one_member_or_all) {
   SimCluster c(30, seed);
   c.join_all(0);
   BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
-  BOOST_TEST(c.node(3).send_user(c.now(), "n7", "direct"));
-  BOOST_TEST(!c.node(3).send_user(c.now(), "nobody", "direct"));
-  BOOST_TEST(!c.node(3).broadcast_user(c.now(), std::string(2000, 'x')));  // cannot fit a packet
-  BOOST_TEST(c.node(0).broadcast_user(c.now(), "to-everyone"));
+  BOOST_TEST(c.membership(3).send_user(c.now(), "n7", "direct"));
+  BOOST_TEST(!c.membership(3).send_user(c.now(), "nobody", "direct"));
+  BOOST_TEST(
+      !c.membership(3).broadcast_user(c.now(), std::string(2000, 'x')));  // cannot fit a packet
+  BOOST_TEST(c.membership(0).broadcast_user(c.now(), "to-everyone"));
   auto everyone_has_it = [&] {
     for (std::size_t i = 1; i < c.size(); ++i) {
       bool got = false;

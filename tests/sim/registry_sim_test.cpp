@@ -8,6 +8,7 @@
 #include "crdt/aw_lww_map.h"
 #include "registry/registry.h"
 #include "tests/support/seed.h"
+#include "tests/support/sim_stacks.h"
 
 using namespace shoal;
 using cluster::MembershipConfig;
@@ -28,48 +29,17 @@ std::ostream& operator<<(std::ostream& os, const Pid& pid) {
 
 namespace {
 
-struct World {
-  SimCluster c;
-  std::vector<std::unique_ptr<Registry>> regs;
-  std::vector<std::vector<RegistryEvent>> events;
-
+// A simulated cluster of stacks (tests/support/sim_stacks.h), as the agents run them: each hands
+// its registry the live view, its changes, and purges dead owners' names by itself.
+struct World : shoal::test::SimStacks {
   World(std::size_t n, std::uint64_t seed, registry::RegistryLimits limits = {})
-      : c(n, seed, MembershipConfig{}, [] {
-          SimNetConfig net;
-          net.replication = cluster::ReplicatorConfig{};
-          net.record_changes = true;
-          return net;
-        }()) {
-    for (std::size_t i = 0; i < n; ++i) {
-      regs.push_back(std::make_unique<Registry>(c.replicator(i), c.name(i), limits));
-    }
-    events.resize(n);
-    c.join_all(0);
-  }
-  Pid pid(std::size_t i, std::uint64_t id) { return Pid{c.name(i), c.node(i).creation(), id}; }
-  // Hands each registry its node's live view and its changes, as the agent's loop will.
-  void feed() {
-    for (std::size_t i = 0; i < c.size(); ++i) {
-      if (!c.running(i)) continue;
-      c.settle(i);  // route the effects of direct calls (local changes included)
-      std::map<std::string, std::uint64_t, std::less<>> live;
-      for (const auto& [name, m] : c.node(i).members()) {
-        if (m.status == MemberStatus::alive || m.status == MemberStatus::suspect)
-          live[name] = m.creation;
-      }
-      regs[i]->set_members(std::move(live));
-      for (const auto& change : c.take_changes(i))
-        regs[i]->on_change(c.now(), change, events[i]);
-    }
-  }
-  // Every running node purges, as the agent does on a timer and on every view change.
-  std::size_t purge_all() {
-    std::size_t removed = 0;
-    for (std::size_t i = 0; i < c.size(); ++i) {
-      if (c.running(i)) removed += regs[i]->purge(c.now());
-    }
-    settle_all();
-    return removed;
+      : SimStacks(n, seed, [&] {
+          supervisor::StackConfig config;
+          config.registry = limits;
+          return config;
+        }()) {}
+  Pid pid(std::size_t i, std::uint64_t id) {
+    return Pid{c.name(i), c.membership(i).creation(), id};
   }
   // Entries (names and group memberships) in node i's map, and lives marked presumed dead.
   std::size_t entries(std::size_t i) {
@@ -88,20 +58,13 @@ struct World {
     });
     return n;
   }
-  void settle_all() {
+  // Entries the running stacks purged for dead owners, so far.
+  std::uint64_t purged() {
+    std::uint64_t n = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
-      if (!c.running(i)) continue;
-      c.replicator(i).flush(c.now());
-      c.settle(i);
+      if (c.running(i)) n += stack(i).stats().purged;
     }
-  }
-  bool wait(const std::function<bool()>& pred, std::uint64_t ms) {
-    return c.wait_until(
-        [&] {
-          feed();
-          return pred();
-        },
-        ms, 10);
+    return n;
   }
 };
 
@@ -112,26 +75,24 @@ BOOST_AUTO_TEST_SUITE(registry_sim)
 BOOST_AUTO_TEST_CASE(a_name_registered_on_one_node_is_found_on_every_other) {
   World w(5, shoal::test::test_seed());
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
-  BOOST_TEST_REQUIRE(
-      w.regs[2]->register_name(w.c.now(), "job-7", w.pid(2, 42), "meta").has_value());
+  BOOST_TEST_REQUIRE(w.reg(2).register_name(w.c.now(), "job-7", w.pid(2, 42), "meta").has_value());
   w.settle_all();
   BOOST_TEST(w.wait(
       [&] {
-        for (auto& r : w.regs) {
-          auto where = r->whereis("job-7");
+        for (std::size_t i = 0; i < 5; ++i) {
+          auto where = w.reg(i).whereis("job-7");
           if (!where || where->pid != w.pid(2, 42)) return false;
         }
         return true;
       },
       5'000));
   // Taken: another node cannot register it, and is told who holds it.
-  auto refused = w.regs[4]->register_name(w.c.now(), "job-7", w.pid(4, 1));
+  auto refused = w.reg(4).register_name(w.c.now(), "job-7", w.pid(4, 1));
   BOOST_TEST_REQUIRE(!refused.has_value());
   BOOST_TEST((refused.error().code == registry::RegisterErrc::already_registered));
   BOOST_TEST(refused.error().holder.value() == w.pid(2, 42));
   bool seen = false;
-  for (const auto& e : w.events[0])
+  for (const auto& e : w.events(0))
     seen |= e.kind == RegistryEventKind::registered && e.name == "job-7";
   BOOST_TEST(seen);
 }
@@ -139,42 +100,37 @@ BOOST_AUTO_TEST_CASE(a_name_registered_on_one_node_is_found_on_every_other) {
 BOOST_AUTO_TEST_CASE(a_killed_nodes_names_vanish_from_reads_and_are_purged) {
   World w(5, shoal::test::test_seed());
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
   for (std::uint64_t k = 0; k < 100; ++k) {
     BOOST_TEST_REQUIRE(
-        w.regs[3]->register_name(w.c.now(), "n3/" + std::to_string(k), w.pid(3, k)).has_value());
+        w.reg(3).register_name(w.c.now(), "n3/" + std::to_string(k), w.pid(3, k)).has_value());
   }
   w.settle_all();
-  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[0]->names("n3/", 1000).size() == 100u; }, 5'000));
-  w.c.kill(3);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.reg(0).names("n3/", 1000).size() == 100u; }, 5'000));
+  const std::uint64_t purged_before = w.purged();
+  w.kill(3);
   // Reads stop answering as soon as the death is known, before any removal spreads.
-  BOOST_TEST(
-      w.wait([&] { return w.regs[0]->names("n3/", 1000).empty() && !w.regs[0]->whereis("n3/5"); },
-             10'000));
+  BOOST_TEST(w.wait(
+      [&] { return w.reg(0).names("n3/", 1000).empty() && !w.reg(0).whereis("n3/5"); }, 10'000));
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.all_see(3, MemberStatus::dead); }, 10'000));
-  // Survivors purge periodically (the agent does it on every membership change and on a timer);
-  // the node responsible for n3 removes its entries, and the removal reaches every map. The
-  // responsible node may purge before all of n3's entries reached it: the next run catches up.
-  // n3 failed (it did not leave): its life is marked presumed dead, in case it is alive on the
-  // far side of a partition and returns.
-  std::size_t purged = 0;
+  // Survivors purge on every membership change and periodically; the node responsible for n3
+  // removes its entries, and the removal reaches every map. The responsible node may purge before
+  // all of n3's entries reached it: the next run catches up. n3 failed (it did not leave): its
+  // life is marked presumed dead, in case it is alive on the far side of a partition and returns.
   BOOST_TEST(w.wait(
       [&] {
-        purged += w.purge_all();
         for (std::size_t i = 0; i < 5; ++i) {
           if (i != 3 && (w.entries(i) != 0 || w.markers(i) != 1)) return false;
         }
         return true;
       },
       10'000));
+  const std::uint64_t purged = w.purged() - purged_before;
   BOOST_TEST(purged >= 100u);
   BOOST_TEST(purged < 200u);  // one node did it, not every survivor
   // n3 comes back as a new life: the old life is gone for certain, and so are its markers.
-  w.c.restart(3, {0});
-  w.regs[3] = std::make_unique<Registry>(w.c.replicator(3), w.c.name(3));
+  w.restart(3, {0});
   BOOST_TEST(w.wait(
       [&] {
-        w.purge_all();
         for (std::size_t i = 0; i < 5; ++i) {
           if (w.markers(i) != 0 || w.entries(i) != 0) return false;
         }
@@ -188,25 +144,16 @@ BOOST_AUTO_TEST_CASE(markers_of_a_life_that_never_returns_expire) {
   limits.presumed_dead_keep_ms = 30'000;
   World w(4, shoal::test::test_seed(), limits);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
-  BOOST_TEST_REQUIRE(w.regs[2]->register_name(w.c.now(), "gone", w.pid(2, 1)).has_value());
+  BOOST_TEST_REQUIRE(w.reg(2).register_name(w.c.now(), "gone", w.pid(2, 1)).has_value());
   w.settle_all();
-  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[0]->whereis("gone").has_value(); }, 5'000));
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.reg(0).whereis("gone").has_value(); }, 5'000));
   w.c.kill(2);
   const std::uint64_t killed = w.c.now();
-  BOOST_TEST_REQUIRE(w.wait(
-      [&] {
-        w.purge_all();
-        return w.entries(0) == 0 && w.markers(0) == 1 && w.markers(1) == 1;
-      },
-      15'000));
+  BOOST_TEST_REQUIRE(
+      w.wait([&] { return w.entries(0) == 0 && w.markers(0) == 1 && w.markers(1) == 1; }, 15'000));
   // Kept until keep_ms after the purge, then removed everywhere.
-  BOOST_TEST(w.wait(
-      [&] {
-        w.purge_all();
-        return w.markers(0) == 0 && w.markers(1) == 0 && w.markers(3) == 0;
-      },
-      60'000));
+  BOOST_TEST(
+      w.wait([&] { return w.markers(0) == 0 && w.markers(1) == 0 && w.markers(3) == 0; }, 60'000));
   BOOST_TEST(w.c.now() - killed >= 30'000u);
 }
 
@@ -217,42 +164,39 @@ BOOST_AUTO_TEST_CASE(names_purged_across_a_partition_come_back_when_it_heals) {
   const auto seed = shoal::test::test_seed();
   World w(5, seed);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
   for (std::size_t i = 0; i < 5; ++i) {
     for (std::uint64_t k = 0; k < 20; ++k) {
       const std::string name = "s" + std::to_string(i) + "-" + std::to_string(k);
-      BOOST_TEST_REQUIRE(w.regs[i]->register_name(w.c.now(), name, w.pid(i, k)).has_value());
+      BOOST_TEST_REQUIRE(w.reg(i).register_name(w.c.now(), name, w.pid(i, k)).has_value());
     }
-    BOOST_TEST_REQUIRE(w.regs[i]->join(w.c.now(), "all", w.pid(i, 100)).has_value());
+    BOOST_TEST_REQUIRE(w.reg(i).join(w.c.now(), "all", w.pid(i, 100)).has_value());
   }
   w.settle_all();
-  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[4]->names("s", 1000).size() == 100u; }, 5'000));
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.reg(4).names("s", 1000).size() == 100u; }, 5'000));
 
   const std::vector<std::size_t> big{0, 1, 2}, small{3, 4};
   w.c.partition({big, small});
   const auto sees_dead = [&](std::size_t i, std::size_t j) {
-    const auto* m = w.c.node(i).member(w.c.name(j));
+    const auto* m = w.c.membership(i).member(w.c.name(j));
     return m != nullptr && m->status == MemberStatus::dead;
   };
   BOOST_TEST_REQUIRE(w.wait(
       [&] {
-        w.purge_all();
         // Each side has purged the other's names (and group memberships).
         return sees_dead(0, 3) && sees_dead(3, 0) && w.entries(0) == 63u && w.entries(3) == 42u;
       },
       30'000));
   // During the split, n1 unregisters one of its names and n4 leaves the group.
-  BOOST_TEST_REQUIRE(w.regs[1]->unregister(w.c.now(), "s1-7"));
-  BOOST_TEST_REQUIRE(w.regs[4]->leave(w.c.now(), "all", w.pid(4, 100)));
+  BOOST_TEST_REQUIRE(w.reg(1).unregister(w.c.now(), "s1-7"));
+  BOOST_TEST_REQUIRE(w.reg(4).leave(w.c.now(), "all", w.pid(4, 100)));
   w.settle_all();
   w.c.heal();
   BOOST_TEST(w.wait(
                  [&] {
-                   w.purge_all();
                    if (!w.c.converged()) return false;
                    for (std::size_t i = 0; i < 5; ++i) {
-                     if (w.regs[i]->names("s", 1000).size() != 99u) return false;
-                     if (w.regs[i]->members("all").size() != 4u) return false;
+                     if (w.reg(i).names("s", 1000).size() != 99u) return false;
+                     if (w.reg(i).members("all").size() != 4u) return false;
                      if (w.markers(i) != 0) return false;
                    }
                    return true;
@@ -260,13 +204,13 @@ BOOST_AUTO_TEST_CASE(names_purged_across_a_partition_come_back_when_it_heals) {
                  60'000),
              "seed=" << seed);
   for (std::size_t i = 0; i < 5; ++i) {
-    BOOST_TEST(!w.regs[i]->whereis("s1-7"));
-    auto where = w.regs[i]->whereis("s3-5");
+    BOOST_TEST(!w.reg(i).whereis("s1-7"));
+    auto where = w.reg(i).whereis("s3-5");
     BOOST_TEST((where && where->pid == w.pid(3, 5)));
   }
   std::uint64_t restored = 0;
-  for (auto& r : w.regs)
-    restored += r->restored();
+  for (std::size_t i = 0; i < 5; ++i)
+    restored += w.reg(i).restored();
   BOOST_TEST_MESSAGE("entries put back by their owners: " << restored);
   BOOST_TEST(restored >= 103u);  // 105 entries purged on one side or the other, less 2 removed
 }
@@ -274,19 +218,18 @@ BOOST_AUTO_TEST_CASE(names_purged_across_a_partition_come_back_when_it_heals) {
 BOOST_AUTO_TEST_CASE(pids_from_before_a_restart_never_answer) {
   World w(4, shoal::test::test_seed());
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
   const Pid old = w.pid(1, 9);
-  BOOST_TEST_REQUIRE(w.regs[1]->register_name(w.c.now(), "svc", old).has_value());
+  BOOST_TEST_REQUIRE(w.reg(1).register_name(w.c.now(), "svc", old).has_value());
   w.settle_all();
-  BOOST_TEST_REQUIRE(w.wait([&] { return w.regs[0]->whereis("svc").has_value(); }, 5'000));
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.reg(0).whereis("svc").has_value(); }, 5'000));
   w.c.kill(1);
   w.c.run_for(20);
-  w.c.restart(1, {0});  // same name, new creation: the old pid is gone
-  w.regs[1] = std::make_unique<Registry>(w.c.replicator(1), w.c.name(1));
+  w.restart(1, {0});  // same name, new creation: the old pid is gone
   BOOST_TEST(w.wait(
       [&] {
-        const auto* m = w.c.node(0).member("n1");
-        return m != nullptr && m->creation == w.c.node(1).creation() && !w.regs[0]->whereis("svc");
+        const auto* m = w.c.membership(0).member("n1");
+        return m != nullptr && m->creation == w.c.membership(1).creation() &&
+               !w.reg(0).whereis("svc");
       },
       10'000));
 }
@@ -295,12 +238,11 @@ BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner
   const auto seed = shoal::test::test_seed();
   World w(6, seed);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
   w.c.partition({{0, 1, 2}, {3, 4, 5}});
   w.c.run_for(200);
-  BOOST_TEST_REQUIRE(w.regs[1]->register_name(w.c.now(), "leader", w.pid(1, 1)).has_value());
+  BOOST_TEST_REQUIRE(w.reg(1).register_name(w.c.now(), "leader", w.pid(1, 1)).has_value());
   w.c.run_for(3);
-  BOOST_TEST_REQUIRE(w.regs[4]->register_name(w.c.now(), "leader", w.pid(4, 1)).has_value());
+  BOOST_TEST_REQUIRE(w.reg(4).register_name(w.c.now(), "leader", w.pid(4, 1)).has_value());
   w.settle_all();
   w.c.run_for(3'000);
   w.c.heal();
@@ -308,8 +250,8 @@ BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner
                  [&] {
                    if (!w.c.converged()) return false;
                    std::optional<Pid> first;
-                   for (auto& r : w.regs) {
-                     auto where = r->whereis("leader");
+                   for (std::size_t i = 0; i < 6; ++i) {
+                     auto where = w.reg(i).whereis("leader");
                      if (!where) return false;
                      if (!first) first = where->pid;
                      if (where->pid != *first) return false;
@@ -318,10 +260,27 @@ BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner
                  },
                  60'000),
              "seed=" << seed);
+  for (std::size_t i = 0; i < 6; ++i) {
+    auto where = w.reg(i).whereis("leader");
+    std::string vs;
+    w.c.replicator(i).state().versions("n/leader", [&](const crdt::VersionView& v) {
+      auto reg = registry::decode_registration(v.value);
+      vs += " " + (reg ? reg->pid.to_string() : std::string("?"));
+    });
+    BOOST_TEST_MESSAGE("n" << i << " whereis=" << (where ? where->pid.to_string() : "none")
+                           << " versions:" << vs << " markers=" << w.markers(i)
+                           << " converged=" << w.c.converged());
+    for (const auto& e : w.events(i)) {
+      if (e.name == "leader")
+        BOOST_TEST_MESSAGE("   " << registry::event_name(e.kind)
+                                 << " pid=" << (e.pid ? e.pid->to_string() : "-")
+                                 << " prev=" << (e.previous ? e.previous->to_string() : "-"));
+    }
+  }
   // Somebody reported the conflict, naming the loser.
   bool conflict = false;
-  for (const auto& list : w.events) {
-    for (const auto& e : list)
+  for (std::size_t i = 0; i < 6; ++i) {
+    for (const auto& e : w.events(i))
       conflict |= e.kind == RegistryEventKind::conflict && !e.losers.empty();
   }
   BOOST_TEST(conflict);
@@ -330,50 +289,47 @@ BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner
 BOOST_AUTO_TEST_CASE(watchers_hear_the_names_they_watch_until_they_stop) {
   World w(3, shoal::test::test_seed());
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
   std::vector<std::string> heard;
-  const auto id = w.regs[0]->watch("job-", [&](const RegistryEvent& e) {
+  const auto id = w.reg(0).watch("job-", [&](const RegistryEvent& e) {
     heard.push_back(std::string(registry::event_name(e.kind)) + ":" + e.name);
   });
-  BOOST_TEST_REQUIRE(w.regs[2]->register_name(w.c.now(), "job-1", w.pid(2, 1)).has_value());
-  BOOST_TEST_REQUIRE(w.regs[2]->register_name(w.c.now(), "other", w.pid(2, 2)).has_value());
+  BOOST_TEST_REQUIRE(w.reg(2).register_name(w.c.now(), "job-1", w.pid(2, 1)).has_value());
+  BOOST_TEST_REQUIRE(w.reg(2).register_name(w.c.now(), "other", w.pid(2, 2)).has_value());
   w.settle_all();
   BOOST_TEST(w.wait([&] { return heard.size() == 1u; }, 5'000));
   BOOST_TEST(heard.at(0) == "registered:job-1");
-  BOOST_TEST(w.regs[0]->unwatch(id));
-  BOOST_TEST(!w.regs[0]->unwatch(id));
-  BOOST_TEST(w.regs[2]->unregister(w.c.now(), "job-1"));
+  BOOST_TEST(w.reg(0).unwatch(id));
+  BOOST_TEST(!w.reg(0).unwatch(id));
+  BOOST_TEST(w.reg(2).unregister(w.c.now(), "job-1"));
   w.settle_all();
-  BOOST_TEST(w.wait([&] { return !w.regs[0]->whereis("job-1"); }, 5'000));
-  w.feed();
+  BOOST_TEST(w.wait([&] { return !w.reg(0).whereis("job-1"); }, 5'000));
   BOOST_TEST(heard.size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(groups_hold_many_pids) {
   World w(3, shoal::test::test_seed());
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  w.feed();
   for (std::size_t i = 0; i < 3; ++i) {
-    BOOST_TEST_REQUIRE(w.regs[i]->join(w.c.now(), "workers", w.pid(i, 1)).has_value());
+    BOOST_TEST_REQUIRE(w.reg(i).join(w.c.now(), "workers", w.pid(i, 1)).has_value());
   }
-  BOOST_TEST(w.regs[0]->leave(w.c.now(), "workers", w.pid(0, 1)));
+  BOOST_TEST(w.reg(0).leave(w.c.now(), "workers", w.pid(0, 1)));
   w.settle_all();
-  BOOST_TEST(w.wait([&] { return w.regs[2]->members("workers").size() == 2u; }, 5'000));
+  BOOST_TEST(w.wait([&] { return w.reg(2).members("workers").size() == 2u; }, 5'000));
 }
 
 BOOST_AUTO_TEST_CASE(bounds_are_enforced_with_clear_errors) {
   registry::RegistryLimits limits;
   limits.max_entries_per_node = 3;
   World w(1, shoal::test::test_seed(), limits);
-  w.feed();
-  auto& r = *w.regs[0];
+  auto& r = w.reg(0);
   auto too_long = r.register_name(0, std::string(300, 'x'), w.pid(0, 1));
   BOOST_TEST((too_long.error().code == registry::RegisterErrc::bad_name));
   auto meta = r.register_name(0, "m", w.pid(0, 1), std::string(2000, 'm'));
   BOOST_TEST((meta.error().code == registry::RegisterErrc::meta_too_large));
   for (int k = 0; k < 3; ++k) {
     BOOST_TEST(r.register_name(0, "k" + std::to_string(k), w.pid(0, k)).has_value());
-    w.feed();
+    w.settle(0);
+    w.c.run_for(1);  // the stack's turn counts the entry against the limit
   }
   auto full = r.register_name(0, "k3", w.pid(0, 3));
   BOOST_TEST_REQUIRE(!full.has_value());

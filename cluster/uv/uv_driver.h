@@ -1,11 +1,16 @@
 #pragma once
 
-// UvMembership: the libuv driver of a cluster Node (the membership core, and the replicator of the
-// shared map when configured). It owns the node's UDP socket (probes and
-// gossip), its TCP listener (push-pull), one timer, and the core; it passes uv_now() as the time
-// of every input, drains the core's effects after each input, seals and opens everything with the
-// keyring, and re-arms its timer for the core's next deadline. It never re-enters the core from
-// inside a core call.
+// UvDriver: the libuv driver of a node's core (cluster/core.h: a cluster::Node, or a
+// supervisor::Stack with every layer above it). It owns the node's UDP socket (probes, gossip,
+// small replication messages), its TCP listener (push-pull, large messages), one timer, and the
+// core; it passes its clock as the time of every input, drains the core's effects after each input,
+// seals and opens everything with the keyring, re-arms its timer for the core's next deadline, and
+// at the end of every loop turn flushes the turn's local writes (Core::flush). It never re-enters
+// the core from inside a core call.
+//
+// The clock: the loop's monotonic milliseconds, shifted once at start to the wall clock's value, so
+// that a core's timers never jump and its hybrid logical clock still carries wall-clock time (the
+// map's last-writer-wins order and 24-hour marks compare times across nodes).
 //
 // The crash fast path: the UDP socket has IP_RECVERR set, so when a probe reaches a host whose
 // process is gone, the ICMP "port unreachable" lands on the socket's error queue with the probe's
@@ -25,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/core.h"
 #include "cluster/keyring.h"
 #include "cluster/membership.h"
 #include "cluster/node.h"
@@ -32,17 +38,10 @@
 
 namespace shoal::cluster {
 
-struct UvMembershipOptions {
-  std::string name;
+struct UvDriverOptions {
   Address bind;       // UDP and TCP port
   Address advertise;  // what others use to reach us; the bind address if left zero
-  Tags tags;
-  MembershipConfig config;
   Keyring keyring;
-  std::uint64_t creation_ms = 0;  // wall-clock ms of this process's start
-  std::uint64_t seed = 0;         // RNG seed of the core
-  // Replicate the shared map (the registry's store) with this configuration; none: membership only.
-  std::optional<ReplicatorConfig> replication;
 };
 
 // Counters of the driver (the core counts the protocol).
@@ -61,23 +60,36 @@ struct UvStats {
   std::uint64_t tcp_bytes_out = 0;
 };
 
-class UvMembership {
+class UvDriver {
  public:
+  // Makes the core once the sockets are bound (`advertise`: the address others reach it at).
+  using CoreFactory =
+      std::function<std::unique_ptr<Core>(const Address& advertise, std::uint64_t now_ms)>;
   using EventFn = std::function<void(const MemberEvent&)>;
   using UserFn = std::function<void(const UserMessage&)>;
-  using ChangeFn = std::function<void(const ReplicaChange&)>;
+  // Called after the core took an input (its sends are out): the owner drains what else the core
+  // has for it, and may feed the core more (its runtime's reports; then it returns true), but
+  // must not call settle().
+  using OutputFn = std::function<bool()>;
 
-  // Binds the UDP socket and the TCP listener and starts the core. Returns a one-line reason if
+  // Binds the UDP socket and the TCP listener and makes the core. Returns a one-line reason if
   // the address is in use or invalid.
-  static std::expected<std::unique_ptr<UvMembership>, std::string> start(
-      uv_loop_t* loop, UvMembershipOptions options, EventFn on_event, UserFn on_user = {});
-  ~UvMembership();
-  UvMembership(const UvMembership&) = delete;
-  UvMembership& operator=(const UvMembership&) = delete;
+  static std::expected<std::unique_ptr<UvDriver>, std::string> start(uv_loop_t* loop,
+                                                                     UvDriverOptions options,
+                                                                     const CoreFactory& make_core,
+                                                                     EventFn on_event,
+                                                                     UserFn on_user = {});
+  ~UvDriver();
+  UvDriver(const UvDriver&) = delete;
+  UvDriver& operator=(const UvDriver&) = delete;
+
+  void on_output(OutputFn fn) { on_output_ = std::move(fn); }
+  // The time every input of the core carries (see the clock, above).
+  std::uint64_t now() const { return uv_now(loop_) + clock_offset_ms_; }
+  Core& core() { return *core_; }
+  const Core& core() const { return *core_; }
 
   void join(std::vector<Address> seeds);
-  void leave();
-  void set_tags(Tags tags);
   // The channel for the layers above: one member, or the whole cluster by gossip. Return false
   // if the member is not live or the payload cannot fit a packet.
   bool send_user(const std::string& member, std::string_view payload);
@@ -90,22 +102,17 @@ class UvMembership {
   // Closes every handle; `done` runs once all are closed.
   void close(std::function<void()> done);
 
-  const Membership& core() const { return core_->membership(); }
-  // The replicator (null without UvMembershipOptions::replication). Mutations made through it
-  // (put, remove...) go out at the end of the loop turn; settle() sends them at once.
-  Replicator* replicator() { return core_->replicator(); }
+  const Membership& membership() const { return core_->membership(); }
+  // After API calls on the core's parts from outside a driver callback: routes their effects,
+  // sends, and re-arms the timer. Local writes to the map go out at the end of the loop turn.
   void settle();
-  // Hears every change of the replicated map (local and remote), in order, on the loop turn after
-  // the one that made it (the sends it caused go first).
-  void on_change(ChangeFn fn) { on_change_ = std::move(fn); }
   const UvStats& stats() const { return stats_; }
   const Address& address() const { return advertise_; }
 
  private:
   struct Conn;
-  UvMembership(uv_loop_t* loop, UvMembershipOptions options, EventFn on_event, UserFn on_user);
+  UvDriver(uv_loop_t* loop, UvDriverOptions options, EventFn on_event, UserFn on_user);
 
-  std::uint64_t now() const { return uv_now(loop_); }
   // Drains the core's effects and re-arms the timer. Called after every input.
   void flush();
   void send_datagram(const Address& to, const std::string& bytes);
@@ -122,23 +129,23 @@ class UvMembership {
   static void poll_cb(uv_poll_t* handle, int status, int events);
   static void timer_cb(uv_timer_t* handle);
   static void prepare_cb(uv_prepare_t* handle);
-  static void idle_cb(uv_idle_t* handle);
   static void listen_cb(uv_stream_t* server, int status);
 
   uv_loop_t* loop_;
   Address advertise_;
   Keyring keyring_;
   ReplayFilter replay_;  // of what keyring_ opened
+  std::uint64_t clock_offset_ms_ = 0;
   EventFn on_event_;
   UserFn on_user_;
-  std::unique_ptr<Node> core_;
-  ChangeFn on_change_;
+  OutputFn on_output_;
+  std::unique_ptr<Core> core_;
+  bool flushing_ = false;  // flush() is running: a nested call only asks it for one more pass
+  bool again_ = false;
   int fd_ = -1;
   uv_poll_t poll_{};
   uv_timer_t timer_{};
   uv_prepare_t prepare_{};
-  uv_idle_t idle_{};  // delivers pending_changes_ on the next loop turn
-  std::vector<ReplicaChange> pending_changes_;
   uv_tcp_t listener_{};
   std::set<Conn*> conns_;
   std::size_t buffered_ = 0;  // bytes held in the read buffers of all TCP exchanges

@@ -1,4 +1,4 @@
-#include "cluster/uv/uv_membership.h"
+#include "cluster/uv/uv_driver.h"
 
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace shoal::cluster {
@@ -69,8 +70,8 @@ std::string frame(const std::string& body) {
 }  // namespace
 
 // One TCP exchange: a push-pull we started (outbound) or one a peer started (inbound).
-struct UvMembership::Conn {
-  UvMembership* owner = nullptr;
+struct UvDriver::Conn {
+  UvDriver* owner = nullptr;
   uv_tcp_t tcp{};
   uv_timer_t timer{};
   uv_connect_t connect{};
@@ -86,26 +87,29 @@ struct UvMembership::Conn {
   int open = 0;
 };
 
-UvMembership::UvMembership(uv_loop_t* loop, UvMembershipOptions options, EventFn on_event,
-                           UserFn on_user)
+UvDriver::UvDriver(uv_loop_t* loop, UvDriverOptions options, EventFn on_event, UserFn on_user)
     : loop_(loop),
       keyring_(std::move(options.keyring)),
       on_event_(std::move(on_event)),
-      on_user_(std::move(on_user)) {}
+      on_user_(std::move(on_user)) {
+  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  const std::uint64_t mono = uv_now(loop);
+  clock_offset_ms_ = static_cast<std::uint64_t>(wall) > mono ? wall - mono : 0;
+}
 
-UvMembership::~UvMembership() {
+UvDriver::~UvDriver() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-std::expected<std::unique_ptr<UvMembership>, std::string> UvMembership::start(
-    uv_loop_t* loop, UvMembershipOptions options, EventFn on_event, UserFn on_user) {
-  if (auto bad = options.config.validate())
-    return std::unexpected("bad membership config: " + *bad);
-  if (options.name.empty() || options.name.size() > kMaxNameBytes) {
-    return std::unexpected("node name must be 1 to 255 bytes");
-  }
-  std::unique_ptr<UvMembership> self(
-      new UvMembership(loop, options, std::move(on_event), std::move(on_user)));
+std::expected<std::unique_ptr<UvDriver>, std::string> UvDriver::start(uv_loop_t* loop,
+                                                                      UvDriverOptions options,
+                                                                      const CoreFactory& make_core,
+                                                                      EventFn on_event,
+                                                                      UserFn on_user) {
+  std::unique_ptr<UvDriver> self(
+      new UvDriver(loop, options, std::move(on_event), std::move(on_user)));
   const int family = options.bind.ip_len == 4 ? AF_INET : AF_INET6;
   self->fd_ = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (self->fd_ < 0)
@@ -146,45 +150,28 @@ std::expected<std::unique_ptr<UvMembership>, std::string> UvMembership::start(
   self->prepare_.data = self.get();
   ++self->open_handles_;
   uv_prepare_start(&self->prepare_, prepare_cb);
-  uv_idle_init(loop, &self->idle_);
-  self->idle_.data = self.get();
-  ++self->open_handles_;
   if (rc != 0) {
     std::string reason = "cannot listen on TCP " + bound.to_string() + ": " + uv_strerror(rc);
     // The handles exist: close them on the loop before the object goes.
-    UvMembership* raw = self.release();
+    UvDriver* raw = self.release();
     raw->close([raw] { delete raw; });
     return std::unexpected(reason);
   }
   uv_poll_start(&self->poll_, UV_READABLE, poll_cb);
 
   self->advertise_ = options.advertise.port != 0 ? options.advertise : bound;
-  NodeIdentity identity{options.name, self->advertise_, options.creation_ms, options.tags};
-  self->core_ = std::make_unique<Node>(options.config, options.replication, identity, options.seed,
-                                       self->now());
+  self->core_ = make_core(self->advertise_, self->now());
   self->flush();
   return self;
 }
 
-void UvMembership::join(std::vector<Address> seeds) {
+void UvDriver::join(std::vector<Address> seeds) {
   core_->membership().join(now(), std::move(seeds));
   core_->settle(now());
   flush();
 }
 
-void UvMembership::leave() {
-  core_->membership().leave(now());
-  core_->settle(now());
-  flush();
-}
-
-void UvMembership::set_tags(Tags tags) {
-  core_->membership().set_tags(now(), std::move(tags));
-  core_->settle(now());
-  flush();
-}
-
-bool UvMembership::send_user(const std::string& member, std::string_view payload) {
+bool UvDriver::send_user(const std::string& member, std::string_view payload) {
   std::string framed(1, static_cast<char>(Channel::application));
   framed += payload;
   const bool ok = core_->membership().send_user(now(), member, framed);
@@ -193,7 +180,7 @@ bool UvMembership::send_user(const std::string& member, std::string_view payload
   return ok;
 }
 
-bool UvMembership::broadcast_user(std::string_view payload) {
+bool UvDriver::broadcast_user(std::string_view payload) {
   std::string framed(1, static_cast<char>(Channel::application));
   framed += payload;
   const bool ok = core_->membership().broadcast_user(now(), framed);
@@ -202,37 +189,41 @@ bool UvMembership::broadcast_user(std::string_view payload) {
   return ok;
 }
 
-void UvMembership::settle() {
-  if (Replicator* r = core_->replicator(); r != nullptr && r->pending()) r->flush(now());
+void UvDriver::settle() {
   core_->settle(now());
   flush();
 }
 
-void UvMembership::announced(const Address& addr, const std::string& name) {
+void UvDriver::announced(const Address& addr, const std::string& name) {
   core_->membership().on_announcement(now(), addr, name);
   core_->settle(now());
   flush();
 }
 
-void UvMembership::flush() {
+void UvDriver::flush() {
   if (closing_ || !core_) return;
-  // Sending may surface an ICMP error that is handed to the core (send_datagram), and callbacks
-  // may call back in: drain until nothing is left. Each pass works on its own vectors. The network
-  // goes first: a bulk write's thousands of local changes must not hold up its delivery.
-  for (int pass = 0; pass < 16; ++pass) {
-    std::vector<NodeEffect> effects;
-    std::vector<ReplicaChange> changes;
+  if (flushing_) {
+    again_ = true;  // called back from the owner's output handler: the loop below goes on
+    return;
+  }
+  flushing_ = true;
+  // Sending may surface an ICMP error that is handed to the core (send_datagram), and the owner's
+  // output handler may feed the core: drain until nothing is left. Each pass works on its own
+  // vectors. The network goes first.
+  for (int pass = 0; pass < 64; ++pass) {
+    again_ = false;
+    std::vector<Effect> effects;
     core_->take_effects(effects);
-    core_->take_changes(changes);
-    if (effects.empty() && changes.empty()) break;
-    for (NodeEffect& effect : effects) {
+    std::vector<ReplicaChange> changes;
+    core_->take_changes(changes);  // a bare Node's: nobody here reads them
+    for (Effect& effect : effects) {
       if (auto* send = std::get_if<SendPacket>(&effect)) {
         send_datagram(send->to, keyring_.seal(send->bytes));
       } else if (auto* request = std::get_if<StreamRequest>(&effect)) {
         open_stream(*request);
       }
     }
-    for (NodeEffect& effect : effects) {
+    for (Effect& effect : effects) {
       if (auto* event = std::get_if<MemberEvent>(&effect)) {
         if (on_event_) on_event_(*event);
       } else if (auto* user = std::get_if<UserMessage>(&effect)) {
@@ -247,23 +238,17 @@ void UvMembership::flush() {
         }
       }
     }
-    if (!changes.empty() && on_change_) {
-      // Heard on the next loop turn, after the sends above have reached the sockets.
-      if (pending_changes_.empty()) {
-        pending_changes_.swap(changes);
-      } else {
-        for (ReplicaChange& c : changes)
-          pending_changes_.push_back(std::move(c));
-      }
-      uv_idle_start(&idle_, idle_cb);
-    }
+    const bool fed = on_output_ && on_output_();
+    if (fed) core_->settle(now());
+    if (effects.empty() && !fed && !again_) break;
   }
+  flushing_ = false;
   const std::uint64_t deadline = core_->next_deadline();
   const std::uint64_t t = now();
   uv_timer_start(&timer_, timer_cb, deadline > t ? deadline - t : 0, 0);
 }
 
-void UvMembership::send_datagram(const Address& to, const std::string& bytes) {
+void UvDriver::send_datagram(const Address& to, const std::string& bytes) {
   sockaddr_storage ss;
   const socklen_t len = to_sockaddr(to, ss);
   // With IP_RECVERR, an ICMP error about an earlier datagram (to any destination) makes the next
@@ -284,35 +269,21 @@ void UvMembership::send_datagram(const Address& to, const std::string& bytes) {
   ++stats_.send_errors;
 }
 
-void UvMembership::idle_cb(uv_idle_t* handle) {
-  auto* self = static_cast<UvMembership*>(handle->data);
-  uv_idle_stop(handle);
-  if (self->closing_) return;
-  std::vector<ReplicaChange> changes;
-  changes.swap(self->pending_changes_);
-  for (const ReplicaChange& change : changes)
-    self->on_change_(change);
-  self->flush();  // what the listeners did
-}
-
-void UvMembership::prepare_cb(uv_prepare_t* handle) {
-  auto* self = static_cast<UvMembership*>(handle->data);
-  if (self->closing_ || !self->core_) return;
-  Replicator* replicator = self->core_->replicator();
-  if (replicator == nullptr || !replicator->pending()) return;
-  replicator->flush(self->now());
-  self->core_->settle(self->now());
+void UvDriver::prepare_cb(uv_prepare_t* handle) {
+  auto* self = static_cast<UvDriver*>(handle->data);
+  if (self->closing_ || !self->core_ || !self->core_->pending()) return;
+  self->core_->flush(self->now());
   self->flush();
 }
 
-void UvMembership::timer_cb(uv_timer_t* handle) {
-  auto* self = static_cast<UvMembership*>(handle->data);
+void UvDriver::timer_cb(uv_timer_t* handle) {
+  auto* self = static_cast<UvDriver*>(handle->data);
   self->core_->on_timer(self->now());
   self->flush();
 }
 
-void UvMembership::poll_cb(uv_poll_t* handle, int status, int /*events*/) {
-  auto* self = static_cast<UvMembership*>(handle->data);
+void UvDriver::poll_cb(uv_poll_t* handle, int status, int /*events*/) {
+  auto* self = static_cast<UvDriver*>(handle->data);
   if (self->closing_) return;
   // libuv reports a pending socket error (POLLERR: our ICMP error queue) as a failure and stops
   // the handle; drain the queue and watch again.
@@ -322,7 +293,7 @@ void UvMembership::poll_cb(uv_poll_t* handle, int status, int /*events*/) {
   self->flush();
 }
 
-void UvMembership::drain_errors() {
+void UvDriver::drain_errors() {
   for (int i = 0; i < kReadBudget; ++i) {
     char control[512];
     char data[64];
@@ -352,7 +323,7 @@ void UvMembership::drain_errors() {
   }
 }
 
-void UvMembership::on_readable() {
+void UvDriver::on_readable() {
   char buffer[65536];
   for (int i = 0; i < kReadBudget; ++i) {
     sockaddr_storage from{};
@@ -384,7 +355,7 @@ void UvMembership::on_readable() {
 
 // --- TCP push-pull ---
 
-void UvMembership::finish(Conn* conn) {
+void UvDriver::finish(Conn* conn) {
   if (conn->done) return;
   conn->done = true;
   buffered_ -= conn->in.size();
@@ -399,7 +370,7 @@ void UvMembership::finish(Conn* conn) {
   auto on_close = [](uv_handle_t* h) {
     auto* c = static_cast<Conn*>(h->data);
     if (--c->open == 0) {
-      UvMembership* owner = c->owner;
+      UvDriver* owner = c->owner;
       owner->conns_.erase(c);
       delete c;
       if (owner->closing_ && owner->conns_.empty() && owner->open_handles_ == 0 &&
@@ -433,7 +404,7 @@ std::optional<std::string> take_frame(std::string& in, bool& too_big) {
 
 }  // namespace
 
-UvMembership::Conn* UvMembership::new_conn(bool inbound) {
+UvDriver::Conn* UvDriver::new_conn(bool inbound) {
   auto* conn = new Conn();
   conn->owner = this;
   conn->inbound = inbound;
@@ -456,7 +427,7 @@ UvMembership::Conn* UvMembership::new_conn(bool inbound) {
   return conn;
 }
 
-void UvMembership::open_stream(const StreamRequest& request) {
+void UvDriver::open_stream(const StreamRequest& request) {
   Conn* conn = new_conn(false);
   conn->stream = request.id;
   conn->peer = request.to;
@@ -483,13 +454,13 @@ void UvMembership::open_stream(const StreamRequest& request) {
   if (rc != 0) finish(conn);
 }
 
-void UvMembership::listen_cb(uv_stream_t* server, int status) {
-  auto* self = static_cast<UvMembership*>(server->data);
+void UvDriver::listen_cb(uv_stream_t* server, int status) {
+  auto* self = static_cast<UvDriver*>(server->data);
   if (status < 0 || self->closing_) return;
   self->on_connection();
 }
 
-void UvMembership::on_connection() {
+void UvDriver::on_connection() {
   Conn* conn = new_conn(true);
   if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
                 reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0 ||
@@ -505,7 +476,7 @@ void UvMembership::on_connection() {
   read_frame(conn);
 }
 
-void UvMembership::read_frame(Conn* conn) {
+void UvDriver::read_frame(Conn* conn) {
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&conn->tcp),
       [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
@@ -515,7 +486,7 @@ void UvMembership::read_frame(Conn* conn) {
       },
       [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
         auto* c = static_cast<Conn*>(s->data);
-        UvMembership* self = c->owner;
+        UvDriver* self = c->owner;
         if (n < 0) {
           self->finish(c);
           return;
@@ -552,7 +523,7 @@ void UvMembership::read_frame(Conn* conn) {
       });
 }
 
-void UvMembership::on_frame(Conn* conn, const std::string& plain) {
+void UvDriver::on_frame(Conn* conn, const std::string& plain) {
   if (!conn->inbound) {
     conn->answered = true;
     core_->on_stream_reply(now(), conn->stream, plain);
@@ -576,7 +547,7 @@ void UvMembership::on_frame(Conn* conn, const std::string& plain) {
            });
 }
 
-void UvMembership::close(std::function<void()> done) {
+void UvDriver::close(std::function<void()> done) {
   if (closing_) return;
   closing_ = true;
   on_closed_ = std::move(done);
@@ -584,7 +555,7 @@ void UvMembership::close(std::function<void()> done) {
   for (Conn* c : open)
     finish(c);
   auto on_close = [](uv_handle_t* h) {
-    auto* self = static_cast<UvMembership*>(h->data);
+    auto* self = static_cast<UvDriver*>(h->data);
     if (--self->open_handles_ == 0 && self->conns_.empty() && self->on_closed_) {
       auto cb = std::move(self->on_closed_);
       self->on_closed_ = nullptr;
@@ -596,8 +567,6 @@ void UvMembership::close(std::function<void()> done) {
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
   uv_prepare_stop(&prepare_);
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_close);
-  uv_idle_stop(&idle_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_close);
 }
 

@@ -1,0 +1,167 @@
+#include "bin/agent_config.h"
+
+#include "supervisor/uv/exec_runtime.h"
+
+namespace shoal::bin {
+
+namespace {
+
+using Failure = std::unexpected<std::string>;
+
+// "k=v" -> (k, v); nullopt without '=' or with an empty key.
+std::optional<std::pair<std::string, std::string>> key_value(std::string_view kv) {
+  const auto eq = kv.find('=');
+  if (eq == std::string_view::npos || eq == 0) return std::nullopt;
+  return std::make_pair(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+}
+
+// --child NAME=COMMAND ARGS... (the command split at spaces and tabs).
+std::expected<supervisor::ChildSpec, std::string> child_of(const std::string& text) {
+  const auto eq = text.find('=');
+  supervisor::ChildSpec spec;
+  if (eq != std::string::npos) {
+    spec.name = text.substr(0, eq);
+    std::string word;
+    for (char ch : text.substr(eq + 1) + " ") {
+      if (ch == ' ' || ch == '\t') {
+        if (!word.empty()) spec.argv.push_back(std::move(word));
+        word.clear();
+      } else {
+        word += ch;
+      }
+    }
+  }
+  if (eq == std::string::npos || eq == 0 || spec.argv.empty())
+    return Failure("--child: expected NAME=COMMAND ARGS..., got '" + text + "'");
+  if (auto bad = supervisor::validate(spec)) return Failure("--child " + spec.name + ": " + *bad);
+  return spec;
+}
+
+// --worker NAME=TYPE, TYPE one the agent has built in.
+std::expected<supervisor::ChildSpec, std::string> worker_of(const std::string& text) {
+  const auto eq = text.find('=');
+  supervisor::ChildSpec spec;
+  spec.kind = supervisor::ChildKind::worker;
+  if (eq != std::string::npos) {
+    spec.name = text.substr(0, eq);
+    spec.worker_type = text.substr(eq + 1);
+  }
+  if (eq == std::string::npos || eq == 0 || spec.worker_type.empty())
+    return Failure("--worker: expected NAME=TYPE, got '" + text + "'");
+  if (spec.worker_type != "idle" && spec.worker_type != "counter") {
+    return Failure("--worker " + spec.name + ": unknown type '" + spec.worker_type +
+                   "' (idle or counter)");
+  }
+  if (auto bad = supervisor::validate(spec)) return Failure("--worker " + spec.name + ": " + *bad);
+  return spec;
+}
+
+// --mode, --expect, --quorum-fence-ms, --quorum-lease-ms into the supervisor's config.
+std::optional<std::string> supervisor_mode(const AgentOptions& o, AgentConfig& c) {
+  supervisor::SupervisorConfig& s = c.stack.supervisor;
+  if (o.mode == "ap") {
+    if (o.expect != 0 || o.quorum_lease_ms != 0)
+      return "--expect and --quorum-lease-ms need --mode quorum";
+    s.mode = supervisor::Mode::ap;
+    return std::nullopt;
+  }
+  if (o.mode != "quorum") return "--mode must be ap or quorum";
+  if (o.expect == 0) return "--mode quorum needs --expect N (the cluster size)";
+  const cluster::MembershipConfig& m = c.stack.membership;
+  s.mode = supervisor::Mode::quorum;
+  s.expect = o.expect;
+  s.fence_after_ms = o.quorum_fence_ms;
+  c.safe_lease_ms =
+      supervisor::quorum_lease_ms(o.expect, m.probe_interval_ms, m.awareness_max, m.suspicion_mult,
+                                  m.suspicion_max_mult, o.quorum_fence_ms);
+  s.lease_ms = o.quorum_lease_ms != 0 ? o.quorum_lease_ms : c.safe_lease_ms;
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<supervisor::LogLevel> parse_log_level(std::string_view text) {
+  for (auto level : {supervisor::LogLevel::debug, supervisor::LogLevel::info,
+                     supervisor::LogLevel::warn, supervisor::LogLevel::error}) {
+    if (text == supervisor::level_name(level)) return level;
+  }
+  return std::nullopt;
+}
+
+std::expected<AgentConfig, std::string> parse_agent_options(const AgentOptions& o,
+                                                            const std::string& hostname) {
+  AgentConfig c;
+  auto level = parse_log_level(o.log_level);
+  if (!level) return Failure("--log-level must be debug, info, warn or error");
+  c.log_level = *level;
+  c.stack.log_level = *level;
+  auto bind = cluster::Address::parse(o.bind);
+  if (!bind) return Failure("--bind: " + bind.error());
+  c.bind = *bind;
+  if (!o.advertise.empty()) {
+    auto advertise = cluster::Address::parse(o.advertise);
+    if (!advertise) return Failure("--advertise: " + advertise.error());
+    c.advertise = *advertise;
+  }
+  for (const std::string& s : o.join) {
+    auto seed = cluster::parse_seed(s);
+    if (!seed) return Failure("--join: " + seed.error());
+    c.seeds.push_back(*seed);
+  }
+  for (const std::string& t : o.tags) {
+    auto kv = key_value(t);
+    if (!kv) return Failure("--tag: expected key=value, got '" + t + "'");
+    c.tags[kv->first] = kv->second;
+  }
+  for (const std::string& text : o.children) {
+    auto spec = child_of(text);
+    if (!spec) return Failure(spec.error());
+    c.children.push_back(std::move(*spec));
+  }
+  for (const std::string& text : o.workers) {
+    auto spec = worker_of(text);
+    if (!spec) return Failure(spec.error());
+    c.children.push_back(std::move(*spec));
+  }
+  if (o.discovery == "multicast") {
+    c.discovery = Discovery::multicast;
+  } else if (o.discovery == "seeds") {
+    c.discovery = Discovery::seeds;
+  } else if (o.discovery == "none") {
+    c.discovery = Discovery::none;
+  } else {
+    return Failure("--discovery must be multicast, seeds or none");
+  }
+  auto group = cluster::Address::parse(o.multicast_group);
+  if (!group) return Failure("--multicast-group: " + group.error());
+  c.multicast_group = *group;
+  if (c.discovery == Discovery::none && !c.seeds.empty())
+    return Failure("--discovery none runs a standalone node: drop --join");
+  // A standalone node has no peer to wait for before it places children.
+  if (c.discovery == Discovery::none) c.stack.startup_settle_ms = 0;
+  if (o.probe_interval_ms != 0) c.stack.membership.probe_interval_ms = o.probe_interval_ms;
+  if (o.probe_timeout_ms != 0) c.stack.membership.probe_timeout_ms = o.probe_timeout_ms;
+  if (auto bad = c.stack.membership.validate()) return Failure(*bad);
+  if (auto bad = supervisor_mode(o, c)) return Failure(*bad);
+  if (o.fsync == "snapshot") {
+    c.fsync = cluster::StoreOptions::Fsync::snapshot;
+  } else if (o.fsync == "always") {
+    c.fsync = cluster::StoreOptions::Fsync::always;
+  } else if (o.fsync == "never") {
+    c.fsync = cluster::StoreOptions::Fsync::never;
+  } else {
+    return Failure("--fsync must be never, snapshot or always");
+  }
+  c.name = o.name.empty() ? hostname + ":" + std::to_string(c.bind.port) : o.name;
+  if (c.name.size() > cluster::kMaxNameBytes)
+    return Failure("--name: a node name is 1 to 255 bytes");
+  c.key_file = o.key_file;
+  c.register_names = o.register_names;
+  c.data_dir = o.data_dir.empty() ? "/tmp/shoal-" + supervisor::file_name_for(c.name) : o.data_dir;
+  c.rpc_path = o.rpc.empty() ? c.data_dir + "/shoal.sock" : o.rpc;
+  c.http = o.http;
+  c.stats_interval_ms = o.stats_interval_ms;
+  return c;
+}
+
+}  // namespace shoal::bin
