@@ -193,7 +193,7 @@ std::expected<void, std::string> start_endpoints(Agent& a) {
                                        [agent](const std::string& path, const std::string& query) {
                                          return http_request(*agent, path, query);
                                        });
-  if (!http) return std::unexpected("--http " + http.error());
+  if (!http) return std::unexpected("--http: " + http.error());
   a.endpoints.http = std::move(*http);
   return {};
 }

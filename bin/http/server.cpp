@@ -92,36 +92,17 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::listen(
     uv_loop_t* loop, const std::string& addr, Handler handler, std::size_t max_clients) {
   auto parsed = cluster::Address::parse(addr);
   if (!parsed) return std::unexpected(parsed.error());
-  auto host_port = cluster::split_host_port(addr);
-  if (!host_port) return std::unexpected(host_port.error());
-  const std::string host(host_port->first);
-  sockaddr_storage ss{};
-  if (parsed->ip_len == 4) {
-    uv_ip4_addr(host.c_str(), host_port->second, reinterpret_cast<sockaddr_in*>(&ss));
-  } else {
-    uv_ip6_addr(host.c_str(), host_port->second, reinterpret_cast<sockaddr_in6*>(&ss));
-  }
   std::unique_ptr<HttpServer> server(new HttpServer(loop, std::move(handler), max_clients));
-  uv_tcp_init(loop, &server->listener_);
-  server->listener_.data = server.get();
+  HttpServer* self = server.get();
+  auto listener = cluster::UvListener::listen_tcp(
+      loop, *parsed, [self](uv_stream_t* listening) { self->accept(listening); }, 64);
+  if (!listener) return std::unexpected(listener.error());
+  server->listener_ = std::move(*listener);
   ++server->open_handles_;
-  int rc = uv_tcp_bind(&server->listener_, reinterpret_cast<const sockaddr*>(&ss), 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server->listener_), 64,
-                   [](uv_stream_t* s, int status) {
-                     if (status == 0) static_cast<HttpServer*>(s->data)->accept();
-                   });
-  }
-  if (rc != 0) {
-    std::string why = addr + ": " + uv_strerror(rc);
-    server->close([] {});
-    uv_run(loop, UV_RUN_NOWAIT);
-    return std::unexpected(std::move(why));
-  }
   return server;
 }
 
-void HttpServer::accept() {
+void HttpServer::accept(uv_stream_t* listening) {
   auto* c = new Conn;
   c->server = this;
   uv_tcp_init(loop_, &c->tcp);
@@ -130,9 +111,7 @@ void HttpServer::accept() {
   open_handles_ += 2;
   all_.push_back(c);
   ++conns_;
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
-                reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 ||
-      conns_ > max_clients_) {
+  if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || conns_ > max_clients_) {
     ++stats_.refused;
     drop(*c);
     return;
@@ -246,8 +225,7 @@ void HttpServer::close(std::function<void()> done) {
   on_closed_ = std::move(done);
   for (Conn* c : std::vector<Conn*>(all_))
     drop(*c);
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_),
-           [](uv_handle_t* h) { static_cast<HttpServer*>(h->data)->closed_one(); });
+  if (listener_) listener_->close([this] { closed_one(); });
 }
 
 }  // namespace shoal::bin::http

@@ -21,6 +21,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cluster/uv/uv_listener.h"
+
 namespace shoal::bin::http {
 
 constexpr std::size_t kMaxRequestBytes = 8 * 1024;
@@ -56,7 +58,7 @@ class HttpServer {
  private:
   struct Conn;
   HttpServer(uv_loop_t* loop, Handler handler, std::size_t max_clients);
-  void accept();
+  void accept(uv_stream_t* listening);
   void on_data(Conn& c, std::string_view bytes);
   void respond(Conn& c, const Response& r, bool head);
   void drop(Conn& c);
@@ -65,7 +67,7 @@ class HttpServer {
   uv_loop_t* loop_;
   Handler handler_;
   const std::size_t max_clients_;
-  uv_tcp_t listener_{};
+  std::unique_ptr<cluster::UvListener> listener_;
   std::size_t conns_ = 0;
   std::vector<Conn*> all_;
   HttpStats stats_;

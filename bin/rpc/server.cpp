@@ -1,10 +1,5 @@
 #include "bin/rpc/server.h"
 
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
-
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -29,18 +24,6 @@ struct Write {
   std::size_t* pending = nullptr;
 };
 
-// Does a process answer on `path`? (A blocking connect to a local socket returns at once.)
-bool someone_listens(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 }  // namespace
 
 RpcServer::RpcServer(uv_loop_t* loop, std::string path, RequestFn on_request, CloseFn on_close,
@@ -58,45 +41,18 @@ std::expected<std::unique_ptr<RpcServer>, std::string> RpcServer::listen(uv_loop
                                                                          RequestFn on_request,
                                                                          CloseFn on_close,
                                                                          ServerLimits limits) {
-  if (path.empty()) return std::unexpected("empty socket path");
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return std::unexpected(path + ": too long for a Unix socket path (" +
-                           std::to_string(path.size()) + " bytes > " +
-                           std::to_string(sizeof(sockaddr_un::sun_path) - 1) + ")");
-  }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return std::unexpected(path + ": exists and is not a socket");
-    if (someone_listens(path)) return std::unexpected("another agent serves " + path);
-    ::unlink(path.c_str());  // left by an agent that died
-  }
   std::unique_ptr<RpcServer> server(
       new RpcServer(loop, path, std::move(on_request), std::move(on_close), limits));
-  uv_pipe_init(loop, &server->listener_, 0);
-  server->listener_.data = server.get();
+  RpcServer* self = server.get();
+  auto listener = cluster::UvListener::listen_unix(
+      loop, path, [self](uv_stream_t* listening) { self->accept(listening); });
+  if (!listener) return std::unexpected(listener.error());
+  server->listener_ = std::move(*listener);
   ++server->open_handles_;
-  // Owner-only from the start: no moment in which others could connect.
-  const mode_t old_mask = ::umask(0077);
-  int rc = uv_pipe_bind(&server->listener_, path.c_str());
-  ::umask(old_mask);
-  if (rc == 0) {
-    server->bound_ = true;
-    ::chmod(path.c_str(), 0600);
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server->listener_), 128,
-                   [](uv_stream_t* s, int status) {
-                     if (status == 0) static_cast<RpcServer*>(s->data)->accept();
-                   });
-  }
-  if (rc != 0) {
-    std::string why = path + ": " + uv_strerror(rc);
-    server->close([] {});
-    uv_run(loop, UV_RUN_NOWAIT);
-    return std::unexpected(std::move(why));
-  }
   return server;
 }
 
-void RpcServer::accept() {
+void RpcServer::accept(uv_stream_t* listening) {
   auto* c = new Client;
   c->server = this;
   c->id = next_id_++;
@@ -104,8 +60,7 @@ void RpcServer::accept() {
   uv_pipe_init(loop_, &c->pipe, 0);
   c->pipe.data = c;
   ++open_handles_;
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
-                reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
+  if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&c->pipe)) != 0) {
     c->closing = true;
     uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), [](uv_handle_t* h) {
       auto* client = static_cast<Client*>(h->data);
@@ -243,9 +198,7 @@ void RpcServer::close(std::function<void()> done) {
     all.push_back(c);
   for (Client* c : all)
     drop(*c);
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_),
-           [](uv_handle_t* h) { static_cast<RpcServer*>(h->data)->closed_one(); });
-  if (bound_) ::unlink(path_.c_str());
+  if (listener_) listener_->close([this] { closed_one(); });
 }
 
 }  // namespace shoal::bin::rpc

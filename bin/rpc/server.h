@@ -3,15 +3,15 @@
 // RpcServer: the agent's RPC endpoint, a Unix stream socket on a libuv loop (frame.h has the
 // protocol).
 //
-// listen() refuses a path where another process already answers (one line: "another agent
+// listen() refuses a path where another process already answers (one line: "another process
 // serves PATH"), removes a stale socket file left by a dead agent, refuses any other kind of
-// file, and creates the socket with owner-only permissions (0600). Each complete request frame is
-// decoded and handed to the RequestFn with the client's id; an undecodable one is answered with a
-// bad_request error here and the connection goes on; an oversized one is answered with too_large
-// and the connection is closed (the stream cannot be resynchronised). Replies and stream events
-// go out with send(). A client whose unsent output passes max_pending_bytes (it does not read) is
-// disconnected, so a stuck client never grows the agent's memory. Connections beyond max_clients
-// are answered with busy and closed.
+// file, and creates the socket with owner-only permissions (0600) (cluster/uv/uv_listener.h). Each
+// complete request frame is decoded and handed to the RequestFn with the client's id; an
+// undecodable one is answered with a bad_request error here and the connection goes on; an
+// oversized one is answered with too_large and the connection is closed (the stream cannot be
+// resynchronised). Replies and stream events go out with send(). A client whose unsent output
+// passes max_pending_bytes (it does not read) is disconnected, so a stuck client never grows the
+// agent's memory. Connections beyond max_clients are answered with busy and closed.
 //
 // Loop-bound, not thread-safe. close() closes the listener and every connection and removes the
 // socket file.
@@ -26,6 +26,7 @@
 #include <string>
 
 #include "bin/rpc/frame.h"
+#include "cluster/uv/uv_listener.h"
 
 namespace shoal::bin::rpc {
 
@@ -75,7 +76,7 @@ class RpcServer {
   struct Client;
   RpcServer(uv_loop_t* loop, std::string path, RequestFn on_request, CloseFn on_close,
             ServerLimits limits);
-  void accept();
+  void accept(uv_stream_t* listening);
   void on_data(Client& c, std::string_view bytes);
   void drop(Client& c);
   void closed_one();
@@ -85,13 +86,12 @@ class RpcServer {
   RequestFn on_request_;
   CloseFn on_close_;
   const ServerLimits limits_;
-  uv_pipe_t listener_{};
+  std::unique_ptr<cluster::UvListener> listener_;
   std::map<ClientId, Client*> clients_;
   ClientId next_id_ = 1;
   ServerStats stats_;
   int open_handles_ = 0;
   bool closing_ = false;
-  bool bound_ = false;  // the socket file is ours to remove
   std::function<void()> on_closed_;
 };
 

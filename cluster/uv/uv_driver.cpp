@@ -132,12 +132,14 @@ std::expected<std::unique_ptr<UvDriver>, std::string> UvDriver::start(uv_loop_t*
   const int buffer = 4 * 1024 * 1024;
   setsockopt(self->fd_, SOL_SOCKET, SO_RCVBUF, &buffer, sizeof buffer);
 
-  uv_tcp_init(loop, &self->listener_);
-  self->listener_.data = self.get();
+  // The TCP port is the UDP one. Before any other handle: a failure here needs no closing.
+  UvDriver* raw = self.get();
+  auto listener = UvListener::listen_tcp(loop, bound, [raw](uv_stream_t* listening) {
+    if (!raw->closing_) raw->on_connection(listening);
+  });
+  if (!listener) return std::unexpected(listener.error());
+  self->listener_ = std::move(*listener);
   ++self->open_handles_;
-  to_sockaddr(bound, ss);
-  int rc = uv_tcp_bind(&self->listener_, reinterpret_cast<sockaddr*>(&ss), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&self->listener_), 128, listen_cb);
   uv_poll_init_socket(loop, &self->poll_, self->fd_);
   self->poll_.data = self.get();
   ++self->open_handles_;
@@ -150,13 +152,6 @@ std::expected<std::unique_ptr<UvDriver>, std::string> UvDriver::start(uv_loop_t*
   self->prepare_.data = self.get();
   ++self->open_handles_;
   uv_prepare_start(&self->prepare_, prepare_cb);
-  if (rc != 0) {
-    std::string reason = "cannot listen on TCP " + bound.to_string() + ": " + uv_strerror(rc);
-    // The handles exist: close them on the loop before the object goes.
-    UvDriver* raw = self.release();
-    raw->close([raw] { delete raw; });
-    return std::unexpected(reason);
-  }
   uv_poll_start(&self->poll_, UV_READABLE, poll_cb);
 
   self->advertise_ = options.advertise.port != 0 ? options.advertise : bound;
@@ -454,16 +449,9 @@ void UvDriver::open_stream(const StreamRequest& request) {
   if (rc != 0) finish(conn);
 }
 
-void UvDriver::listen_cb(uv_stream_t* server, int status) {
-  auto* self = static_cast<UvDriver*>(server->data);
-  if (status < 0 || self->closing_) return;
-  self->on_connection();
-}
-
-void UvDriver::on_connection() {
+void UvDriver::on_connection(uv_stream_t* listening) {
   Conn* conn = new_conn(true);
-  if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener_),
-                reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0 ||
+  if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0 ||
       conns_.size() > kMaxConns) {
     ++stats_.streams_refused;
     finish(conn);
@@ -567,7 +555,13 @@ void UvDriver::close(std::function<void()> done) {
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
   uv_prepare_stop(&prepare_);
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), on_close);
-  uv_close(reinterpret_cast<uv_handle_t*>(&listener_), on_close);
+  listener_->close([this] {
+    if (--open_handles_ == 0 && conns_.empty() && on_closed_) {
+      auto cb = std::move(on_closed_);
+      on_closed_ = nullptr;
+      cb();
+    }
+  });
 }
 
 }  // namespace shoal::cluster

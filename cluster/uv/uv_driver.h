@@ -35,6 +35,7 @@
 #include "cluster/membership.h"
 #include "cluster/node.h"
 #include "cluster/replay_filter.h"
+#include "cluster/uv/uv_listener.h"
 
 namespace shoal::cluster {
 
@@ -123,13 +124,12 @@ class UvDriver {
   // Reads one length-prefixed frame, opens it, and hands it to on_frame.
   void read_frame(Conn* conn);
   void on_frame(Conn* conn, const std::string& plain);
-  void on_connection();
+  void on_connection(uv_stream_t* listening);
   void finish(Conn* conn);
 
   static void poll_cb(uv_poll_t* handle, int status, int events);
   static void timer_cb(uv_timer_t* handle);
   static void prepare_cb(uv_prepare_t* handle);
-  static void listen_cb(uv_stream_t* server, int status);
 
   uv_loop_t* loop_;
   Address advertise_;
@@ -146,7 +146,7 @@ class UvDriver {
   uv_poll_t poll_{};
   uv_timer_t timer_{};
   uv_prepare_t prepare_{};
-  uv_tcp_t listener_{};
+  std::unique_ptr<UvListener> listener_;
   std::set<Conn*> conns_;
   std::size_t buffered_ = 0;  // bytes held in the read buffers of all TCP exchanges
   UvStats stats_;

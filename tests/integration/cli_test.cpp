@@ -350,7 +350,7 @@ BOOST_AUTO_TEST_CASE(no_agent_socket_in_use_and_bad_frames) {
       {"--name", "other", "--bind", a.addr(1), "--discovery", "none", "--rpc", a.sock(0)},
       a.dir + "/other.log");
   BOOST_TEST(second.wait_exit(10s) == 1);
-  BOOST_TEST(second.log().find("another agent serves " + a.sock(0)) != std::string::npos,
+  BOOST_TEST(second.log().find("another process serves " + a.sock(0)) != std::string::npos,
              second.log());
 
   // Raw frames: garbage gets an error reply and the connection goes on; an oversized frame is
@@ -500,7 +500,7 @@ BOOST_AUTO_TEST_CASE(http_serves_metrics_json_views_and_health) {
                        "127.0.0.1:" + std::to_string(port), "--data-dir", a.dir + "/x"},
                       a.dir + "/x.log");
   BOOST_TEST(second.wait_exit(10s) == 1);
-  BOOST_TEST(second.log().find("--http 127.0.0.1:" + std::to_string(port) +
+  BOOST_TEST(second.log().find("--http: cannot listen on TCP 127.0.0.1:" + std::to_string(port) +
                                ": address already in use") != std::string::npos,
              second.log());
 }

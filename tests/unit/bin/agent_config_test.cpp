@@ -1,0 +1,125 @@
+// parse_agent_options: flags as given -> the agent's typed configuration, or one reason naming
+// the flag. Pure: no file, socket or clock.
+
+#include "bin/agent_config.h"
+
+#include <boost/test/unit_test.hpp>
+
+using namespace shoal;
+using bin::AgentOptions;
+using bin::parse_agent_options;
+
+namespace {
+
+std::string error_of(const AgentOptions& o) {
+  auto c = parse_agent_options(o, "host");
+  return c ? std::string("(parsed)") : c.error();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(agent_config)
+
+BOOST_AUTO_TEST_CASE(defaults_name_the_node_after_the_host_and_port_and_place_after_a_settle) {
+  auto c = parse_agent_options(AgentOptions{}, "box");
+  BOOST_TEST_REQUIRE(c.has_value(), (c ? "" : c.error()));
+  BOOST_TEST(c->name == "box:7946");
+  BOOST_TEST(c->bind.to_string() == "127.0.0.1:7946");
+  BOOST_TEST(!c->advertise.has_value());
+  BOOST_TEST((c->discovery == bin::Discovery::multicast));
+  BOOST_TEST((c->fsync == cluster::StoreOptions::Fsync::snapshot));
+  BOOST_TEST((c->log_level == supervisor::LogLevel::info));
+  BOOST_TEST((c->stack.supervisor.mode == supervisor::Mode::ap));
+  BOOST_TEST(c->stack.startup_settle_ms == 2'000u);
+  BOOST_TEST(c->data_dir == "/tmp/shoal-box_7946-" + c->data_dir.substr(c->data_dir.size() - 16));
+  BOOST_TEST(c->rpc_path == c->data_dir + "/shoal.sock");
+}
+
+BOOST_AUTO_TEST_CASE(every_flag_is_typed) {
+  AgentOptions o;
+  o.name = "n1";
+  o.bind = "127.0.0.1:8000";
+  o.advertise = "127.0.0.2:9000";
+  o.join = {"127.0.0.1:8001", "seeds.example:8002"};
+  o.discovery = "seeds";
+  o.tags = {"zone=a", "weight=2"};
+  o.children = {"web=sleep  100"};
+  o.workers = {"tally=counter"};
+  o.mode = "quorum";
+  o.expect = 5;
+  o.fsync = "always";
+  o.log_level = "debug";
+  o.data_dir = "/var/lib/x";
+  o.probe_interval_ms = 500;
+  auto c = parse_agent_options(o, "host");
+  BOOST_TEST_REQUIRE(c.has_value(), (c ? "" : c.error()));
+  BOOST_TEST(c->name == "n1");
+  BOOST_TEST(c->advertise->to_string() == "127.0.0.2:9000");
+  BOOST_TEST_REQUIRE(c->seeds.size() == 2u);
+  BOOST_TEST(c->seeds[1].host == "seeds.example");
+  BOOST_TEST((c->discovery == bin::Discovery::seeds));
+  BOOST_TEST(c->tags.at("weight") == "2");
+  BOOST_TEST_REQUIRE(c->children.size() == 2u);
+  BOOST_TEST((c->children[0].argv == std::vector<std::string>{"sleep", "100"}));
+  BOOST_TEST((c->children[1].kind == supervisor::ChildKind::worker));
+  BOOST_TEST((c->stack.supervisor.mode == supervisor::Mode::quorum));
+  BOOST_TEST(c->stack.supervisor.expect == 5u);
+  // No lease given: the safe bound, computed from the probe timing given.
+  BOOST_TEST(c->stack.supervisor.lease_ms == c->safe_lease_ms);
+  BOOST_TEST(c->safe_lease_ms > 4u * 500u);
+  BOOST_TEST((c->fsync == cluster::StoreOptions::Fsync::always));
+  BOOST_TEST((c->stack.log_level == supervisor::LogLevel::debug));
+  BOOST_TEST(c->stack.membership.probe_interval_ms == 500u);
+  BOOST_TEST(c->rpc_path == "/var/lib/x/shoal.sock");
+}
+
+BOOST_AUTO_TEST_CASE(a_standalone_node_places_at_once) {
+  AgentOptions o;
+  o.discovery = "none";
+  auto c = parse_agent_options(o, "host");
+  BOOST_TEST_REQUIRE(c.has_value());
+  BOOST_TEST(c->stack.startup_settle_ms == 0u);
+  o.join = {"127.0.0.1:1"};
+  BOOST_TEST(error_of(o) == "--discovery none runs a standalone node: drop --join");
+}
+
+BOOST_AUTO_TEST_CASE(bad_values_name_their_flag) {
+  auto bad = [](auto change) {
+    AgentOptions o;
+    change(o);
+    return error_of(o);
+  };
+  BOOST_TEST(bad([](AgentOptions& o) { o.log_level = "loud"; }).starts_with("--log-level"));
+  BOOST_TEST(bad([](AgentOptions& o) { o.bind = "localhost:1"; }).starts_with("--bind: "));
+  BOOST_TEST(bad([](AgentOptions& o) { o.advertise = "1.2.3"; }).starts_with("--advertise: "));
+  BOOST_TEST(bad([](AgentOptions& o) { o.join = {"nohost"}; }).starts_with("--join: "));
+  BOOST_TEST(bad([](AgentOptions& o) { o.tags = {"=v"}; }).starts_with("--tag: "));
+  BOOST_TEST(bad([](AgentOptions& o) { o.children = {"web"}; }).starts_with("--child: "));
+  BOOST_TEST(bad([](AgentOptions& o) { o.children = {"=ls"}; }).starts_with("--child: "));
+  BOOST_TEST(bad([](AgentOptions& o) { o.workers = {"w=gpu"}; }) ==
+             "--worker w: unknown type 'gpu' (idle or counter)");
+  BOOST_TEST(bad([](AgentOptions& o) { o.discovery = "dns"; }).starts_with("--discovery"));
+  BOOST_TEST(bad([](AgentOptions& o) { o.multicast_group = "x"; }).starts_with("--multicast"));
+  BOOST_TEST(bad([](AgentOptions& o) { o.mode = "cp"; }) == "--mode must be ap or quorum");
+  BOOST_TEST(bad([](AgentOptions& o) { o.mode = "quorum"; }).starts_with("--mode quorum needs"));
+  BOOST_TEST(bad([](AgentOptions& o) { o.expect = 3; }).starts_with("--expect and"));
+  BOOST_TEST(bad([](AgentOptions& o) { o.fsync = "sometimes"; }).starts_with("--fsync"));
+  BOOST_TEST(bad([](AgentOptions& o) { o.name = std::string(300, 'n'); }).starts_with("--name"));
+  BOOST_TEST(bad([](AgentOptions& o) {
+               o.probe_interval_ms = 100;
+               o.probe_timeout_ms = 150;
+             }).find("probe") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_lease_below_the_safe_bound_is_kept_and_reported_by_the_bound) {
+  AgentOptions o;
+  o.mode = "quorum";
+  o.expect = 3;
+  o.quorum_lease_ms = 1;
+  auto c = parse_agent_options(o, "host");
+  BOOST_TEST_REQUIRE(c.has_value());
+  BOOST_TEST(c->stack.supervisor.lease_ms == 1u);
+  BOOST_TEST(c->safe_lease_ms > 1u);  // the agent warns at start
+}
+
+BOOST_AUTO_TEST_SUITE_END()
