@@ -172,14 +172,10 @@ std::expected<std::vector<std::string>, std::string> agent_arguments(int argc, c
   return args;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("shoal ") + shoal::bin::kShoalVersion);
-
-  shoal::bin::AgentOptions agent;
+// The `agent` subcommand and its flags, filled into `agent`. `config_file` only documents
+// --config: agent_arguments() reads it before parsing.
+CLI::App* add_agent_command(CLI::App& app, shoal::bin::AgentOptions& agent,
+                            std::string& config_file) {
   CLI::App* run =
       app.add_subcommand("agent", "Run a node: joins the cluster and prints membership events");
   run->add_option("--name", agent.name,
@@ -245,12 +241,23 @@ int main(int argc, char** argv) {
   run->add_option("--http", agent.http,
                   "Serve GET /metrics (Prometheus), /v1/members, /v1/names, /v1/children, /health "
                   "on this ip:port (off by default)");
-  std::string config_file;  // read by agent_arguments() before parsing
   run->add_option("--config", config_file,
                   "Read flags from a file: one `flag = value` per line (TOML or INI), e.g. "
                   "bind = \"127.0.0.1:7946\", tag = [\"zone=a\", \"rack=2\"]; flags and "
                   "SHOAL_<FLAG> environment variables win over it");
+  return run;
+}
 
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("shoal ") + shoal::bin::kShoalVersion);
+
+  shoal::bin::AgentOptions agent;
+  std::string config_file;
+  CLI::App* run = add_agent_command(app, agent, config_file);
   shoal::bin::CliState cli;
   shoal::bin::add_cli_commands(app, cli);
 
