@@ -18,12 +18,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <msgpack.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "crdt/codec.h"
+#include "crdt/msgpack_writer.h"
 #include "crdt/replica.h"
 
 namespace {
@@ -42,13 +42,13 @@ std::string key_of(std::size_t i) {
 
 // A pid as the registry stores it: [node name, creation ms, local id].
 std::string pid_value(std::size_t local_id) {
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> pk(buffer);
-  pk.pack_array(3);
-  pk.pack(std::string("node-03:7946"));
-  pk.pack(std::uint64_t{1732312345123});
-  pk.pack(std::uint64_t{local_id});
-  return std::string(buffer.data(), buffer.size());
+  std::string out;
+  shoal::crdt::MsgWriter w(out);
+  w.array(3);
+  w.str("node-03:7946");
+  w.uint(1732312345123);
+  w.uint(local_id);
+  return out;
 }
 
 double seconds_since(Clock::time_point start) {

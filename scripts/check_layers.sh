@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the one direction of dependency between layers (../shared/DESIGN.md): a layer includes
+# Checks the one direction of dependency between layers (ARCHITECTURE.md): a layer includes
 # only itself and the layers below it, and the protocol cores include no OS or event-loop headers.
 # Prints each violation and exits non-zero if there is any.
 set -euo pipefail

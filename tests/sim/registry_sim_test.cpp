@@ -260,23 +260,6 @@ BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner
                  },
                  60'000),
              "seed=" << seed);
-  for (std::size_t i = 0; i < 6; ++i) {
-    auto where = w.reg(i).whereis("leader");
-    std::string vs;
-    w.c.replicator(i).state().versions("n/leader", [&](const crdt::VersionView& v) {
-      auto reg = registry::decode_registration(v.value);
-      vs += " " + (reg ? reg->pid.to_string() : std::string("?"));
-    });
-    BOOST_TEST_MESSAGE("n" << i << " whereis=" << (where ? where->pid.to_string() : "none")
-                           << " versions:" << vs << " markers=" << w.markers(i)
-                           << " converged=" << w.c.converged());
-    for (const auto& e : w.events(i)) {
-      if (e.name == "leader")
-        BOOST_TEST_MESSAGE("   " << registry::event_name(e.kind)
-                                 << " pid=" << (e.pid ? e.pid->to_string() : "-")
-                                 << " prev=" << (e.previous ? e.previous->to_string() : "-"));
-    }
-  }
   // Somebody reported the conflict, naming the loser.
   bool conflict = false;
   for (std::size_t i = 0; i < 6; ++i) {
