@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cluster/address.h"
+#include "cluster/effects.h"
 #include "cluster/membership.h"
 #include "cluster/replicator.h"
 
@@ -40,6 +41,16 @@ class Core {
   virtual void on_stream_reply(std::uint64_t now_ms, std::uint64_t id, std::string_view bytes) = 0;
   virtual void on_stream_failed(std::uint64_t now_ms, std::uint64_t id) = 0;
   virtual void on_timer(std::uint64_t now_ms) = 0;
+  // Persistent connections (cluster/effects.h). Ids the driver gives accepted connections have
+  // the top bit set; a core's own (ConnOpen) do not.
+  virtual void on_conn_up(std::uint64_t now_ms, ConnId id) = 0;
+  virtual void on_conn_accepted(std::uint64_t now_ms, ConnId id, const Address& from) = 0;
+  // Bytes that arrived, in order (whole frames or not: the core reassembles).
+  virtual void on_conn_data(std::uint64_t now_ms, ConnId id, std::string_view bytes) = 0;
+  // The driver wrote `bytes` of what was queued on the connection.
+  virtual void on_conn_sent(std::uint64_t now_ms, ConnId id, std::size_t bytes) = 0;
+  // The connection failed to open, or ended (not after the core's own ConnClose).
+  virtual void on_conn_down(std::uint64_t now_ms, ConnId id) = 0;
   // Routes the effects of API calls made on the parts directly (membership().join(...),
   // replicator()->put(...)).
   virtual void settle(std::uint64_t now_ms) = 0;

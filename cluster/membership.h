@@ -78,46 +78,13 @@
 
 #include "cluster/address.h"
 #include "cluster/broadcast_queue.h"
+#include "cluster/effects.h"
 #include "cluster/config.h"
 #include "cluster/wire.h"
 
 namespace shoal::cluster {
 
-// --- Effects ---
-
-struct SendPacket {
-  Address to;
-  std::string bytes;
-};
-// Open a stream to `to`, send `bytes` as one frame, and report the reply frame with
-// on_stream_reply(id, ...) or the failure with on_stream_failed(id).
-struct StreamRequest {
-  std::uint64_t id;
-  Address to;
-  std::string bytes;
-};
-
-enum class EventKind { joined, updated, suspect, alive_again, failed, left };
-const char* event_name(EventKind kind);
-
-struct MemberEvent {
-  EventKind kind;
-  std::string name;
-  Address addr;
-  std::uint64_t creation;
-  std::uint64_t incarnation;
-  Tags tags;
-  std::uint64_t at_ms;
-};
-
-// A payload of the layers above, received from `from`.
-struct UserMessage {
-  std::string from;
-  std::string payload;
-  std::uint64_t creation = 0;  // the sender's life (0 for gossiped broadcasts)
-};
-
-using Effect = std::variant<SendPacket, StreamRequest, MemberEvent, UserMessage>;
+// Effects: cluster/effects.h.
 
 // --- The local node ---
 

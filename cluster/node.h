@@ -42,6 +42,14 @@ class Node final : public Core {
   void on_stream_reply(std::uint64_t now_ms, std::uint64_t id, std::string_view bytes) override;
   void on_stream_failed(std::uint64_t now_ms, std::uint64_t id) override;
   void on_timer(std::uint64_t now_ms) override;
+  // A Node runs no messaging: a connection a peer opens is closed at once.
+  void on_conn_up(std::uint64_t, ConnId) override {}
+  void on_conn_accepted(std::uint64_t, ConnId id, const Address&) override {
+    effects_.emplace_back(ConnClose{id});
+  }
+  void on_conn_data(std::uint64_t, ConnId, std::string_view) override {}
+  void on_conn_sent(std::uint64_t, ConnId, std::size_t) override {}
+  void on_conn_down(std::uint64_t, ConnId) override {}
   void settle(std::uint64_t now_ms) override;
   bool pending() const override { return replicator_ && replicator_->pending(); }
   void flush(std::uint64_t now_ms) override;

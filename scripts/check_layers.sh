@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Layer order, lowest first. A file in layer i may include project headers of layers 0..i.
-layers=(crdt cluster registry supervisor bin)
+layers=(crdt cluster registry messaging supervisor bin)
 status=0
 
 for i in "${!layers[@]}"; do
@@ -35,7 +35,7 @@ if grep -rnE '^#include <(uv\.h|thread|chrono|fstream|sys/|unistd\.h|random)>' c
 fi
 # The protocol cores are sans-IO: only the libuv drivers (cluster/uv/, supervisor/uv/) and bin/
 # may use libuv.
-if grep -rnE '^#include <uv\.h>' crdt cluster registry supervisor --include='*.h' --include='*.cpp' |
+if grep -rnE '^#include <uv\.h>' crdt cluster registry messaging supervisor --include='*.h' --include='*.cpp' |
      grep -vE '^(cluster|supervisor)/uv/'; then
   echo "only the libuv drivers (cluster/uv/, supervisor/uv/) and bin/ may include <uv.h> (above)" >&2
   status=1

@@ -40,12 +40,14 @@ Stack::Stack(StackConfig config, cluster::NodeIdentity self, std::uint64_t seed,
     : config_(std::move(config)),
       node_(config_.membership, config_.replication, self, seed, now_ms),
       registry_(*node_.replicator(), self.name, config_.registry),
+      messenger_(config_.messaging, cluster::Life{self.name, self.creation}, registry_),
       supervisor_(*node_.replicator(), registry_, self.name, self.creation, config_.supervisor),
       now_(now_ms),
       placing_(config_.startup_settle_ms == 0),
       settle_at_(now_ms + config_.startup_settle_ms),
       next_refresh_(now_ms),
       next_tick_(now_ms + config_.worker_tick_ms) {
+  workers_.attach(&messenger_, &registry_, cluster::Life{self.name, self.creation});
   route(now_ms);
 }
 
@@ -80,8 +82,35 @@ void Stack::on_stream_failed(std::uint64_t now_ms, std::uint64_t id) {
 
 void Stack::on_timer(std::uint64_t now_ms) {
   node_.on_timer(now_ms);
+  messenger_.on_timer(now_ms);
   route(now_ms);
   turn(now_ms);
+}
+
+void Stack::on_conn_up(std::uint64_t now_ms, cluster::ConnId id) {
+  messenger_.on_conn_up(now_ms, id);
+  route(now_ms);
+}
+
+void Stack::on_conn_accepted(std::uint64_t now_ms, cluster::ConnId id,
+                             const cluster::Address& from) {
+  messenger_.on_conn_accepted(now_ms, id, from);
+  route(now_ms);
+}
+
+void Stack::on_conn_data(std::uint64_t now_ms, cluster::ConnId id, std::string_view bytes) {
+  messenger_.on_conn_data(now_ms, id, bytes);
+  route(now_ms);
+}
+
+void Stack::on_conn_sent(std::uint64_t now_ms, cluster::ConnId id, std::size_t bytes) {
+  messenger_.on_conn_sent(now_ms, id, bytes);
+  route(now_ms);
+}
+
+void Stack::on_conn_down(std::uint64_t now_ms, cluster::ConnId id) {
+  messenger_.on_conn_down(now_ms, id);
+  route(now_ms);
 }
 
 void Stack::settle(std::uint64_t now_ms) {
@@ -91,12 +120,14 @@ void Stack::settle(std::uint64_t now_ms) {
 void Stack::flush(std::uint64_t now_ms) {
   node_.flush(now_ms);
   route(now_ms);
+  messenger_.flush(now_ms);
+  route(now_ms);
 }
 
 std::uint64_t Stack::next_deadline() const {
   // Work left by an input runs at once.
   if (view_changed_ || !changes_.empty()) return now_;
-  std::uint64_t next = std::min(node_.next_deadline(), next_refresh_);
+  std::uint64_t next = std::min({node_.next_deadline(), next_refresh_, messenger_.next_deadline()});
   if (!placing_) next = std::min(next, settle_at_);
   if (!left_) next = std::min(next, supervisor_.next_deadline());
   if (workers_.size() > 0) next = std::min(next, next_tick_);
@@ -127,6 +158,36 @@ void Stack::route(std::uint64_t now) {
     if (std::holds_alternative<cluster::MemberEvent>(effects_[i])) view_changed_ = true;
   }
   node_.take_changes(changes_);
+  // A worker that took a message may have sent more, ended, or asked for a checkpoint.
+  for (int pass = 0; pass < kMaxPasses && route_messages(now); ++pass)
+    drive(now);
+  messenger_.take_effects(effects_);
+}
+
+bool Stack::route_messages(std::uint64_t now) {
+  std::vector<messaging::MessengerOutput> outputs;
+  messenger_.take_outputs(outputs);
+  bool workers = false;
+  for (messaging::MessengerOutput& o : outputs) {
+    if (auto* d = std::get_if<messaging::Deliver>(&o)) {
+      if (workers_.deliver(now, *d)) {
+        workers = true;
+      } else {
+        outputs_.emplace_back(std::move(*d));
+      }
+    } else if (auto* done = std::get_if<messaging::CallDone>(&o)) {
+      if (workers_.on_call_done(now, *done)) {
+        workers = true;
+      } else {
+        outputs_.emplace_back(std::move(*done));
+      }
+    } else if (auto* task = std::get_if<messaging::TaskRequest>(&o)) {
+      outputs_.emplace_back(std::move(*task));
+    } else if (auto* event = std::get_if<messaging::TaskEvent>(&o)) {
+      outputs_.emplace_back(std::move(*event));
+    }
+  }
+  return workers;
 }
 
 void Stack::turn(std::uint64_t now) {
@@ -166,6 +227,12 @@ void Stack::refresh_view(std::uint64_t now) {
   }
   const bool alone = lives.size() <= 1;
   registry_.set_members(std::move(lives), std::move(departed));
+  messaging::PeerView peers;
+  for (const auto& [name, m] : node_.membership().members()) {
+    if (live(m.status) && name != node_.membership().name())
+      peers.emplace(name, messaging::PeerInfo{m.creation, m.addr});
+  }
+  messenger_.set_members(now, std::move(peers));
   placing_ = placing_ || !alone;
   if (placing_) {
     const std::size_t seen = view.size();
@@ -216,6 +283,7 @@ void Stack::drive(std::uint64_t now) {
     for (SupervisorEffect& e : effects) {
       if (auto* start = std::get_if<StartChild>(&e)) {
         if (start->spec.kind == ChildKind::worker) {
+          messenger_.open(start->id);
           workers_.start(now, *start);
         } else {
           exec_starting_[start->id] = start->checkpoint.has_value();
@@ -256,6 +324,7 @@ bool Stack::worker_reports(std::uint64_t now) {
         }
         break;
       case WorkerReport::Kind::exited: {
+        messenger_.close(r.id);
         const bool asked = stopping(r.name, r.id);
         log(r.normal || asked ? LogLevel::info : LogLevel::warn, "supervisor",
             fmt::format("{} name={} how=\"{}\"", asked ? "stopped" : "exited", r.name, r.text));
@@ -287,6 +356,7 @@ void Stack::on_child_started(std::uint64_t now_ms, std::string_view name, std::u
   log(LogLevel::info, "supervisor",
       fmt::format("started name={} os_pid={} checkpoint={}", name, os_pid,
                   checkpoint ? "yes" : "no"));
+  messenger_.open(id);
   auto it = supervisor_.local().find(name);
   const std::uint64_t restarts = it != supervisor_.local().end() ? it->second.restart_count : 0;
   supervisor_.on_started(now_ms, name, id,
@@ -299,6 +369,7 @@ void Stack::on_child_start_failed(std::uint64_t now_ms, std::string_view name, s
                                   std::string why) {
   now_ = std::max(now_, now_ms);
   exec_starting_.erase(id);
+  messenger_.close(id);
   log(LogLevel::warn, "supervisor", fmt::format("cannot start name={} reason=\"{}\"", name, why));
   supervisor_.on_exited(now_ms, name, id, false, std::move(why));
   drive(now_ms);
@@ -310,6 +381,7 @@ void Stack::on_child_exited(std::uint64_t now_ms, std::string_view name, std::ui
   now_ = std::max(now_, now_ms);
   // A stop the supervisor asked for is routine; any other exit is worth a warning.
   const bool asked = stopping(name, id);
+  messenger_.close(id);
   log(normal || asked ? LogLevel::info : LogLevel::warn, "supervisor",
       fmt::format("{} name={} how=\"{}\"", asked ? "stopped" : "exited", name, how));
   supervisor_.on_exited(now_ms, name, id, normal, std::move(how));

@@ -1,7 +1,8 @@
 #pragma once
 
 // Stack: one node's whole stack as one sans-IO core: membership and the map's replication
-// (cluster::Node), the registry of names and groups, the supervisor, and the in-process workers.
+// (cluster::Node), the registry of names and groups, messaging, the supervisor, and the
+// in-process workers.
 // It is the one place where a layer's outputs become the next layer's inputs. The agent runs it on
 // libuv (cluster/uv/uv_driver.h), the simulator runs many (cluster/sim/sim_cluster.h), the
 // benches drive it directly; nothing above it wires the layers again.
@@ -10,9 +11,10 @@
 //  1. Membership declares it failed (an input: a packet, a timer). The Node makes the live set the
 //     replicator's peers at once; the Stack notes that the view changed and schedules a turn.
 //  2. The turn hands the view down: first to the registry (the dead member's names stop
-//     answering at once), then to the supervisor (every survivor computes the new owners of the
-//     dead member's children and starts its share), then the registry purges the dead owners'
-//     entries (one node does it, chosen by rendezvous).
+//     answering at once), then to messaging (the dead member's connection closes, the calls
+//     waiting on it fail with nodedown), then to the supervisor (every survivor computes the new
+//     owners of the dead member's children and starts its share), then the registry purges the
+//     dead owners' entries (one node does it, chosen by rendezvous).
 //  3. Then the map's changes, local writes and what peers sent, in order: each goes to the
 //     registry (events: registered, moved, conflict...), then to the supervisor (child specs,
 //     failure and draining marks), then the registry's events go to the supervisor (a child's
@@ -23,14 +25,20 @@
 //     child's goes out to the owner (StartChild, StopChild), whose OS runtime reports back with
 //     on_child_started(), on_child_start_failed() and on_child_exited().
 //
+// Messages arrive with connection inputs (on_conn_*) at any time: one for a worker goes to it at
+// once (WorkerRuntime::deliver), any other local receiver's goes out to the owner (Deliver: an exec
+// child's mailbox, the CLI's); a call's end goes to the worker that made it, or out (CallDone).
+// A worker's, and an exec child's, pid can receive from the moment it starts until it ends.
+//
 // A turn runs in on_timer(). An input that leaves work (a member event, a map change) makes
 // next_deadline() its own time, so the driver runs the turn right after it sent what the input
 // queued: the network goes first, and a bulk write's thousands of local changes never delay the
 // batch that carries them.
 //
-// Outputs: the Node's (Core::take_effects: datagrams, streams, member events, user messages), and
-// take_outputs(): exec children to start and stop, registry events, log lines, and Left once a
-// graceful leave has been announced (the owner may stop after a few gossip rounds).
+// Outputs: the Node's and messaging's (Core::take_effects: datagrams, streams, connections, member
+// events, user messages), and take_outputs(): exec children to start and stop, registry events,
+// messages for the owner's receivers, calls and remote commands of the owner's, log lines, and
+// Left once a graceful leave has been announced (the owner may stop after a few gossip rounds).
 //
 // Loop-bound, not thread-safe.
 
@@ -45,6 +53,7 @@
 #include "cluster/core.h"
 #include "cluster/node.h"
 #include "cluster/replicator.h"
+#include "messaging/messenger.h"
 #include "registry/registry.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/worker.h"
@@ -58,6 +67,7 @@ struct StackConfig {
   cluster::MembershipConfig membership;
   cluster::ReplicatorConfig replication;
   registry::RegistryLimits registry;
+  messaging::MessengerConfig messaging;
   SupervisorConfig supervisor;
   // A starting node places no child until it sees a peer or this long has passed with none, so
   // that a node that boots alone for a moment does not start every child. 0: place at once (a
@@ -83,7 +93,9 @@ struct LogLine {
 };
 // Membership's leave has been announced: the owner stops the node after a few gossip rounds.
 struct Left {};
-using StackOutput = std::variant<StartChild, StopChild, registry::RegistryEvent, LogLine, Left>;
+using StackOutput =
+    std::variant<StartChild, StopChild, registry::RegistryEvent, LogLine, Left, messaging::Deliver,
+                 messaging::CallDone, messaging::TaskRequest, messaging::TaskEvent>;
 
 struct StackStats {
   std::uint64_t turns = 0;
@@ -106,8 +118,14 @@ class Stack final : public cluster::Core {
   void on_stream_reply(std::uint64_t now_ms, std::uint64_t id, std::string_view bytes) override;
   void on_stream_failed(std::uint64_t now_ms, std::uint64_t id) override;
   void on_timer(std::uint64_t now_ms) override;
+  void on_conn_up(std::uint64_t now_ms, cluster::ConnId id) override;
+  void on_conn_accepted(std::uint64_t now_ms, cluster::ConnId id,
+                        const cluster::Address& from) override;
+  void on_conn_data(std::uint64_t now_ms, cluster::ConnId id, std::string_view bytes) override;
+  void on_conn_sent(std::uint64_t now_ms, cluster::ConnId id, std::size_t bytes) override;
+  void on_conn_down(std::uint64_t now_ms, cluster::ConnId id) override;
   void settle(std::uint64_t now_ms) override;
-  bool pending() const override { return node_.pending(); }
+  bool pending() const override { return node_.pending() || messenger_.pending(); }
   void flush(std::uint64_t now_ms) override;
   std::uint64_t next_deadline() const override;
   void take_effects(std::vector<cluster::Effect>& out) override;
@@ -141,6 +159,8 @@ class Stack final : public cluster::Core {
   const cluster::Node& node() const { return node_; }
   registry::Registry& registry() { return registry_; }
   const registry::Registry& registry() const { return registry_; }
+  messaging::Messenger& messenger() { return messenger_; }
+  const messaging::Messenger& messenger() const { return messenger_; }
   Supervisor& supervisor() { return supervisor_; }
   const Supervisor& supervisor() const { return supervisor_; }
   WorkerRuntime& workers() { return workers_; }
@@ -153,8 +173,11 @@ class Stack final : public cluster::Core {
   void take_outputs(std::vector<StackOutput>& out);
 
  private:
-  // Drains the Node's effects and changes after an input; notes the work they leave.
+  // Drains the Node's effects and changes after an input (noting the work they leave), and hands
+  // messaging's outputs to the workers or out.
   void route(std::uint64_t now);
+  // Messaging's outputs: to the workers, or out. True if a worker took any.
+  bool route_messages(std::uint64_t now);
   // Steps 2 to 5 of the header, and the graceful leave's progress.
   void turn(std::uint64_t now);
   void refresh_view(std::uint64_t now);
@@ -177,6 +200,7 @@ class Stack final : public cluster::Core {
   // Changed by inputs.
   cluster::Node node_;
   registry::Registry registry_;
+  messaging::Messenger messenger_;
   Supervisor supervisor_;
   WorkerRuntime workers_;
   std::vector<cluster::Effect> effects_;         // for the driver

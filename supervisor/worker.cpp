@@ -41,6 +41,34 @@ class CounterWorker : public Worker {
   std::uint64_t last_checkpoint_ms_ = 0;
 };
 
+// Answers every call with its payload; counts the rest ("received=N" in its checkpoint, every
+// second when it changed).
+class EchoWorker : public Worker {
+ public:
+  void start(WorkerContext& ctx, const std::optional<std::string>&) override {
+    last_checkpoint_ms_ = ctx.now();
+  }
+  void on_message(WorkerContext& ctx, const Message& msg) override {
+    if (msg.reply_to) {
+      ctx.reply(*msg.reply_to, msg.payload);
+    } else {
+      ++received_;
+    }
+  }
+  void on_tick(WorkerContext& ctx) override {
+    if (received_ != checkpointed_ && ctx.now() - last_checkpoint_ms_ >= 1000) {
+      last_checkpoint_ms_ = ctx.now();
+      checkpointed_ = received_;
+      ctx.checkpoint("received=" + std::to_string(received_));
+    }
+  }
+
+ private:
+  std::uint64_t received_ = 0;
+  std::uint64_t checkpointed_ = 0;
+  std::uint64_t last_checkpoint_ms_ = 0;
+};
+
 }  // namespace
 
 struct WorkerRuntime::Running : WorkerContext {
@@ -61,11 +89,53 @@ struct WorkerRuntime::Running : WorkerContext {
   void exit(bool normal, std::string how) override {
     if (!done) owner->finish(*this, normal, std::move(how));
   }
+  registry::Pid self() const override { return {owner->self_.name, owner->self_.creation, id}; }
+  std::expected<void, messaging::CallError> send(const messaging::Target& to,
+                                                 std::string_view payload) override {
+    if (owner->messenger_ == nullptr || done) return std::unexpected(messaging::CallError::noproc);
+    return owner->messenger_->send(owner->now_, to, id, payload);
+  }
+  void call(const messaging::Target& to, std::string_view payload, std::uint64_t timeout_ms,
+            CallFn fn) override {
+    if (owner->messenger_ == nullptr || done) {
+      fn(*this, std::unexpected(messaging::CallError::noproc));
+      return;
+    }
+    auto started = owner->messenger_->call(owner->now_, to, id, payload, timeout_ms);
+    if (!started) {
+      fn(*this, std::unexpected(started.error()));
+      return;
+    }
+    owner->calls_[*started] = PendingCall{id, std::move(fn)};
+  }
+  std::expected<std::size_t, messaging::CallError> publish(std::string_view group,
+                                                           std::string_view payload) override {
+    if (owner->messenger_ == nullptr || done) return std::unexpected(messaging::CallError::noproc);
+    return owner->messenger_->publish(owner->now_, group, id, payload);
+  }
+  void reply(const messaging::ReplyTo& to, std::string_view payload) override {
+    if (owner->messenger_ != nullptr) owner->messenger_->reply(owner->now_, to, payload);
+  }
+  bool join(std::string_view group) override {
+    return owner->registry_ != nullptr && !done &&
+           owner->registry_->join(owner->now_, group, self()).has_value();
+  }
+  bool leave(std::string_view group) override {
+    return owner->registry_ != nullptr && owner->registry_->leave(owner->now_, group, self());
+  }
 };
 
 WorkerRuntime::WorkerRuntime() {
   add_type("idle", [] { return std::make_unique<IdleWorker>(); });
   add_type("counter", [] { return std::make_unique<CounterWorker>(); });
+  add_type("echo", [] { return std::make_unique<EchoWorker>(); });
+}
+
+void WorkerRuntime::attach(messaging::Messenger* messenger, registry::Registry* registry,
+                           cluster::Life self) {
+  messenger_ = messenger;
+  registry_ = registry;
+  self_ = std::move(self);
 }
 
 WorkerRuntime::~WorkerRuntime() = default;
@@ -76,6 +146,8 @@ void WorkerRuntime::add_type(std::string type, WorkerFactory factory) {
 
 void WorkerRuntime::finish(Running& r, bool normal, std::string how) {
   r.done = true;
+  by_id_.erase(r.id);
+  std::erase_if(calls_, [&](const auto& c) { return c.second.worker == r.id; });
   finished_.push_back(r.child);
   reports_.push_back({WorkerReport::Kind::exited, r.child, r.id, normal, std::move(how)});
 }
@@ -106,6 +178,7 @@ void WorkerRuntime::start(std::uint64_t now_ms, const StartChild& start) {
   r->id = start.id;
   r->worker = type->second();
   Running& ref = *r;
+  by_id_[start.id] = &ref;
   running_[spec.name] = std::move(r);
   reports_.push_back({WorkerReport::Kind::started, spec.name, start.id, true, {}});
   ref.worker->start(ref, start.checkpoint);
@@ -122,11 +195,24 @@ void WorkerRuntime::stop(std::uint64_t now_ms, const StopChild& stop) {
   reap();
 }
 
-bool WorkerRuntime::send(std::uint64_t now_ms, std::string_view name, std::string_view payload) {
+bool WorkerRuntime::deliver(std::uint64_t now_ms, const messaging::Deliver& d) {
   now_ = now_ms;
-  auto it = running_.find(name);
-  if (it == running_.end() || it->second->done) return false;
-  it->second->worker->on_message(*it->second, payload);
+  auto it = by_id_.find(d.to);
+  if (it == by_id_.end() || it->second->done) return false;
+  Running& r = *it->second;
+  r.worker->on_message(r, Message{d.from, d.payload, d.reply_to});
+  reap();
+  return true;
+}
+
+bool WorkerRuntime::on_call_done(std::uint64_t now_ms, const messaging::CallDone& done) {
+  now_ = now_ms;
+  auto it = calls_.find(done.call_id);
+  if (it == calls_.end()) return false;
+  PendingCall call = std::move(it->second);
+  calls_.erase(it);
+  auto w = by_id_.find(call.worker);
+  if (w != by_id_.end() && !w->second->done) call.done(*w->second, done.result);
   reap();
   return true;
 }

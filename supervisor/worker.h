@@ -4,7 +4,8 @@
 //
 // The embedding program registers worker types with factories (WorkerRuntime::add_type); a child
 // spec of kind `worker` names one. A worker is started with its last checkpoint, may store a new
-// one (WorkerContext::checkpoint) and end itself (WorkerContext::exit), receives messages, is
+// one (WorkerContext::checkpoint) and end itself (WorkerContext::exit), sends, calls and publishes
+// to names, groups and pids and receives messages and calls (on_message, WorkerContext::reply), is
 // ticked with the time, and is asked to stop when the supervisor stops it (it may finish its work
 // first: the runtime reports the exit once the worker called exit(), or forces it after the
 // spec's shutdown timeout).
@@ -13,10 +14,12 @@
 // StopChild effects of worker children to it, calls tick() from a timer, and hands the
 // supervisor what it reports (started, exited, checkpoints). Not thread-safe.
 //
-// Built in: "idle" (runs until stopped) and "counter" (counts once per tick interval and
-// checkpoints its count every second, so a failover resumes from the last checkpoint).
+// Built in: "idle" (runs until stopped), "counter" (counts once per tick interval and checkpoints
+// its count every second, so a failover resumes from the last checkpoint) and "echo" (answers
+// every call with its payload, and counts what it is sent).
 
 #include <cstdint>
+#include <expected>
 #include <functional>
 #include <map>
 #include <memory>
@@ -25,19 +28,44 @@
 #include <string_view>
 #include <vector>
 
+#include "messaging/messenger.h"
 #include "supervisor/supervisor.h"
 
 namespace shoal::supervisor {
+
+// A message to a worker. The views live as long as the on_message() call.
+struct Message {
+  registry::Pid from;
+  std::string_view payload;
+  // Set for a call: answer it with WorkerContext::reply() (now or later), once.
+  std::optional<messaging::ReplyTo> reply_to;
+};
 
 class WorkerContext {
  public:
   virtual ~WorkerContext() = default;
   virtual const std::string& name() const = 0;
   virtual std::uint64_t now() const = 0;
+  // This copy's pid: its child name is registered to it while it runs (and holds the name).
+  virtual registry::Pid self() const = 0;
   // Stores a checkpoint (the supervisor bounds its size).
   virtual void checkpoint(std::string_view blob) = 0;
   // Ends the worker: `normal` as an exec child's exit status 0.
   virtual void exit(bool normal, std::string how) = 0;
+
+  // Messaging (semantics: messaging/messenger.h), from this copy's pid.
+  virtual std::expected<void, messaging::CallError> send(const messaging::Target& to,
+                                                         std::string_view payload) = 0;
+  // `done` runs on the loop with the reply or the error, unless the worker ended first.
+  using CallFn = std::function<void(WorkerContext& ctx, messaging::CallResult result)>;
+  virtual void call(const messaging::Target& to, std::string_view payload, std::uint64_t timeout_ms,
+                    CallFn done) = 0;
+  virtual std::expected<std::size_t, messaging::CallError> publish(std::string_view group,
+                                                                   std::string_view payload) = 0;
+  virtual void reply(const messaging::ReplyTo& to, std::string_view payload) = 0;
+  // Makes this copy a member of `group` (publish to the group reaches it), or no longer one.
+  virtual bool join(std::string_view group) = 0;
+  virtual bool leave(std::string_view group) = 0;
 };
 
 class Worker {
@@ -47,7 +75,8 @@ class Worker {
   virtual void start(WorkerContext& ctx, const std::optional<std::string>& checkpoint) = 0;
   // Asked to stop; call ctx.exit() when done (at once, by default).
   virtual void stop(WorkerContext& ctx) { ctx.exit(true, "stopped"); }
-  virtual void on_message(WorkerContext& /*ctx*/, std::string_view /*payload*/) {}
+  // A message sent or a call made to this copy's pid (or name, or a group it joined).
+  virtual void on_message(WorkerContext& /*ctx*/, const Message& /*msg*/) {}
   virtual void on_tick(WorkerContext& /*ctx*/) {}
 };
 
@@ -64,24 +93,30 @@ struct WorkerReport {
 
 class WorkerRuntime {
  public:
-  // Registers "idle" and "counter".
+  // Registers "idle", "counter" and "echo".
   WorkerRuntime();
   ~WorkerRuntime();
   WorkerRuntime(const WorkerRuntime&) = delete;
   WorkerRuntime& operator=(const WorkerRuntime&) = delete;
   // Adds (or replaces) a worker type.
   void add_type(std::string type, WorkerFactory factory);
+  // The messenger and registry the workers talk through, and this node's life (the Stack gives
+  // them). Without, a worker's messaging calls fail with noproc.
+  void attach(messaging::Messenger* messenger, registry::Registry* registry, cluster::Life self);
   bool has_type(std::string_view type) const { return types_.contains(std::string(type)); }
 
   void start(std::uint64_t now_ms, const StartChild& start);
   void stop(std::uint64_t now_ms, const StopChild& stop);
-  // Delivers a message to a running worker; false if none by that name runs here.
-  bool send(std::uint64_t now_ms, std::string_view name, std::string_view payload);
+  // Hands a message for local id `to` to the worker with that instance id; false if none runs.
+  bool deliver(std::uint64_t now_ms, const messaging::Deliver& d);
+  // A call one of the workers made ended; false if it was not a worker's.
+  bool on_call_done(std::uint64_t now_ms, const messaging::CallDone& done);
   // Ticks every worker, and forces stops past their timeout.
   void tick(std::uint64_t now_ms);
 
   std::size_t size() const { return running_.size(); }
   bool runs(std::string_view name) const { return running_.contains(name); }
+  bool runs_instance(std::uint64_t id) const { return by_id_.contains(id); }
   void take_reports(std::vector<WorkerReport>& out);
 
  private:
@@ -91,6 +126,15 @@ class WorkerRuntime {
 
   std::map<std::string, WorkerFactory, std::less<>> types_;
   std::map<std::string, std::unique_ptr<Running>, std::less<>> running_;
+  std::map<std::uint64_t, Running*> by_id_;  // instance id -> running worker
+  struct PendingCall {
+    std::uint64_t worker;  // instance id
+    WorkerContext::CallFn done;
+  };
+  std::map<std::uint64_t, PendingCall> calls_;  // messenger call id -> who waits
+  messaging::Messenger* messenger_ = nullptr;
+  registry::Registry* registry_ = nullptr;
+  cluster::Life self_;
   std::vector<WorkerReport> reports_;
   std::vector<std::string> finished_;  // ended, to be erased by reap()
   std::uint64_t now_ = 0;

@@ -129,6 +129,8 @@ void SimCluster::after_input(std::size_t i) {
       if (!routine || net_.record_joins) events_.push_back(SimEvent{i, std::move(*event)});
     } else if (auto* user = std::get_if<UserMessage>(&effect)) {
       user_[i].push_back(std::move(*user));
+    } else {
+      conn_effect(i, effect);
     }
   }
   changes_scratch_.clear();
@@ -138,6 +140,107 @@ void SimCluster::after_input(std::size_t i) {
   if (deadline < node.wake_at) {
     node.wake_at = deadline;
     push(Ev{std::max(deadline, now_), 0, Kind::wake, i, node.life, i, {}, 0, {}});
+  }
+}
+
+void SimCluster::conn_effect(std::size_t i, Effect& effect) {
+  Host& node = nodes_[i];
+  if (auto* open = std::get_if<ConnOpen>(&effect)) {
+    const std::size_t to = node_at(open->to);
+    if (to == nodes_.size() || !nodes_[to].running) {
+      // Refused: the dialer hears it after a round trip.
+      push(Ev{now_ + 2 * latency(), 0, Kind::conn_down, i, node.life, i, {}, open->id, {}});
+      return;
+    }
+    if (!linked(i, to)) {
+      push(Ev{
+          now_ + net_.connect_timeout_ms, 0, Kind::conn_down, i, node.life, i, {}, open->id, {}});
+      return;
+    }
+    Link l;
+    l.a = i;
+    l.b = to;
+    l.life_a = node.life;
+    l.life_b = nodes_[to].life;
+    l.id_a = open->id;
+    l.id_b = next_accept_id_++;
+    const std::size_t index = links_.size();
+    links_.push_back(std::move(l));
+    link_of_[{i, open->id}] = index;
+    link_of_[{to, links_[index].id_b}] = index;
+    const std::uint64_t there = now_ + latency();
+    push(Ev{
+        there, 0, Kind::conn_accepted, to, nodes_[to].life, i, node.addr, links_[index].id_b, {}});
+    push(Ev{there + latency(), 0, Kind::conn_up, i, node.life, to, {}, open->id, {}});
+    links_[index].last_ab = links_[index].last_ba = there;
+  } else if (auto* send = std::get_if<ConnSend>(&effect)) {
+    auto it = link_of_.find({i, send->id});
+    if (it == link_of_.end() || !links_[it->second].open) return;
+    const std::size_t bytes = send->bytes.size();
+    link_send(it->second, i, std::move(send->bytes));
+    // Written at once: the simulated socket buffer has room for everything.
+    node.core->on_conn_sent(now_, send->id, bytes);
+  } else if (auto* close = std::get_if<ConnClose>(&effect)) {
+    auto it = link_of_.find({i, close->id});
+    if (it == link_of_.end()) return;
+    Link& l = links_[it->second];
+    if (l.open) {
+      // The other end hears the close after the data sent before it.
+      l.open = false;
+      const bool dialer = l.a == i;
+      const std::size_t other = dialer ? l.b : l.a;
+      const std::uint64_t at = std::max(now_ + latency(), dialer ? l.last_ab : l.last_ba);
+      push(Ev{at,
+              0,
+              Kind::conn_down,
+              other,
+              dialer ? l.life_b : l.life_a,
+              i,
+              {},
+              dialer ? l.id_b : l.id_a,
+              {}});
+    }
+    link_of_.erase(it);
+  }
+}
+
+void SimCluster::link_send(std::size_t index, std::size_t from, std::string bytes) {
+  Link& l = links_[index];
+  const bool ab = l.a == from;
+  const std::size_t to = ab ? l.b : l.a;
+  if (!linked(from, to)) {
+    (ab ? l.stalled_ab : l.stalled_ba).push_back(std::move(bytes));
+    return;
+  }
+  std::uint64_t& last = ab ? l.last_ab : l.last_ba;
+  last = std::max(now_ + latency(), last);
+  push(Ev{last,
+          0,
+          Kind::conn_data,
+          to,
+          ab ? l.life_b : l.life_a,
+          from,
+          {},
+          ab ? l.id_b : l.id_a,
+          std::move(bytes)});
+}
+
+void SimCluster::reset_links(std::size_t i) {
+  for (Link& l : links_) {
+    if (!l.open || (l.a != i && l.b != i)) continue;
+    l.open = false;
+    const bool dialer = l.a == i;
+    const std::size_t other = dialer ? l.b : l.a;
+    push(Ev{now_ + latency(),
+            0,
+            Kind::conn_down,
+            other,
+            dialer ? l.life_b : l.life_a,
+            i,
+            {},
+            dialer ? l.id_b : l.id_a,
+            {}});
+    link_of_.erase({i, dialer ? l.id_a : l.id_b});
   }
 }
 
@@ -161,7 +264,10 @@ void SimCluster::deliver(Ev& ev) {
   }
   if (node.paused) {
     if (ev.kind == Kind::wake) return;  // resume() runs the timers
-    if (node.buffered.size() < net_.paused_buffer) node.buffered.push_back(std::move(ev));
+    // A socket buffer holds a few packets; a connection's bytes wait in full (TCP).
+    const bool stream = ev.kind == Kind::conn_data || ev.kind == Kind::conn_down ||
+                        ev.kind == Kind::conn_up || ev.kind == Kind::conn_accepted;
+    if (stream || node.buffered.size() < net_.paused_buffer) node.buffered.push_back(std::move(ev));
     return;
   }
   mix(now_);
@@ -207,6 +313,20 @@ void SimCluster::deliver(Ev& ev) {
       node.wake_at = UINT64_MAX;
       core.on_timer(now_);
       break;
+    case Kind::conn_up:
+      core.on_conn_up(now_, ev.stream);
+      break;
+    case Kind::conn_accepted:
+      core.on_conn_accepted(now_, ev.stream, ev.from_addr);
+      break;
+    case Kind::conn_data:
+      if (!link_of_.contains({ev.to, ev.stream})) break;  // this end closed it meanwhile
+      core.on_conn_data(now_, ev.stream, ev.bytes);
+      break;
+    case Kind::conn_down:
+      if (link_of_.erase({ev.to, ev.stream}) == 0 && ev.stream >= (ConnId{1} << 63)) break;
+      core.on_conn_down(now_, ev.stream);
+      break;
   }
   after_input(ev.to);
 }
@@ -238,6 +358,7 @@ bool SimCluster::wait_until(const std::function<bool()>& pred, std::uint64_t tim
 void SimCluster::kill(std::size_t i) {
   nodes_[i].running = false;
   nodes_[i].buffered.clear();
+  reset_links(i);
 }
 
 void SimCluster::pause(std::size_t i) {
@@ -260,6 +381,7 @@ void SimCluster::resume(std::size_t i) {
 }
 
 void SimCluster::restart(std::size_t i, const std::vector<std::size_t>& seeds) {
+  reset_links(i);
   start(i);
   join(i, seeds);
 }
@@ -278,6 +400,16 @@ void SimCluster::partition(const std::vector<std::vector<std::size_t>>& groups) 
 void SimCluster::heal() {
   for (Host& node : nodes_)
     node.group = 0;
+  // What waited on cut connections arrives now, in order.
+  for (std::size_t index = 0; index < links_.size(); ++index) {
+    Link& l = links_[index];
+    for (int dir = 0; dir < 2 && l.open; ++dir) {
+      std::deque<std::string> held = std::move(dir == 0 ? l.stalled_ab : l.stalled_ba);
+      (dir == 0 ? l.stalled_ab : l.stalled_ba).clear();
+      for (std::string& bytes : held)
+        link_send(index, dir == 0 ? l.a : l.b, std::move(bytes));
+    }
+  }
 }
 
 bool SimCluster::sees(std::size_t i, const std::string& name, MemberStatus status) const {

@@ -10,7 +10,11 @@
 // The network has per-packet latency with jitter (which also reorders), loss, duplication,
 // partitions, and per-node faults: kill (the process is gone, its host answers "port unreachable"),
 // pause (SIGSTOP: silence, packets buffered until resume) and restart (a new process with a new
-// creation under the same name and address).
+// creation under the same name and address). Persistent connections (cluster/effects.h) are TCP
+// as far as a core can tell: bytes arrive in order, once; a connect to a node that is not running
+// is refused after a round trip, one across a partition times out (connect_timeout_ms); data sent
+// across a partition waits and arrives when it heals (retransmission), unless a side closes first;
+// a killed or restarted node's connections are reset; a paused node's wait in its buffer.
 //
 // The simulator ends a loop turn after every input a core takes, as the libuv driver does: it calls
 // the after-input hook (where the owner of a core drains what the core has for it), flushes the
@@ -25,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -53,6 +58,8 @@ struct SimNetConfig {
   // Whether events() also keeps "joined" and "updated" events (N^2 of them while a large cluster
   // forms; the failure-related ones are always kept).
   bool record_joins = false;
+  // A connect that gets no answer (across a partition) fails after this long, as a driver's would.
+  std::uint64_t connect_timeout_ms = 5'000;
   // Whether every node also runs the replicator of the shared map (with this configuration; only
   // for the default cores, cluster::Node).
   std::optional<ReplicatorConfig> replication;
@@ -136,7 +143,18 @@ class SimCluster {
   std::uint64_t packets_dropped() const { return packets_dropped_; }
 
  private:
-  enum class Kind { packet, unreachable, stream_request, stream_reply, stream_failed, wake };
+  enum class Kind {
+    packet,
+    unreachable,
+    stream_request,
+    stream_reply,
+    stream_failed,
+    wake,
+    conn_up,
+    conn_accepted,
+    conn_data,
+    conn_down
+  };
   struct Ev {
     std::uint64_t at;
     std::uint64_t seq;
@@ -145,7 +163,7 @@ class SimCluster {
     std::uint64_t life;  // the life of `to` the event was meant for
     std::size_t from;    // node index of the sender (packets, streams)
     Address from_addr;
-    std::uint64_t stream;  // stream id (requests: of the requester)
+    std::uint64_t stream;  // stream id (requests: of the requester); connection id at `to`
     std::string bytes;
     friend bool operator>(const Ev& a, const Ev& b) {
       return a.at != b.at ? a.at > b.at : a.seq > b.seq;
@@ -164,7 +182,21 @@ class SimCluster {
     std::deque<Ev> buffered;  // packets that reached a paused node
   };
 
+  // One simulated TCP connection: its two ends, and what waits in each direction.
+  struct Link {
+    std::size_t a = 0, b = 0;  // the dialer, the acceptor
+    std::uint64_t life_a = 0, life_b = 0;
+    ConnId id_a = 0, id_b = 0;  // each end's id for it
+    bool open = true;
+    std::uint64_t last_ab = 0, last_ba = 0;          // the last delivery time each way (order)
+    std::deque<std::string> stalled_ab, stalled_ba;  // sent across a partition
+  };
   void start(std::size_t i);
+  void conn_effect(std::size_t i, Effect& effect);
+  // Sends `bytes` from node `from` over link `l` (in order, or held while the link is cut).
+  void link_send(std::size_t l, std::size_t from, std::string bytes);
+  // The end of every open connection of node i: its peers hear the connection go down.
+  void reset_links(std::size_t i);
   void push(Ev ev);
   void step();
   void deliver(Ev& ev);
@@ -187,6 +219,9 @@ class SimCluster {
   std::unordered_map<Address, std::size_t, AddressHash> by_addr_;
   std::priority_queue<Ev, std::vector<Ev>, std::greater<>> heap_;
   std::vector<SimEvent> events_;
+  std::vector<Link> links_;
+  std::map<std::pair<std::size_t, ConnId>, std::size_t> link_of_;  // (node, its conn id) -> link
+  ConnId next_accept_id_ = ConnId{1} << 63;
   std::vector<std::vector<UserMessage>> user_;
   std::vector<Effect> scratch_;
   std::vector<ReplicaChange> changes_scratch_;

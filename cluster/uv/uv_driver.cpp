@@ -23,6 +23,14 @@ constexpr std::size_t kMaxConns = 64;
 constexpr std::size_t kMaxBufferedBytes = 96 * 1024 * 1024;
 // Read chunk for TCP frames.
 constexpr std::size_t kChunk = 64 * 1024;
+// Persistent connections (messaging): the magic a dialer starts with, the most plaintext sealed
+// as one frame, the largest frame accepted, how long a connect may take, and how many a node
+// keeps open.
+constexpr std::string_view kLinkMagic = "SHM1";
+constexpr std::size_t kLinkChunk = 1024 * 1024;
+constexpr std::size_t kMaxLinkFrame = kLinkChunk + kSealOverhead + 4096;
+constexpr std::uint64_t kConnectTimeoutMs = 5'000;
+constexpr std::size_t kMaxLinks = 4096;
 
 socklen_t to_sockaddr(const Address& a, sockaddr_storage& out) {
   std::memset(&out, 0, sizeof out);
@@ -85,6 +93,21 @@ struct UvDriver::Conn {
   bool done = false;
   bool answered = false;  // outbound: the core heard the outcome
   int open = 0;
+  // A persistent connection (messaging), once it is one.
+  bool link = false;
+  ConnId id = 0;
+  bool connected = false;
+  std::string out_plain;   // queued in this loop turn
+  std::size_t writes = 0;  // writes in flight
+  bool close_when_written = false;
+};
+
+// One write on a persistent connection: sealed frames of `plain` bytes of the core's.
+struct UvDriver::LinkWrite {
+  uv_write_t req{};
+  std::string data;
+  std::size_t plain = 0;
+  Conn* conn = nullptr;
 };
 
 UvDriver::UvDriver(uv_loop_t* loop, UvDriverOptions options, EventFn on_event, UserFn on_user)
@@ -212,10 +235,16 @@ void UvDriver::flush() {
     std::vector<ReplicaChange> changes;
     core_->take_changes(changes);  // a bare Node's: nobody here reads them
     for (Effect& effect : effects) {
-      if (auto* send = std::get_if<SendPacket>(&effect)) {
-        send_datagram(send->to, keyring_.seal(send->bytes));
+      if (auto* packet = std::get_if<SendPacket>(&effect)) {
+        send_datagram(packet->to, keyring_.seal(packet->bytes));
       } else if (auto* request = std::get_if<StreamRequest>(&effect)) {
         open_stream(*request);
+      } else if (auto* open = std::get_if<ConnOpen>(&effect)) {
+        open_link(*open);
+      } else if (auto* bytes = std::get_if<ConnSend>(&effect)) {
+        queue_link(*bytes);
+      } else if (auto* close = std::get_if<ConnClose>(&effect)) {
+        close_link(close->id);
       }
     }
     for (Effect& effect : effects) {
@@ -238,6 +267,7 @@ void UvDriver::flush() {
     if (effects.empty() && !fed && !again_) break;
   }
   flushing_ = false;
+  write_links();
   const std::uint64_t deadline = core_->next_deadline();
   const std::uint64_t t = now();
   uv_timer_start(&timer_, timer_cb, deadline > t ? deadline - t : 0, 0);
@@ -353,6 +383,11 @@ void UvDriver::on_readable() {
 void UvDriver::finish(Conn* conn) {
   if (conn->done) return;
   conn->done = true;
+  if (conn->link) {
+    links_.erase(conn->id);
+    dirty_.erase(conn->id);
+    conn->answered = true;  // a link's end is reported by close_link()'s callers
+  }
   buffered_ -= conn->in.size();
   conn->in.clear();
   conn->in.shrink_to_fit();
@@ -452,7 +487,7 @@ void UvDriver::open_stream(const StreamRequest& request) {
 void UvDriver::on_connection(uv_stream_t* listening) {
   Conn* conn = new_conn(true);
   if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&conn->tcp)) != 0 ||
-      conns_.size() > kMaxConns) {
+      conns_.size() - links_.size() > kMaxConns) {
     ++stats_.streams_refused;
     finish(conn);
     return;
@@ -487,6 +522,11 @@ void UvDriver::read_frame(Conn* conn) {
         c->in.append(c->chunk.data(), static_cast<std::size_t>(n));
         self->buffered_ += static_cast<std::size_t>(n);
         self->stats_.tcp_bytes_in += static_cast<std::size_t>(n);
+        if (c->inbound && c->in.size() >= kLinkMagic.size() &&
+            std::string_view(c->in).substr(0, kLinkMagic.size()) == kLinkMagic) {
+          self->accept_link(c);
+          return;
+        }
         bool too_big = false;
         auto body = take_frame(c->in, too_big);
         if (too_big) {
@@ -533,6 +573,227 @@ void UvDriver::on_frame(Conn* conn, const std::string& plain) {
              auto* c = static_cast<Conn*>(w->data);
              c->owner->finish(c);
            });
+}
+
+// --- Persistent connections (messaging) ---
+
+void UvDriver::open_link(const ConnOpen& open) {
+  if (links_.size() >= kMaxLinks) {
+    core_->on_conn_down(now(), open.id);
+    return;
+  }
+  Conn* conn = new_conn(false);
+  conn->link = true;
+  conn->id = open.id;
+  conn->answered = true;
+  conn->peer = open.to;
+  links_[open.id] = conn;
+  // The exchange timer of new_conn() bounds the connect here.
+  uv_timer_start(
+      &conn->timer,
+      [](uv_timer_t* t) {
+        auto* c = static_cast<Conn*>(t->data);
+        if (!c->connected) c->owner->link_down(c);
+      },
+      kConnectTimeoutMs, 0);
+  sockaddr_storage ss;
+  to_sockaddr(open.to, ss);
+  const int rc =
+      uv_tcp_connect(&conn->connect, &conn->tcp, reinterpret_cast<sockaddr*>(&ss),
+                     [](uv_connect_t* req, int status) {
+                       auto* c = static_cast<Conn*>(req->data);
+                       UvDriver* self = c->owner;
+                       if (c->done) return;
+                       if (status < 0) {
+                         self->link_down(c);
+                         return;
+                       }
+                       c->connected = true;
+                       uv_timer_stop(&c->timer);
+                       uv_tcp_nodelay(&c->tcp, 1);
+                       self->write_link(c, std::string(kLinkMagic), 0);  // unsealed, once, first
+                       if (!c->out_plain.empty()) self->dirty_.insert(c->id);
+                       self->start_link_reads(c);
+                       self->core_->on_conn_up(self->now(), c->id);
+                       self->flush();
+                     });
+  if (rc != 0) link_down(conn);
+}
+
+void UvDriver::accept_link(Conn* c) {
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+  uv_timer_stop(&c->timer);
+  if (links_.size() >= kMaxLinks) {
+    ++stats_.streams_refused;
+    finish(c);
+    return;
+  }
+  c->link = true;
+  c->connected = true;
+  c->answered = true;
+  c->id = next_accept_id_++;
+  links_[c->id] = c;
+  c->in.erase(0, kLinkMagic.size());
+  uv_tcp_nodelay(&c->tcp, 1);
+  core_->on_conn_accepted(now(), c->id, c->peer);
+  start_link_reads(c);
+  read_link_frames(c);
+  flush();
+}
+
+void UvDriver::start_link_reads(Conn* conn) {
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&conn->tcp),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* b) {
+        auto* c = static_cast<Conn*>(h->data);
+        c->chunk.resize(kChunk);
+        *b = uv_buf_init(c->chunk.data(), static_cast<unsigned>(kChunk));
+      },
+      [](uv_stream_t* s, ssize_t n, const uv_buf_t*) {
+        auto* c = static_cast<Conn*>(s->data);
+        UvDriver* self = c->owner;
+        if (c->done) return;
+        if (n < 0) {
+          self->link_down(c);
+          return;
+        }
+        c->in.append(c->chunk.data(), static_cast<std::size_t>(n));
+        self->buffered_ += static_cast<std::size_t>(n);
+        self->stats_.tcp_bytes_in += static_cast<std::size_t>(n);
+        self->read_link_frames(c);
+        self->flush();
+      });
+}
+
+// Opens every complete sealed frame in the connection's buffer and hands its plaintext to the core.
+void UvDriver::read_link_frames(Conn* c) {
+  std::size_t at = 0;
+  while (!c->done && c->in.size() - at >= 4) {
+    const auto* p = reinterpret_cast<const unsigned char*>(c->in.data() + at);
+    const std::size_t n = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
+                          (std::size_t{p[2]} << 8) | std::size_t{p[3]};
+    if (n > kMaxLinkFrame) {
+      ++stats_.frames_too_large;
+      link_down(c);
+      return;
+    }
+    if (c->in.size() - at - 4 < n) break;
+    const std::string_view sealed(c->in.data() + at + 4, n);
+    at += 4 + n;
+    auto plain = keyring_.open(sealed);
+    if (!plain) {
+      ++stats_.rejected_auth;
+      link_down(c);
+      return;
+    }
+    if (keyring_.enabled() && !replay_.admit(sealed)) {
+      ++stats_.rejected_replay;
+      link_down(c);
+      return;
+    }
+    core_->on_conn_data(now(), c->id, *plain);
+  }
+  if (c->done) return;
+  buffered_ -= at;
+  c->in.erase(0, at);
+}
+
+void UvDriver::queue_link(const ConnSend& send) {
+  auto it = links_.find(send.id);
+  if (it == links_.end() || it->second->done) return;
+  it->second->out_plain += send.bytes;
+  dirty_.insert(send.id);
+}
+
+// One write per connection per loop turn: what was queued, sealed in frames of at most kLinkChunk.
+void UvDriver::write_links() {
+  std::set<ConnId> dirty;
+  dirty.swap(dirty_);
+  for (ConnId id : dirty) {
+    auto it = links_.find(id);
+    if (it == links_.end()) continue;
+    Conn* c = it->second;
+    if (c->done || !c->connected || c->out_plain.empty()) continue;
+    std::string data;
+    std::string_view plain = c->out_plain;
+    while (!plain.empty()) {
+      const std::string_view part = plain.substr(0, kLinkChunk);
+      plain.remove_prefix(part.size());
+      const std::string sealed = keyring_.seal(std::string(part));
+      const auto len = static_cast<std::uint32_t>(sealed.size());
+      const char header[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                              static_cast<char>(len >> 8), static_cast<char>(len)};
+      data.append(header, 4);
+      data += sealed;
+    }
+    const std::size_t plain_bytes = c->out_plain.size();
+    c->out_plain.clear();
+    write_link(c, std::move(data), plain_bytes);
+  }
+}
+
+void UvDriver::write_link(Conn* c, std::string data, std::size_t plain) {
+  auto* w = new LinkWrite;
+  w->conn = c;
+  w->req.data = w;
+  w->data = std::move(data);
+  w->plain = plain;
+  ++c->writes;
+  stats_.tcp_bytes_out += w->data.size();
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
+           [](uv_write_t* req, int status) {
+             auto* lw = static_cast<LinkWrite*>(req->data);
+             Conn* conn = lw->conn;
+             UvDriver* self = conn->owner;
+             const std::size_t plain_bytes = lw->plain;
+             delete lw;
+             --conn->writes;
+             if (conn->done) return;
+             if (status < 0) {
+               self->link_down(conn);
+               return;
+             }
+             if (conn->close_when_written && conn->writes == 0) {
+               self->finish(conn);
+               return;
+             }
+             if (plain_bytes == 0) return;
+             self->core_->on_conn_sent(self->now(), conn->id, plain_bytes);
+             self->flush();
+           });
+}
+
+// The core asked: close once what was queued is written; the core hears nothing more of it.
+void UvDriver::close_link(ConnId id) {
+  auto it = links_.find(id);
+  if (it == links_.end()) return;
+  Conn* c = it->second;
+  links_.erase(it);
+  if (!c->out_plain.empty() && c->connected) {
+    dirty_.insert(id);
+    links_[id] = c;  // written by write_links() at the end of this flush
+    c->close_when_written = true;
+    return;
+  }
+  if (c->writes > 0) {
+    c->close_when_written = true;
+    links_[id] = c;
+    return;
+  }
+  finish(c);
+}
+
+// The connection failed or ended by itself: the core hears it.
+void UvDriver::link_down(Conn* c) {
+  if (c->done) return;
+  const ConnId id = c->id;
+  const bool tell = !c->close_when_written;
+  finish(c);
+  if (tell && !closing_) {
+    core_->on_conn_down(now(), id);
+    flush();
+  }
 }
 
 void UvDriver::close(std::function<void()> done) {

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <expected>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -112,6 +113,7 @@ class UvDriver {
 
  private:
   struct Conn;
+  struct LinkWrite;
   UvDriver(uv_loop_t* loop, UvDriverOptions options, EventFn on_event, UserFn on_user);
 
   // Drains the core's effects and re-arms the timer. Called after every input.
@@ -125,6 +127,16 @@ class UvDriver {
   void read_frame(Conn* conn);
   void on_frame(Conn* conn, const std::string& plain);
   void on_connection(uv_stream_t* listening);
+  // Persistent connections (messaging's).
+  void open_link(const ConnOpen& open);
+  void accept_link(Conn* conn);
+  void start_link_reads(Conn* conn);
+  void read_link_frames(Conn* conn);
+  void queue_link(const ConnSend& send);
+  void write_links();
+  void write_link(Conn* conn, std::string data, std::size_t plain);
+  void close_link(ConnId id);
+  void link_down(Conn* conn);
   void finish(Conn* conn);
 
   static void poll_cb(uv_poll_t* handle, int status, int events);
@@ -148,6 +160,9 @@ class UvDriver {
   uv_prepare_t prepare_{};
   std::unique_ptr<UvListener> listener_;
   std::set<Conn*> conns_;
+  std::map<ConnId, Conn*> links_;  // persistent connections, by the core's id for them
+  std::set<ConnId> dirty_;         // links with bytes queued this turn
+  ConnId next_accept_id_ = ConnId{1} << 63;
   std::size_t buffered_ = 0;  // bytes held in the read buffers of all TCP exchanges
   UvStats stats_;
   bool closing_ = false;

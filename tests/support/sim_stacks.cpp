@@ -9,17 +9,29 @@ SimStacks::SimStacks(std::size_t n, std::uint64_t seed, supervisor::StackConfig 
                      cluster::sim::SimNetConfig net)
     : c(
           n, seed,
-          [config](std::size_t, const cluster::NodeIdentity& self, std::uint64_t node_seed,
-                   std::uint64_t now) {
-            return std::make_unique<supervisor::Stack>(config, self, node_seed, now);
+          [this, config](std::size_t, const cluster::NodeIdentity& self, std::uint64_t node_seed,
+                         std::uint64_t now) {
+            auto stack = std::make_unique<supervisor::Stack>(config, self, node_seed, now);
+            for (const auto& [type, factory] : types_)
+              stack->workers().add_type(type, factory);
+            return stack;
           },
           net),
       config_(config),
       runtimes_(n),
       events_(n),
+      inboxes_(n),
+      call_results_(n),
+      task_events_(n),
       trace_(std::getenv("SHOAL_SIM_TRACE") != nullptr) {
   c.set_after_input([this](std::size_t i) { serve(i); });
   c.join_all(0);
+}
+
+void SimStacks::add_worker_type(const std::string& type, supervisor::WorkerFactory factory) {
+  types_.emplace_back(type, factory);
+  for (std::size_t i = 0; i < c.size(); ++i)
+    stack(i).workers().add_type(type, factory);
 }
 
 supervisor::Stack& SimStacks::stack(std::size_t i) {
@@ -61,6 +73,19 @@ void SimStacks::serve(std::size_t i, std::vector<supervisor::StackOutput>& outpu
                     event->name.c_str(), event->pid ? event->pid->to_string().c_str() : "-");
       }
       events_[i].push_back(std::move(*event));
+    } else if (auto* d = std::get_if<messaging::Deliver>(&o)) {
+      inboxes_[i].push_back(std::move(*d));
+    } else if (auto* done = std::get_if<messaging::CallDone>(&o)) {
+      call_results_[i].insert_or_assign(done->call_id, std::move(done->result));
+    } else if (auto* task = std::get_if<messaging::TaskRequest>(&o)) {
+      std::string out;
+      for (const std::string& a : task->argv)
+        out += (out.empty() ? "" : " ") + a;
+      s.messenger().task_output(c.now(), task->origin, task->task_id, 1, out + "\n");
+      s.messenger().task_end(c.now(), task->origin, task->task_id, 0, "");
+      s.settle(c.now());
+    } else if (auto* task_event = std::get_if<messaging::TaskEvent>(&o)) {
+      task_events_[i].push_back(std::move(*task_event));
     } else if (auto* line = std::get_if<supervisor::LogLine>(&o)) {
       if (trace_) {
         std::printf("t=%llu n%zu %s %s\n", static_cast<unsigned long long>(c.now()), i,
@@ -84,6 +109,9 @@ void SimStacks::kill(std::size_t i) {
 void SimStacks::restart(std::size_t i, const std::vector<std::size_t>& seeds) {
   runtimes_[i].running.clear();
   events_[i].clear();
+  inboxes_[i].clear();
+  call_results_[i].clear();
+  task_events_[i].clear();
   c.restart(i, seeds);
 }
 

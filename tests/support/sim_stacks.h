@@ -7,7 +7,9 @@
 //
 // The fake OS: a start runs the child at once (unless the test made it crash on start: it then
 // exits at once with status 1); a stop ends it at once; a killed node's children die with it (a
-// child never outlives its agent). Registry events are kept per node. With SHOAL_SIM_TRACE set,
+// child never outlives its agent); a remote command (shoal exec) prints its arguments on stdout
+// and exits with status 0 at once. Registry events, and what messaging hands the owner, are kept
+// per node. With SHOAL_SIM_TRACE set,
 // every registry event and log line of every stack is printed with its virtual time.
 
 #include <cstdint>
@@ -38,8 +40,26 @@ class SimStacks {
   // N stacks named n0..n{N-1}, joined through n0.
   SimStacks(std::size_t n, std::uint64_t seed, supervisor::StackConfig config = {},
             cluster::sim::SimNetConfig net = {});
+  // The simulator's hooks point here.
+  SimStacks(const SimStacks&) = delete;
+  SimStacks& operator=(const SimStacks&) = delete;
 
+ private:
+  // Worker types every stack (and every later life) has; before `c`, which makes stacks.
+  std::vector<std::pair<std::string, supervisor::WorkerFactory>> types_;
+
+ public:
   cluster::sim::SimCluster c;
+
+  // A worker type for every node's stack, now and after restarts.
+  void add_worker_type(const std::string& type, supervisor::WorkerFactory factory);
+  // What reached node i's owner: messages for ids that are not workers', the ends of calls made
+  // through stack(i).messenger() directly, and the events of remote commands started there.
+  std::vector<messaging::Deliver>& inbox(std::size_t i) { return inboxes_.at(i); }
+  std::map<std::uint64_t, messaging::CallResult>& call_results(std::size_t i) {
+    return call_results_.at(i);
+  }
+  std::vector<messaging::TaskEvent>& task_events(std::size_t i) { return task_events_.at(i); }
 
   supervisor::Stack& stack(std::size_t i);
   registry::Registry& reg(std::size_t i) { return stack(i).registry(); }
@@ -79,6 +99,9 @@ class SimStacks {
   const supervisor::StackConfig config_;
   std::vector<Runtime> runtimes_;
   std::vector<std::vector<registry::RegistryEvent>> events_;
+  std::vector<std::vector<messaging::Deliver>> inboxes_;
+  std::vector<std::map<std::uint64_t, messaging::CallResult>> call_results_;
+  std::vector<std::vector<messaging::TaskEvent>> task_events_;
   const bool trace_;
 };
 

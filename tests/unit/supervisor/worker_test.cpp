@@ -38,11 +38,11 @@ class Stubborn : public Worker {
  public:
   void start(WorkerContext&, const std::optional<std::string>&) override {}
   void stop(WorkerContext&) override {}
-  void on_message(WorkerContext& ctx, std::string_view payload) override {
-    if (payload == "quit")
+  void on_message(WorkerContext& ctx, const Message& msg) override {
+    if (msg.payload == "quit")
       ctx.exit(false, "quit on request");
     else
-      ctx.checkpoint(payload);
+      ctx.checkpoint(msg.payload);
   }
 };
 
@@ -134,21 +134,26 @@ BOOST_AUTO_TEST_CASE(a_worker_that_ignores_stop_is_ended_after_its_shutdown_time
   BOOST_TEST(!rt.runs("s"));
 }
 
-BOOST_AUTO_TEST_CASE(messages_reach_the_named_worker_which_may_end_itself) {
+BOOST_AUTO_TEST_CASE(messages_reach_the_worker_of_their_id_which_may_end_itself) {
   WorkerRuntime rt;
   rt.add_type("stubborn", [] { return std::make_unique<Stubborn>(); });
   rt.start(0, start_of("s", "stubborn", 1));
   drain(rt);
-  BOOST_TEST(!rt.send(1, "nobody", "hello"));
-  BOOST_TEST(rt.send(1, "s", "state=3"));
+  const auto message = [](std::uint64_t to, std::string payload) {
+    return shoal::messaging::Deliver{to, {"n1", 1, 5}, std::move(payload), std::nullopt};
+  };
+  BOOST_TEST(!rt.deliver(1, message(2, "hello")));
+  BOOST_TEST(rt.runs_instance(1));
+  BOOST_TEST(rt.deliver(1, message(1, "state=3")));
   BOOST_TEST(checkpoints(drain(rt)) == std::vector<std::string>{"state=3"});
-  BOOST_TEST(rt.send(2, "s", "quit"));
+  BOOST_TEST(rt.deliver(2, message(1, "quit")));
   auto reports = drain(rt);
   BOOST_REQUIRE_EQUAL(reports.size(), 1u);
   BOOST_TEST(!reports[0].normal);
   BOOST_TEST(reports[0].text == "quit on request");
   BOOST_TEST(!rt.runs("s"));
-  BOOST_TEST(!rt.send(3, "s", "again"));
+  BOOST_TEST(!rt.deliver(3, message(1, "again")));
+  BOOST_TEST(!rt.runs_instance(1));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
