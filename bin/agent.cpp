@@ -75,6 +75,7 @@ void snapshot_map(Agent& a) {
 
 // Closes every handle; the loop then ends. Children still here are killed with their runtime.
 void close_all(Agent& a) {
+  close_messaging(a);
   if (a.node.runtime) a.node.runtime->close([] {});
   if (a.discovery.multicast) a.discovery.multicast->close([] {});
   if (a.endpoints.rpc) a.endpoints.rpc->close([] {});
@@ -102,10 +103,13 @@ bool on_output(Agent& a) {
   a.stack().take_outputs(outputs);
   bool fed = false;
   for (supervisor::StackOutput& o : outputs) {
-    if (auto* start = std::get_if<supervisor::StartChild>(&o)) {
+    if (on_messaging_output(a, o)) {
+      fed = true;
+    } else if (auto* start = std::get_if<supervisor::StartChild>(&o)) {
       fed = true;
       auto pid = a.node.runtime->start(*start);
       if (pid) {
+        open_child_mailbox(a, start->spec.name, start->id);
         a.stack().on_child_started(a.now(), start->spec.name, start->id, *pid);
       } else {
         a.stack().on_child_start_failed(a.now(), start->spec.name, start->id, pid.error());
@@ -280,6 +284,7 @@ std::expected<void, std::string> start_runtime(Agent& a) {
       a.loop, options,
       [agent](const std::string& name, std::uint64_t id, bool normal, const std::string& how) {
         agent->stack().on_child_exited(agent->now(), name, id, normal, how);
+        close_child_mailbox(*agent, id);
         agent->settle();
       });
   if (!runtime) return std::unexpected("--data-dir: " + runtime.error());

@@ -1,6 +1,7 @@
 // The agent's RPC commands: each request (bin/rpc/frame.h) is answered from the node's own state,
-// on the loop, at once. The CLI (bin/cli.cpp) is their only intended client, but every argument
-// is checked here: a bad request gets a bad_request error naming the argument.
+// on the loop, at once (messaging's, which may answer later or stream: agent_messaging.cpp). The
+// CLI (bin/cli_*.cpp) is their only intended client, but every argument is checked here: a bad
+// request gets a bad_request error naming the argument.
 //
 // Child registrations carry a meta blob (supervisor/child_spec.h, ChildMeta), so any node can list
 // where and how a child runs.
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 
+#include "bin/agent_args.h"
 #include "bin/agent_state.h"
 #include "bin/rpc/value.h"
 #include "supervisor/child_spec.h"
@@ -17,64 +19,15 @@ namespace shoal::bin {
 
 namespace {
 
+using args::bad;
+using args::Failure;
+using args::key_value;
+using args::number;
+using args::optional_text;
+using args::Result;
+using args::strings;
+using args::text;
 using rpc::Value;
-
-struct Failure {
-  std::string code;
-  std::string message;
-};
-using Result = std::expected<Value, Failure>;
-
-Failure bad(std::string message) {
-  return {"bad_request", std::move(message)};
-}
-
-// --- Arguments ---
-
-std::expected<std::string, Failure> text(const Value& args, std::string_view key) {
-  const Value* v = args.find(key);
-  if (v == nullptr || !v->is_string() || v->as_string().empty())
-    return std::unexpected(bad(std::string(key) + ": expected a non-empty string"));
-  return v->as_string();
-}
-
-std::string optional_text(const Value& args, std::string_view key) {
-  const Value* v = args.find(key);
-  return v != nullptr ? v->as_string() : std::string();
-}
-
-std::expected<std::vector<std::string>, Failure> strings(const Value& args, std::string_view key) {
-  std::vector<std::string> out;
-  const Value* v = args.find(key);
-  if (v == nullptr || v->is_nil()) return out;
-  if (!v->is_array())
-    return std::unexpected(bad(std::string(key) + ": expected a list of strings"));
-  for (const Value& e : v->as_array()) {
-    if (!e.is_string())
-      return std::unexpected(bad(std::string(key) + ": expected a list of strings"));
-    out.push_back(e.as_string());
-  }
-  return out;
-}
-
-std::expected<std::uint64_t, Failure> number(const Value& args, std::string_view key,
-                                             std::uint64_t fallback, std::uint64_t max) {
-  const Value* v = args.find(key);
-  if (v == nullptr || v->is_nil()) return fallback;
-  const std::uint64_t n = v->as_u64(UINT64_MAX);
-  if (!v->is_number() || n == UINT64_MAX || n > max) {
-    return std::unexpected(
-        bad(std::string(key) + ": expected a whole number up to " + std::to_string(max)));
-  }
-  return n;
-}
-
-// "k=v" -> (k, v)
-std::optional<std::pair<std::string, std::string>> key_value(std::string_view kv) {
-  const auto eq = kv.find('=');
-  if (eq == std::string_view::npos || eq == 0) return std::nullopt;
-  return std::make_pair(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-}
 
 // --- Shapes of results ---
 
@@ -648,6 +601,7 @@ std::expected<Value, std::string> query(Agent& agent, std::string_view cmd, cons
 }
 
 void handle_rpc(Agent& agent, rpc::ClientId client, rpc::Request request) {
+  if (handle_messaging_rpc(agent, client, request)) return;
   Result result;
   if (request.cmd == "watch") {
     result = watch(agent, request.args, client);
@@ -667,6 +621,7 @@ void handle_rpc(Agent& agent, rpc::ClientId client, rpc::Request request) {
 
 void rpc_closed(Agent& agent, rpc::ClientId client) {
   agent.endpoints.watchers.erase(client);
+  messaging_client_closed(agent, client);
 }
 
 void rpc_event(Agent& agent, const std::string& key, const Value& event) {

@@ -4,6 +4,7 @@
 // changes it; the others only read it:
 //   node       agent.cpp       the libuv driver and the stack it runs, exec children, map on disk
 //   endpoints  agent_rpc.cpp   the RPC socket and its watch streams; agent_http.cpp the HTTP one
+//   messaging  agent_messaging.cpp  mailboxes, calls and commands the RPC clients wait for
 //   discovery  agent.cpp       multicast announcements, seed resolution
 //   life       agent.cpp       signals, the periodic reports, the final close
 // Loop-bound: everything here runs on the agent's one loop.
@@ -16,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <expected>
 #include <map>
 #include <memory>
@@ -103,6 +105,25 @@ struct Agent {
     std::uint64_t next_local_id = 0;                // ids of pids the agent holds itself
   } endpoints;
 
+  struct Messaging {
+    // What a local pid that is no worker's receives (agent_messaging.cpp has the rules).
+    struct Mailbox {
+      std::deque<messaging::Deliver> queue;
+      std::size_t bytes = 0;
+      std::optional<rpc::ClientId> reader;     // a `recv` stream
+      std::uint64_t left = 0;                  // messages the reader still wants (0: all)
+      std::string child;                       // an exec child's name ("": a recv client's)
+      std::vector<std::string> names, groups;  // registered for a recv client
+    };
+    struct Task;                                       // a command run here for a peer
+    std::map<std::uint64_t, Mailbox> mailboxes;        // by local id
+    std::map<rpc::ClientId, std::uint64_t> receivers;  // recv stream -> mailbox
+    std::map<std::uint64_t, std::pair<rpc::ClientId, std::string>> calls;  // call -> client, whom
+    std::map<std::uint64_t, rpc::ClientId> tasks;                    // exec: task -> its stream
+    std::map<std::pair<std::string, std::uint64_t>, Task*> running;  // (origin, task) run here
+    std::uint64_t dropped = 0;  // sends that found no mailbox, or a full one
+  } messaging;
+
   struct Discovery {
     std::unique_ptr<cluster::UvMulticastDiscovery> multicast;
     std::unique_ptr<cluster::UvSeedResolver> resolver;
@@ -158,5 +179,17 @@ void broadcast_key_op(Agent& agent, std::string_view op, const cluster::Key& key
 std::map<std::string, std::pair<std::size_t, std::size_t>> key_census(Agent& agent,
                                                                       std::size_t& members);
 void on_user_message(Agent& agent, const cluster::UserMessage& message);
+// Messaging (agent_messaging.cpp): the RPC commands send, call, publish, recv, reply and exec
+// (true if `request` was one of them: it is answered, or will be), a client that went away,
+// what the stack hands over (true if `output` was messaging's), exec children's mailboxes, and
+// the end of the commands run here.
+bool handle_messaging_rpc(Agent& agent, rpc::ClientId client, const rpc::Request& request);
+void messaging_client_closed(Agent& agent, rpc::ClientId client);
+bool on_messaging_output(Agent& agent, supervisor::StackOutput& output);
+void open_child_mailbox(Agent& agent, const std::string& child, std::uint64_t id);
+void close_child_mailbox(Agent& agent, std::uint64_t id);
+// A `recv` client's pid: its names and groups let go, its mailbox closed.
+void release_receiver(Agent& agent, std::uint64_t id);
+void close_messaging(Agent& agent);
 
 }  // namespace shoal::bin

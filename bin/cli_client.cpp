@@ -18,6 +18,7 @@ namespace shoal::bin {
 void add_cli_commands(CLI::App& app, CliState& state) {
   cli::add_cluster_commands(app, state);
   cli::add_children_commands(app, state);
+  cli::add_messaging_commands(app, state);
   cli::add_key_commands(app, state);
 }
 

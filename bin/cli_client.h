@@ -93,8 +93,9 @@ void simple(CliState& state, const Common& common, std::string_view cmd, Value a
             const std::function<void(const Value&)>& table);
 
 // The command groups (bin/cli_*.cpp).
-void add_cluster_commands(CLI::App& app, CliState& state);   // members, info, names, groups, watch
-void add_children_commands(CLI::App& app, CliState& state);  // run, ps, stop, checkpoint, leave
-void add_key_commands(CLI::App& app, CliState& state);       // keys list|generate|install|...
+void add_cluster_commands(CLI::App& app, CliState& state);    // members, info, names, groups, watch
+void add_children_commands(CLI::App& app, CliState& state);   // run, ps, stop, checkpoint, leave
+void add_key_commands(CLI::App& app, CliState& state);        // keys list|generate|install|...
+void add_messaging_commands(CLI::App& app, CliState& state);  // send, call, publish, recv, exec
 
 }  // namespace shoal::bin::cli

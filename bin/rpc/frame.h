@@ -31,7 +31,8 @@
 namespace shoal::bin::rpc {
 
 constexpr std::uint32_t kVersion = 1;
-constexpr std::size_t kMaxRequestBytes = 1024 * 1024;
+// 2 MiB: a message of at most 1 MiB (messaging/wire.h) and its request around it.
+constexpr std::size_t kMaxRequestBytes = 2 * 1024 * 1024;
 constexpr std::size_t kMaxReplyBytes = 256 * 1024 * 1024;
 
 // Prefixes `body` with its length.
