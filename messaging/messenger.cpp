@@ -676,19 +676,44 @@ void Messenger::flush(std::uint64_t) {
     }
     c->second.inflight += p->queue.size();
     stats_.bytes_out += p->queue.size();
-    effects_.emplace_back(cluster::ConnSend{p->conn, std::move(p->queue)});
+    if (p->queue.size() <= kBatchBytes) {
+      effects_.emplace_back(cluster::ConnSend{p->conn, std::move(p->queue)});
+    } else {
+      // Batches of whole frames: each is sealed as one, and read back without reassembly.
+      std::string_view rest = p->queue;
+      while (!rest.empty()) {
+        std::size_t cut = 0;
+        while (cut < rest.size()) {
+          const auto* f = reinterpret_cast<const unsigned char*>(rest.data() + cut);
+          const std::size_t n = 4 + ((std::size_t{f[0]} << 24) | (std::size_t{f[1]} << 16) |
+                                     (std::size_t{f[2]} << 8) | std::size_t{f[3]});
+          if (cut > 0 && cut + n > kBatchBytes) break;
+          cut += n;
+        }
+        effects_.emplace_back(cluster::ConnSend{p->conn, std::string(rest.substr(0, cut))});
+        rest.remove_prefix(std::min(cut, rest.size()));
+      }
+    }
     p->queue.clear();
     it = ready_.erase(it);
   }
 }
 
 void Messenger::take_effects(std::vector<cluster::Effect>& out) {
+  if (out.empty()) {
+    out.swap(effects_);  // no moves; the caller's capacity comes back for the next ones
+    return;
+  }
   for (cluster::Effect& e : effects_)
     out.push_back(std::move(e));
   effects_.clear();
 }
 
 void Messenger::take_outputs(std::vector<MessengerOutput>& out) {
+  if (out.empty()) {
+    out.swap(outputs_);
+    return;
+  }
   for (MessengerOutput& o : outputs_)
     out.push_back(std::move(o));
   outputs_.clear();

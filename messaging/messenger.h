@@ -23,6 +23,10 @@
 // messages wait. A peer that leaves the live view loses its connection, its queue, and its calls
 // (nodedown).
 //
+// Batches. What a turn queued for a peer goes to the driver in batches of whole frames of at most
+// kBatchBytes (one frame may be larger), each sealed and written as one: the receiver reads whole
+// frames from each, and reassembles only what a hostile or foreign peer cut.
+//
 // Bounds. Frames for a peer wait in its queue (at most max_queue_bytes; beyond, sends fail with
 // overloaded) and go to the driver at flush(), once per loop turn, as long as what the driver has
 // not yet written stays below max_inflight_bytes: a receiver that stops reading fills its TCP
@@ -54,6 +58,8 @@
 namespace shoal::messaging {
 
 using registry::Pid;
+
+inline constexpr std::size_t kBatchBytes = 1024 * 1024;
 
 struct MessengerConfig {
   // Frames waiting for one peer's connection (bytes); sends beyond fail with overloaded.

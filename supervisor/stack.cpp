@@ -136,12 +136,20 @@ std::uint64_t Stack::next_deadline() const {
 }
 
 void Stack::take_effects(std::vector<cluster::Effect>& out) {
+  if (out.empty()) {
+    out.swap(effects_);
+    return;
+  }
   for (cluster::Effect& e : effects_)
     out.push_back(std::move(e));
   effects_.clear();
 }
 
 void Stack::take_outputs(std::vector<StackOutput>& out) {
+  if (out.empty()) {
+    out.swap(outputs_);
+    return;
+  }
   for (StackOutput& o : outputs_)
     out.push_back(std::move(o));
   outputs_.clear();
@@ -165,7 +173,8 @@ void Stack::route(std::uint64_t now) {
 }
 
 bool Stack::route_messages(std::uint64_t now) {
-  std::vector<messaging::MessengerOutput> outputs;
+  std::vector<messaging::MessengerOutput>& outputs = message_scratch_;
+  outputs.clear();
   messenger_.take_outputs(outputs);
   bool workers = false;
   for (messaging::MessengerOutput& o : outputs) {
@@ -187,6 +196,7 @@ bool Stack::route_messages(std::uint64_t now) {
       outputs_.emplace_back(std::move(*event));
     }
   }
+  outputs.clear();
   return workers;
 }
 

@@ -203,11 +203,12 @@ class Stack final : public cluster::Core {
   messaging::Messenger messenger_;
   Supervisor supervisor_;
   WorkerRuntime workers_;
-  std::vector<cluster::Effect> effects_;         // for the driver
-  std::vector<cluster::ReplicaChange> changes_;  // waiting for the next turn
-  std::vector<StackOutput> outputs_;             // for the owner
-  std::map<std::uint64_t, bool> exec_starting_;  // instance id -> handed a checkpoint
-  std::uint64_t now_ = 0;                        // the time of the latest input
+  std::vector<cluster::Effect> effects_;                     // for the driver
+  std::vector<cluster::ReplicaChange> changes_;              // waiting for the next turn
+  std::vector<StackOutput> outputs_;                         // for the owner
+  std::vector<messaging::MessengerOutput> message_scratch_;  // reused: no allocation per turn
+  std::map<std::uint64_t, bool> exec_starting_;              // instance id -> handed a checkpoint
+  std::uint64_t now_ = 0;                                    // the time of the latest input
   bool view_changed_ = true;
   bool placing_ = false;
   bool had_quorum_ = false;

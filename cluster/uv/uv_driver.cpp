@@ -23,12 +23,11 @@ constexpr std::size_t kMaxConns = 64;
 constexpr std::size_t kMaxBufferedBytes = 96 * 1024 * 1024;
 // Read chunk for TCP frames.
 constexpr std::size_t kChunk = 64 * 1024;
-// Persistent connections (messaging): the magic a dialer starts with, the most plaintext sealed
-// as one frame, the largest frame accepted, how long a connect may take, and how many a node
-// keeps open.
+// Persistent connections (messaging): the magic a dialer starts with, the largest frame accepted,
+// how long a connect may take, and how many a node keeps open.
 constexpr std::string_view kLinkMagic = "SHM1";
-constexpr std::size_t kLinkChunk = 1024 * 1024;
-constexpr std::size_t kMaxLinkFrame = kLinkChunk + kSealOverhead + 4096;
+// A batch is at most 1 MiB of whole frames, or one frame of a 1 MiB message (messaging/).
+constexpr std::size_t kMaxLinkFrame = 2 * 1024 * 1024 + kSealOverhead;
 constexpr std::uint64_t kConnectTimeoutMs = 5'000;
 constexpr std::size_t kMaxLinks = 4096;
 
@@ -97,15 +96,17 @@ struct UvDriver::Conn {
   bool link = false;
   ConnId id = 0;
   bool connected = false;
-  std::string out_plain;   // queued in this loop turn
-  std::size_t writes = 0;  // writes in flight
+  std::vector<std::string> out_batches;  // queued this loop turn, each sealed as one frame
+  std::size_t writes = 0;                // writes in flight
   bool close_when_written = false;
 };
 
-// One write on a persistent connection: sealed frames of `plain` bytes of the core's.
+// One write on a persistent connection: the frames of a loop turn's batches (their length
+// headers, and the batches themselves, or sealed), `plain` bytes of the core's.
 struct UvDriver::LinkWrite {
   uv_write_t req{};
-  std::string data;
+  std::vector<std::string> parts;
+  std::vector<uv_buf_t> bufs;
   std::size_t plain = 0;
   Conn* conn = nullptr;
 };
@@ -598,25 +599,25 @@ void UvDriver::open_link(const ConnOpen& open) {
       kConnectTimeoutMs, 0);
   sockaddr_storage ss;
   to_sockaddr(open.to, ss);
-  const int rc =
-      uv_tcp_connect(&conn->connect, &conn->tcp, reinterpret_cast<sockaddr*>(&ss),
-                     [](uv_connect_t* req, int status) {
-                       auto* c = static_cast<Conn*>(req->data);
-                       UvDriver* self = c->owner;
-                       if (c->done) return;
-                       if (status < 0) {
-                         self->link_down(c);
-                         return;
-                       }
-                       c->connected = true;
-                       uv_timer_stop(&c->timer);
-                       uv_tcp_nodelay(&c->tcp, 1);
-                       self->write_link(c, std::string(kLinkMagic), 0);  // unsealed, once, first
-                       if (!c->out_plain.empty()) self->dirty_.insert(c->id);
-                       self->start_link_reads(c);
-                       self->core_->on_conn_up(self->now(), c->id);
-                       self->flush();
-                     });
+  const int rc = uv_tcp_connect(&conn->connect, &conn->tcp, reinterpret_cast<sockaddr*>(&ss),
+                                [](uv_connect_t* req, int status) {
+                                  auto* c = static_cast<Conn*>(req->data);
+                                  UvDriver* self = c->owner;
+                                  if (c->done) return;
+                                  if (status < 0) {
+                                    self->link_down(c);
+                                    return;
+                                  }
+                                  c->connected = true;
+                                  uv_timer_stop(&c->timer);
+                                  uv_tcp_nodelay(&c->tcp, 1);
+                                  // The magic, unsealed, once, first.
+                                  self->write_link(c, {std::string(kLinkMagic)}, 0);
+                                  if (!c->out_batches.empty()) self->dirty_.insert(c->id);
+                                  self->start_link_reads(c);
+                                  self->core_->on_conn_up(self->now(), c->id);
+                                  self->flush();
+                                });
   if (rc != 0) link_down(conn);
 }
 
@@ -680,6 +681,10 @@ void UvDriver::read_link_frames(Conn* c) {
     if (c->in.size() - at - 4 < n) break;
     const std::string_view sealed(c->in.data() + at + 4, n);
     at += 4 + n;
+    if (!keyring_.enabled()) {
+      core_->on_conn_data(now(), c->id, sealed);
+      continue;
+    }
     auto plain = keyring_.open(sealed);
     if (!plain) {
       ++stats_.rejected_auth;
@@ -698,14 +703,14 @@ void UvDriver::read_link_frames(Conn* c) {
   c->in.erase(0, at);
 }
 
-void UvDriver::queue_link(const ConnSend& send) {
+void UvDriver::queue_link(ConnSend& send) {
   auto it = links_.find(send.id);
   if (it == links_.end() || it->second->done) return;
-  it->second->out_plain += send.bytes;
+  it->second->out_batches.push_back(std::move(send.bytes));
   dirty_.insert(send.id);
 }
 
-// One write per connection per loop turn: what was queued, sealed in frames of at most kLinkChunk.
+// One write per connection per loop turn: what was queued.
 void UvDriver::write_links() {
   std::set<ConnId> dirty;
   dirty.swap(dirty_);
@@ -713,36 +718,37 @@ void UvDriver::write_links() {
     auto it = links_.find(id);
     if (it == links_.end()) continue;
     Conn* c = it->second;
-    if (c->done || !c->connected || c->out_plain.empty()) continue;
-    std::string data;
-    std::string_view plain = c->out_plain;
-    while (!plain.empty()) {
-      const std::string_view part = plain.substr(0, kLinkChunk);
-      plain.remove_prefix(part.size());
-      const std::string sealed = keyring_.seal(std::string(part));
-      const auto len = static_cast<std::uint32_t>(sealed.size());
-      const char header[4] = {static_cast<char>(len >> 24), static_cast<char>(len >> 16),
-                              static_cast<char>(len >> 8), static_cast<char>(len)};
-      data.append(header, 4);
-      data += sealed;
+    if (c->done || !c->connected || c->out_batches.empty()) continue;
+    // Each batch is one frame: a length, then the batch (sealed with a key). Without a key the
+    // batches go out as they are, behind their headers: no copy.
+    std::vector<std::string> parts;
+    std::size_t plain = 0;
+    for (std::string& batch : c->out_batches) {
+      plain += batch.size();
+      std::string body = keyring_.enabled() ? keyring_.seal(batch) : std::move(batch);
+      const auto len = static_cast<std::uint32_t>(body.size());
+      parts.push_back({static_cast<char>(len >> 24), static_cast<char>(len >> 16),
+                       static_cast<char>(len >> 8), static_cast<char>(len)});
+      parts.push_back(std::move(body));
     }
-    const std::size_t plain_bytes = c->out_plain.size();
-    c->out_plain.clear();
-    write_link(c, std::move(data), plain_bytes);
+    c->out_batches.clear();
+    write_link(c, std::move(parts), plain);
   }
 }
 
-void UvDriver::write_link(Conn* c, std::string data, std::size_t plain) {
+void UvDriver::write_link(Conn* c, std::vector<std::string> parts, std::size_t plain) {
   auto* w = new LinkWrite;
   w->conn = c;
   w->req.data = w;
-  w->data = std::move(data);
+  w->parts = std::move(parts);
   w->plain = plain;
+  for (std::string& part : w->parts) {
+    w->bufs.push_back(uv_buf_init(part.data(), static_cast<unsigned>(part.size())));
+    stats_.tcp_bytes_out += part.size();
+  }
   ++c->writes;
-  stats_.tcp_bytes_out += w->data.size();
-  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
-           [](uv_write_t* req, int status) {
+  uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), w->bufs.data(),
+           static_cast<unsigned>(w->bufs.size()), [](uv_write_t* req, int status) {
              auto* lw = static_cast<LinkWrite*>(req->data);
              Conn* conn = lw->conn;
              UvDriver* self = conn->owner;
@@ -770,7 +776,7 @@ void UvDriver::close_link(ConnId id) {
   if (it == links_.end()) return;
   Conn* c = it->second;
   links_.erase(it);
-  if (!c->out_plain.empty() && c->connected) {
+  if (!c->out_batches.empty() && c->connected) {
     dirty_.insert(id);
     links_[id] = c;  // written by write_links() at the end of this flush
     c->close_when_written = true;

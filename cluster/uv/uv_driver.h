@@ -132,9 +132,9 @@ class UvDriver {
   void accept_link(Conn* conn);
   void start_link_reads(Conn* conn);
   void read_link_frames(Conn* conn);
-  void queue_link(const ConnSend& send);
+  void queue_link(ConnSend& send);
   void write_links();
-  void write_link(Conn* conn, std::string data, std::size_t plain);
+  void write_link(Conn* conn, std::vector<std::string> parts, std::size_t plain);
   void close_link(ConnId id);
   void link_down(Conn* conn);
   void finish(Conn* conn);
