@@ -30,8 +30,10 @@ void add_run(CLI::App& app, CliState& state) {
   cmd->add_option("--restart", o->restart, "permanent, transient or temporary (permanent)")
       ->check(CLI::IsMember({"permanent", "transient", "temporary"}));
   cmd->add_option("--constraint", o->constraints,
-                  "Run only on members with this tag key=value (repeatable)");
-  cmd->add_option("--env", o->env, "Extra environment NAME=value for the command (repeatable)");
+                  "Run only on members with this tag key=value (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--env", o->env, "Extra environment NAME=value for the command (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--cwd", o->cwd, "Working directory of the command");
   cmd->add_option("--max-restarts", o->max_restarts,
                   "More restarts than this within the window mark the child failed")
@@ -41,6 +43,7 @@ void add_run(CLI::App& app, CliState& state) {
                   "How long a stop may take before the child is killed")
       ->capture_default_str();
   cmd->add_flag("--replace", o->replace, "Replace a child of the same name");
+  // Repeatable flags take one value each, so a "--" before the command ends them.
   cmd->add_option("command", o->argv, "The command and its arguments (after --)");
   cmd->callback([&state, o] {
     Value args = Value::map();

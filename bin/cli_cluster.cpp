@@ -24,7 +24,8 @@ void add_members(CLI::App& app, CliState& state) {
   add_common(cmd, o->common);
   cmd->add_option("--status", o->status, "Only members with this status")
       ->check(CLI::IsMember({"alive", "suspect", "dead", "left"}));
-  cmd->add_option("--tag", o->tags, "Only members with this tag key=value (repeatable)");
+  cmd->add_option("--tag", o->tags, "Only members with this tag key=value (repeatable)")
+      ->allow_extra_args(false);
   cmd->callback([&state, o] {
     Value args = Value::map();
     if (!o->status.empty()) args.set("status", o->status);

@@ -190,8 +190,9 @@ void add_recv(CLI::App& app, CliState& state) {
       "Print the messages sent to NAME or group G (held for as long as this runs), or to this "
       "exec child (SHOAL_CHILD_NAME), one per line, until ^C or --count");
   add_common(cmd, o->common);
-  cmd->add_option("--name", o->names, "Register this name for the receiver (repeatable)");
-  cmd->add_option("--group", o->groups, "Join this group (repeatable)");
+  cmd->add_option("--name", o->names, "Register this name for the receiver (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--group", o->groups, "Join this group (repeatable)")->allow_extra_args(false);
   cmd->add_option("--count", o->count, "Stop after this many messages");
   cmd->callback([&state, o] {
     Value args = Value::map();
