@@ -150,6 +150,39 @@ std::string metrics(Agent& a) {
   m.one("shoal_children_fenced_total", "counter",
         "Children stopped here for want of a majority (quorum mode).",
         static_cast<double>(sup.fenced));
+  const messaging::Messenger& msg = a.stack().messenger();
+  const messaging::MessengerStats& ms = msg.stats();
+  m.family("shoal_messages_total", "counter",
+           "Messaging frames (sends, calls, replies...) to and from peers.");
+  m.sample("shoal_messages_total", static_cast<double>(ms.messages_out), "direction=\"out\"");
+  m.sample("shoal_messages_total", static_cast<double>(ms.messages_in), "direction=\"in\"");
+  m.family("shoal_message_bytes_total", "counter", "Messaging bytes to and from peers.");
+  m.sample("shoal_message_bytes_total", static_cast<double>(ms.bytes_out), "direction=\"out\"");
+  m.sample("shoal_message_bytes_total", static_cast<double>(ms.bytes_in), "direction=\"in\"");
+  m.one("shoal_messages_delivered_total", "counter", "Messages handed to receivers here.",
+        static_cast<double>(ms.delivered));
+  m.family("shoal_messages_dropped_total", "counter",
+           "Sends with no receiver, and sends refused for a full queue or mailbox.");
+  m.sample("shoal_messages_dropped_total", static_cast<double>(ms.dropped), "reason=\"noproc\"");
+  m.sample("shoal_messages_dropped_total", static_cast<double>(ms.overloaded),
+           "reason=\"overloaded\"");
+  m.sample("shoal_messages_dropped_total", static_cast<double>(a.messaging.dropped),
+           "reason=\"mailbox\"");
+  m.family("shoal_calls_total", "counter", "Calls made from this node, by outcome.");
+  m.sample("shoal_calls_total", static_cast<double>(ms.calls_ok), "outcome=\"ok\"");
+  m.sample("shoal_calls_total", static_cast<double>(ms.calls_noproc), "outcome=\"noproc\"");
+  m.sample("shoal_calls_total", static_cast<double>(ms.calls_nodedown), "outcome=\"nodedown\"");
+  m.sample("shoal_calls_total", static_cast<double>(ms.calls_timeout), "outcome=\"timeout\"");
+  m.sample("shoal_calls_total", static_cast<double>(ms.calls_overloaded), "outcome=\"overloaded\"");
+  m.one("shoal_calls_pending", "gauge", "Calls waiting for their reply.",
+        static_cast<double>(msg.pending_calls()));
+  m.one("shoal_message_queue_bytes", "gauge", "Messaging bytes waiting for peers' connections.",
+        static_cast<double>(msg.queued_bytes()));
+  m.one("shoal_message_connections", "gauge", "Messaging connections up.",
+        static_cast<double>(msg.connections_up()));
+  m.one("shoal_message_bad_frames_total", "counter",
+        "Messaging frames that did not decode (their connection was closed).",
+        static_cast<double>(ms.bad_frames));
   if (a.endpoints.rpc) {
     m.one("shoal_rpc_requests_total", "counter", "RPC requests served.",
           static_cast<double>(a.endpoints.rpc->stats().requests));

@@ -426,11 +426,22 @@ BOOST_AUTO_TEST_CASE(http_serves_metrics_json_views_and_health) {
                          10s),
                      metrics);
   BOOST_TEST(metrics.starts_with("HTTP/1.1 200 OK\r\n"));
+  // A call from n0 to no name: counted by outcome.
+  BOOST_TEST(a.cli(0, {"call", "nobody", "x"}).code == 1);
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+                         [&] {
+                           metrics = http_get(port, "/metrics");
+                           return metrics.find("shoal_calls_total{outcome=\"noproc\"} 1\n") !=
+                                  std::string::npos;
+                         },
+                         10s),
+                     metrics);
   for (const char* line :
        {"shoal_members{status=\"alive\"} 2\n", "# TYPE shoal_probe_rtt_seconds histogram\n",
         "shoal_probe_rtt_seconds_bucket{le=\"+Inf\"}", "shoal_packets_total{direction=\"in\"}",
         "shoal_rejected_packets_total{reason=\"auth\"} 0\n", "shoal_failovers_total 0\n",
-        "shoal_names 1\n", "shoal_info{name=\"n0\""}) {
+        "shoal_names 1\n", "shoal_info{name=\"n0\"", "shoal_calls_total{outcome=\"ok\"} 0\n",
+        "# TYPE shoal_message_bytes_total counter\n", "shoal_message_queue_bytes 0\n"}) {
     BOOST_TEST(metrics.find(line) != std::string::npos, line);
   }
   auto members = shoal::test::parse_json(body_of(http_get(port, "/v1/members?status=alive")));
