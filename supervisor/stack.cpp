@@ -187,6 +187,10 @@ bool Stack::route_messages(std::uint64_t now) {
     } else if (auto* done = std::get_if<messaging::CallDone>(&o)) {
       if (workers_.on_call_done(now, *done)) {
         workers = true;
+      } else if (auto waiting = calls_.find(done->call_id); waiting != calls_.end()) {
+        CallFn fn = std::move(waiting->second);
+        calls_.erase(waiting);
+        fn(std::move(done->result));
       } else {
         outputs_.emplace_back(std::move(*done));
       }
@@ -397,6 +401,17 @@ void Stack::on_child_exited(std::uint64_t now_ms, std::string_view name, std::ui
   supervisor_.on_exited(now_ms, name, id, normal, std::move(how));
   drive(now_ms);
   check_drain(now_ms);
+  route(now_ms);
+}
+
+void Stack::call(std::uint64_t now_ms, const messaging::Target& target, std::uint64_t from,
+                 std::string_view payload, std::uint64_t timeout_ms, CallFn done) {
+  auto id = messenger_.call(now_ms, target, from, payload, timeout_ms);
+  if (!id) {
+    done(std::unexpected(id.error()));
+    return;
+  }
+  calls_.emplace(*id, std::move(done));
   route(now_ms);
 }
 

@@ -43,6 +43,7 @@
 // Loop-bound, not thread-safe.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -153,6 +154,11 @@ class Stack final : public cluster::Core {
   void leave(std::uint64_t now_ms, std::string_view why);
   bool leaving() const { return leaving_; }
   bool left() const { return left_; }
+  // Calls `target` from local id `from`; `done` runs on the loop with the reply or the error (at
+  // once when it fails at once). Calls made on messenger() directly end as CallDone outputs.
+  using CallFn = std::function<void(messaging::CallResult)>;
+  void call(std::uint64_t now_ms, const messaging::Target& target, std::uint64_t from,
+            std::string_view payload, std::uint64_t timeout_ms, CallFn done);
   // The parts, for reads and API calls (then settle(now)). Writes through them are the node's
   // own: registry().register_name(...), supervisor().add(...).
   cluster::Node& node() { return node_; }
@@ -208,6 +214,7 @@ class Stack final : public cluster::Core {
   std::vector<StackOutput> outputs_;                         // for the owner
   std::vector<messaging::MessengerOutput> message_scratch_;  // reused: no allocation per turn
   std::map<std::uint64_t, bool> exec_starting_;              // instance id -> handed a checkpoint
+  std::map<std::uint64_t, CallFn> calls_;                    // call id -> who waits (call())
   std::uint64_t now_ = 0;                                    // the time of the latest input
   bool view_changed_ = true;
   bool placing_ = false;
