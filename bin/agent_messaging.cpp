@@ -11,7 +11,8 @@
 //
 // Remote commands (shoal exec). The origin asks a node's messenger; the node runs the command once
 // (a process of its own, killed at its timeout, and with the agent if the agent dies, where
-// setpriv(1) is there to ask for it), streams its output back and then its exit status.
+// setpriv(1) is there to ask for it; SHOAL_NODE names the node, no other SHOAL_* variable of the
+// agent's is passed on), streams its output back and then its exit status.
 //
 // Events on a stream: {"type": "message", "from": pid, "data": bytes, "token": reply token|nil}
 // (recv); {"type": "out"|"err", "data": bytes} and {"type": "end", "status": n, "error": text}
@@ -255,6 +256,7 @@ void run_task(Agent& a, messaging::TaskRequest request) {
   for (char** e = environ; *e != nullptr; ++e) {
     if (!std::string_view(*e).starts_with("SHOAL_")) env.emplace_back(*e);
   }
+  env.push_back("SHOAL_NODE=" + a.config.name);  // where it runs; the agent's other SHOAL_* stay
   std::vector<char*> cenv;
   for (std::string& s : env)
     cenv.push_back(s.data());

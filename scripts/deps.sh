@@ -12,6 +12,7 @@ packages=(
   libsodium-dev                      # AEAD sealing of packets
   libfmt-dev libspdlog-dev           # formatting and logging
   iproute2 iptables nftables         # the fault lab: namespaces, veth, bridge, packet queue
+  python3                            # examples/ (the stack server) and the Python benchmarks
 )
 
 missing=()
