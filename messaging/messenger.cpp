@@ -674,27 +674,36 @@ void Messenger::flush(std::uint64_t) {
       it = ready_.erase(it);  // the driver has enough: on_conn_sent makes it ready again
       continue;
     }
-    c->second.inflight += p->queue.size();
-    stats_.bytes_out += p->queue.size();
-    if (p->queue.size() <= kBatchBytes) {
-      effects_.emplace_back(cluster::ConnSend{p->conn, std::move(p->queue)});
-    } else {
-      // Batches of whole frames: each is sealed as one, and read back without reassembly.
-      std::string_view rest = p->queue;
-      while (!rest.empty()) {
-        std::size_t cut = 0;
-        while (cut < rest.size()) {
-          const auto* f = reinterpret_cast<const unsigned char*>(rest.data() + cut);
-          const std::size_t n = 4 + ((std::size_t{f[0]} << 24) | (std::size_t{f[1]} << 16) |
-                                     (std::size_t{f[2]} << 8) | std::size_t{f[3]});
-          if (cut > 0 && cut + n > kBatchBytes) break;
-          cut += n;
-        }
-        effects_.emplace_back(cluster::ConnSend{p->conn, std::string(rest.substr(0, cut))});
-        rest.remove_prefix(std::min(cut, rest.size()));
+    // The driver gets at most what keeps it under max_inflight_bytes (at least one frame), in
+    // batches of whole frames of at most kBatchBytes: each is sealed as one and read back without
+    // reassembly. The rest waits in the queue for on_conn_sent().
+    const std::size_t budget = config_.max_inflight_bytes - c->second.inflight;
+    std::string_view rest = p->queue;
+    std::size_t handed = 0;
+    while (!rest.empty() && handed < budget) {
+      std::size_t cut = 0;
+      while (cut < rest.size()) {
+        const auto* f = reinterpret_cast<const unsigned char*>(rest.data() + cut);
+        const std::size_t n = 4 + ((std::size_t{f[0]} << 24) | (std::size_t{f[1]} << 16) |
+                                   (std::size_t{f[2]} << 8) | std::size_t{f[3]});
+        if (cut > 0 && (cut + n > kBatchBytes || handed + cut + n > budget)) break;
+        cut += n;
       }
+      cut = std::min(cut, rest.size());
+      if (handed == 0 && cut == p->queue.size()) break;  // all of it, as it is: moved below
+      effects_.emplace_back(cluster::ConnSend{p->conn, std::string(rest.substr(0, cut))});
+      handed += cut;
+      rest.remove_prefix(cut);
     }
-    p->queue.clear();
+    if (handed == 0) {
+      handed = p->queue.size();
+      effects_.emplace_back(cluster::ConnSend{p->conn, std::move(p->queue)});
+      p->queue.clear();
+    } else {
+      p->queue.erase(0, handed);
+    }
+    c->second.inflight += handed;
+    stats_.bytes_out += handed;
     it = ready_.erase(it);
   }
 }
