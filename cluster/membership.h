@@ -78,8 +78,8 @@
 
 #include "cluster/address.h"
 #include "cluster/broadcast_queue.h"
-#include "cluster/effects.h"
 #include "cluster/config.h"
+#include "cluster/effects.h"
 #include "cluster/wire.h"
 
 namespace shoal::cluster {
