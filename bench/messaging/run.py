@@ -6,6 +6,9 @@ the agent, driven over stdin, with the benchmark's worker types (a sink that che
 order, a pinger, a silent one). Scenarios:
   call          a pinger worker on one node calls the echo worker on another, one call at a time:
                 round trips (us), after a warm-up
+  tcp-floor     the kernel's floor under that round trip on this machine: two processes bounce
+                64 bytes over one TCP connection on 127.0.0.1 (bench/messaging/tcp_floor.cpp),
+                so the call's figure can be read as floor + what shoal adds
   oneway        a node sends 64-byte messages to a sink worker on another as fast as its queue
                 takes them: messages/s from the first send to the last arrival (after a warm-up),
                 and what arrived twice, late or never
@@ -45,6 +48,7 @@ from benchlib import free_base  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODE = os.path.join(ROOT, "build", "release", "bench", "messaging_node")
+FLOOR = os.path.join(ROOT, "build", "release", "bench", "tcp_floor")
 SHOAL = os.path.join(ROOT, "build", "release", "bin", "shoal")
 
 
@@ -136,6 +140,14 @@ def run_call(args):
                 "ok": got["failed"] == 0 and got["ok"] == args.calls}
     finally:
         stop_all(nodes)
+
+
+def run_tcp_floor(args):
+    out = subprocess.run([FLOOR, str(args.calls)], capture_output=True, text=True, check=True,
+                         timeout=300)
+    got = json.loads(out.stdout)
+    got["ok"] = got["calls"] == args.calls
+    return got
 
 
 def blast(a, b, count, size=64):
@@ -333,7 +345,7 @@ def main():
     if args.quick:
         args.calls, args.messages, args.publishes = 2_000, 300_000, 100
         args.slow_messages, args.cli_calls = 1_000_000, 20
-    for binary in (NODE, SHOAL):
+    for binary in (NODE, FLOOR, SHOAL):
         if not os.access(binary, os.X_OK):
             sys.exit("no %s: build Release first (scripts/test.sh release)" % binary)
     key_file = args.key_file
@@ -343,7 +355,7 @@ def main():
         os.close(fd)
 
     results = {}
-    order = [("call", run_call), ("oneway", run_oneway),
+    order = [("call", run_call), ("tcp-floor", run_tcp_floor), ("oneway", run_oneway),
              ("oneway-key", lambda a: run_oneway(a, key_file)), ("publish", run_publish),
              ("nodedown", run_nodedown), ("slow-receiver", run_slow_receiver),
              ("cli-call", run_cli_call)]
@@ -356,6 +368,7 @@ def main():
         print("   %s" % json.dumps(results[name])[:300], file=sys.stderr, flush=True)
 
     c, o, k = results["call"], results["oneway"], results["oneway-key"]
+    fl = results["tcp-floor"]
     p, d, s, cli = (results["publish"], results["nodedown"], results["slow-receiver"],
                     results["cli-call"])
 
@@ -370,6 +383,8 @@ def main():
     row("call round trip, worker to worker, p50 us", fmt(c.get("p50_us")), "<= 40",
         c.get("p50_us", 1e9) <= 40)
     row("call round trip, p99 us", fmt(c.get("p99_us")), "<= 150", c.get("p99_us", 1e9) <= 150)
+    row("  floor: plain TCP ping-pong p50 / p99 us",
+        "%s / %s" % (fmt(fl.get("p50_us")), fmt(fl.get("p99_us"))))
     row("one-way 64 B messages/s, no key", fmt(o.get("rate"), "%.0f"), ">= 1000000",
         o.get("rate", 0) >= 1_000_000)
     row("one-way 64 B messages/s, with a key", fmt(k.get("rate"), "%.0f"), ">= 500000",
@@ -400,9 +415,10 @@ def main():
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
     print("json: %s" % args.json)
-    print("messaging bench: call p50 %s us p99 %s us; one-way %s msgs/s (%s with a key); "
+    print("messaging bench: call p50 %s us p99 %s us (TCP floor p50 %s us); one-way %s msgs/s (%s with a key); "
           "publish %s deliveries/s; nodedown %s ms after a kill; shoal call %s ms" % (
-              fmt(c.get("p50_us")), fmt(c.get("p99_us")), fmt(o.get("rate"), "%.0f"),
+              fmt(c.get("p50_us")), fmt(c.get("p99_us")), fmt(fl.get("p50_us")),
+              fmt(o.get("rate"), "%.0f"),
               fmt(k.get("rate"), "%.0f"), fmt(p.get("deliveries_per_s"), "%.0f"),
               fmt(d.get("ms_after_kill"), "%.0f"), fmt(cli.get("p50_ms"), "%.2f")))
     failed = [name for name, r in results.items() if not r.get("ok")]
