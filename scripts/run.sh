@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job: build shoal (Release), start 3 agents on 127.0.0.1 that find each other by
 # multicast on loopback, and show the cluster working through the CLI: `shoal members`, a global
-# name, children started with `shoal run` (exec processes and an in-process counter), a kill -9 of
+# name, messaging (a call to an echo worker on another node, a publish to a group a `shoal recv`
+# joined, a command run with `shoal exec` on the node a key belongs to), children started with
+# `shoal run` (exec processes and an in-process counter), a kill -9 of
 # the agent that runs the most of them, `shoal ps` showing them running again on the survivors
 # (the counter resumed from its checkpoint), a graceful `shoal leave`, then it stops everything it
 # started. Logs stay in out/demo/.
@@ -59,6 +61,25 @@ show 1 members
 on 3 register payments >/dev/null
 wait_until 10 on 1 whereis payments
 show 1 whereis payments
+
+echo "== messaging"
+on 2 run --name echo --worker echo >/dev/null
+wait_until 10 on 1 whereis echo
+echo "\$ shoal run --name echo --worker echo (on node2)"
+show 1 call echo "hello from node1"
+on 3 recv --group news --count 1 > "$logs/recv.out" &
+recv_pid=$!
+pids+=("$recv_pid")
+has_member() { on 1 group news --format json | grep -q '"pid"'; }
+wait_until 10 has_member
+echo "\$ shoal recv --group news --count 1 (on node3, in the background)"
+show 1 publish news "deploy finished"
+wait "$recv_pid"
+echo "what shoal recv printed on node3:"
+cat "$logs/recv.out"
+echo
+show 1 exec --key payments -- sh -c 'echo "this ran on $SHOAL_NODE"'
+on 1 stop echo >/dev/null
 
 demo_id=$(( base % 10000 ))
 for k in 1 2 3 4 5; do on 1 run --name "job$k" -- sleep $(( 900000 + demo_id * 10 + k )) >/dev/null; done

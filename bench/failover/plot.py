@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Plots of bench/failover's JSON (failover_bench --json): PNG files for the README.
+"""Plots of bench/failover's JSON (failover_bench --json): PNG files for bench/failover/RESULTS.md.
 
   timeline.png  one failover (the first round of kill-n5-m10000, or of the first scenario): the
                 victim's orphans running again on each survivor over the time since the kill.
