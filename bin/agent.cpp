@@ -90,7 +90,8 @@ void close_all(Agent& a) {
                            reinterpret_cast<uv_handle_t*>(&agent->life.sigint),
                            reinterpret_cast<uv_handle_t*>(&agent->life.leave_timer),
                            reinterpret_cast<uv_handle_t*>(&agent->life.report_timer),
-                           reinterpret_cast<uv_handle_t*>(&agent->life.stats_timer)}) {
+                           reinterpret_cast<uv_handle_t*>(&agent->life.stats_timer),
+                           reinterpret_cast<uv_handle_t*>(&agent->life.insecure_timer)}) {
       uv_close(h, nullptr);
     }
   });
@@ -159,6 +160,18 @@ void report_tick(uv_timer_t* t) {
     a->life.reported_malformed = malformed;
     a->life.reported_replay = uv.rejected_replay;
   }
+}
+
+// --insecure overrode the refusal to bind a reachable address without a key: said at start and
+// every hour, so it is never forgotten in a log.
+constexpr std::uint64_t kInsecureWarningMs = 3'600'000;
+
+void warn_insecure(uv_timer_t* t) {
+  auto* a = static_cast<Agent*>(t->data);
+  a->log.log(Level::warn, "agent",
+             "insecure: no cluster key on {}: anyone who reaches it can join and run commands on "
+             "every node (make a key with `shoal keys generate`, pass --key-file)",
+             a->config.bind.to_string());
 }
 
 void stats_tick(uv_timer_t* t) {
@@ -369,11 +382,16 @@ std::expected<void, std::string> start_discovery(Agent& a) {
 // Signals and periodic reports. "agent started" is logged after this: it promises that a SIGTERM
 // from now on is a graceful leave (before, a signal ends the process by default).
 void start_life(Agent& a) {
-  for (uv_timer_t* t : {&a.life.leave_timer, &a.life.report_timer, &a.life.stats_timer}) {
+  for (uv_timer_t* t :
+       {&a.life.leave_timer, &a.life.report_timer, &a.life.stats_timer, &a.life.insecure_timer}) {
     uv_timer_init(a.loop, t);
     t->data = &a;
   }
   uv_timer_start(&a.life.report_timer, report_tick, 1000, 1000);
+  if (a.config.insecure) {
+    warn_insecure(&a.life.insecure_timer);
+    uv_timer_start(&a.life.insecure_timer, warn_insecure, kInsecureWarningMs, kInsecureWarningMs);
+  }
   if (a.config.stats_interval_ms > 0) {
     uv_timer_start(&a.life.stats_timer, stats_tick, a.config.stats_interval_ms,
                    a.config.stats_interval_ms);

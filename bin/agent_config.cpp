@@ -156,6 +156,19 @@ std::expected<AgentConfig, std::string> parse_agent_options(const AgentOptions& 
   if (c.name.size() > cluster::kMaxNameBytes)
     return Failure("--name: a node name is 1 to 255 bytes");
   c.key_file = o.key_file;
+  // Secure by default: without a key, anyone who reaches the port can join, and a member can
+  // make every node run any command (child specs are replicated and executed). Loopback-only
+  // clusters are reachable from this host only.
+  if (!c.bind.is_loopback() && c.key_file.empty()) {
+    if (!o.insecure) {
+      return Failure("--bind " + c.bind.to_string() +
+                     " is reachable from other hosts and no --key-file is set: anyone who reaches "
+                     "it could join and run commands on every node; make a key with `shoal keys "
+                     "generate > cluster.key` and pass --key-file cluster.key on every node (or "
+                     "--insecure to run without one)");
+    }
+    c.insecure = true;
+  }
   c.register_names = o.register_names;
   c.data_dir = o.data_dir.empty() ? "/tmp/shoal-" + supervisor::file_name_for(c.name) : o.data_dir;
   c.rpc_path = o.rpc.empty() ? c.data_dir + "/shoal.sock" : o.rpc;

@@ -33,6 +33,7 @@ struct AgentOptions {
   std::string discovery = "multicast";  // multicast | seeds | none
   std::string multicast_group = "239.255.77.46:7900";
   std::string key_file;
+  bool insecure = false;                    // allows a non-loopback --bind without --key-file
   std::vector<std::string> tags;            // k=v
   std::vector<std::string> register_names;  // names the agent registers for itself at start
   std::vector<std::string> children;        // "NAME=COMMAND ARGS..."
@@ -62,6 +63,9 @@ struct AgentConfig {
   Discovery discovery = Discovery::multicast;
   cluster::Address multicast_group;
   std::string key_file;  // empty: no encryption
+  // Set when --insecure let a node bind a non-loopback address without a key: the agent warns at
+  // start and every hour. False in every other case (the flag changes nothing there).
+  bool insecure = false;
   cluster::Tags tags;
   std::vector<std::string> register_names;
   std::vector<supervisor::ChildSpec> children;  // exec children and workers added at start

@@ -134,9 +134,10 @@ struct Agent {
     uv_signal_t sigterm{};
     uv_signal_t sigint{};
     int signals = 0;
-    uv_timer_t leave_timer{};   // closes everything a little after the leave was announced
-    uv_timer_t report_timer{};  // snapshots, the supervisor summary, rejected traffic
-    uv_timer_t stats_timer{};   // --stats-interval-ms
+    uv_timer_t leave_timer{};     // closes everything a little after the leave was announced
+    uv_timer_t report_timer{};    // snapshots, the supervisor summary, rejected traffic
+    uv_timer_t stats_timer{};     // --stats-interval-ms
+    uv_timer_t insecure_timer{};  // the hourly warning of --insecure
     std::pair<std::size_t, std::size_t> reported_children{SIZE_MAX, SIZE_MAX};
     std::uint64_t reported_auth = 0;
     std::uint64_t reported_malformed = 0;

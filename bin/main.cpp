@@ -117,6 +117,17 @@ read_config(const std::string& path) {
   return out;
 }
 
+// Appends one flag's value from the environment or the config file as arguments: "--flag VALUE"
+// for an option, "--flag=VALUE" for a switch (--insecure: true/false, 1/0, yes/no, on/off).
+void append_flag(std::vector<std::string>& out, const CLI::Option* opt, const std::string& flag,
+                 const std::string& value) {
+  if (opt->get_expected_max() == 0) {
+    out.push_back("--" + flag + "=" + value);
+  } else {
+    out.insert(out.end(), {"--" + flag, value});
+  }
+}
+
 // The agent's arguments with the environment and the config file folded in: for each flag of
 // `agent` not on the command line, SHOAL_<FLAG> (SHOAL_BIND for --bind, SHOAL_DATA_DIR for
 // --data-dir...) is added as if given there, then the config file's value if there was none.
@@ -152,7 +163,7 @@ std::expected<std::vector<std::string>, std::string> agent_arguments(int argc, c
         const std::size_t comma = list ? v.find(',', start) : std::string::npos;
         const std::string item =
             v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!item.empty()) extra.insert(extra.end(), {"--" + flag, item});
+        if (!item.empty()) append_flag(extra, opt, flag, item);
         if (comma == std::string::npos) break;
         start = comma + 1;
       }
@@ -161,7 +172,7 @@ std::expected<std::vector<std::string>, std::string> agent_arguments(int argc, c
     for (const auto& [key, values] : from_file) {
       if (key != flag) continue;
       for (const std::string& item : values)
-        extra.insert(extra.end(), {"--" + flag, item});
+        append_flag(extra, opt, flag, item);
     }
   }
   for (const auto& [key, values] : from_file) {
@@ -196,6 +207,9 @@ CLI::App* add_agent_command(CLI::App& app, shoal::bin::AgentOptions& agent,
   run->add_option("--key-file", agent.key_file,
                   "Cluster keys, one per line (hex or base64); first is primary")
       ->check(CLI::ExistingFile);
+  run->add_flag("--insecure", agent.insecure,
+                "Allow a --bind address other hosts can reach without --key-file: anyone who "
+                "reaches it can join and run commands on every node (warned at start and hourly)");
   run->add_option("--tag", agent.tags, "Node tag key=value (repeatable)");
   run->add_option("--register", agent.register_names,
                   "Register this global name for the agent itself at start (repeatable)");
@@ -203,8 +217,9 @@ CLI::App* add_agent_command(CLI::App& app, shoal::bin::AgentOptions& agent,
                   "Supervise an exec child cluster-wide: NAME=COMMAND ARGS... (repeatable; "
                   "runs on one node, restarted elsewhere if that node dies)");
   run->add_option("--worker", agent.workers,
-                  "Supervise an in-process worker cluster-wide: NAME=TYPE, TYPE idle or counter "
-                  "(counter checkpoints its count every second; repeatable)");
+                  "Supervise an in-process worker cluster-wide: NAME=TYPE, TYPE idle, counter "
+                  "(checkpoints its count every second) or echo (answers calls with their "
+                  "payload); repeatable");
   run->add_option("--mode", agent.mode,
                   "Supervisor mode: ap (any side of a partition restarts orphans) or quorum "
                   "(only a majority of --expect does; never two copies)")

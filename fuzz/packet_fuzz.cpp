@@ -1,4 +1,5 @@
-// libFuzzer target: the membership wire decoders (UDP packets, push-pull state, user streams).
+// libFuzzer target: the membership wire decoders (UDP packets, push-pull state, user streams,
+// multicast announcements: anyone on the discovery group's network can send one).
 // Any input must decode to a value or an error, never crash, hang or allocate without bound; a
 // decoded packet's messages re-encode and decode again.
 
@@ -34,6 +35,8 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   m.tags = {{"zone", "a"}};
   pp.members.push_back(m);
   seeds.push_back(encode_push_pull(pp));
+  seeds.push_back(
+      encode_announcement(Announcement{"node-a:7946", Address::v4(127, 0, 0, 1, 7946)}));
   shoal::fuzz::write_seeds_if_asked(seeds);
   return 0;
 }
@@ -45,6 +48,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const Message& m : packet->messages)
       b.add(encode_message(m));
     if (!decode_packet(b.finish())) __builtin_trap();  // what decodes re-encodes
+  }
+  if (auto a = decode_announcement(bytes)) {
+    auto again = decode_announcement(encode_announcement(*a));
+    if (!again || again->name != a->name || !(again->addr == a->addr)) __builtin_trap();
   }
   (void)decode_push_pull(bytes);
   (void)decode_user_stream(bytes);

@@ -13,6 +13,7 @@ struct HttpServer::Conn {
   uv_timer_t timer{};  // the request deadline
   HttpServer* server = nullptr;
   std::string head;
+  std::uint64_t accepted_at = 0;  // uv_now() at accept
   bool closing = false;
   bool answered = false;
   int handles = 2;
@@ -45,43 +46,7 @@ const char* reason(int status) {
   }
 }
 
-int hex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 }  // namespace
-
-std::optional<std::string> query_param(const std::string& query, std::string_view key) {
-  std::size_t start = 0;
-  while (start <= query.size()) {
-    const std::size_t amp = query.find('&', start);
-    const std::string_view part = std::string_view(query).substr(
-        start, amp == std::string::npos ? std::string::npos : amp - start);
-    const std::size_t eq = part.find('=');
-    if (part.substr(0, eq) == key) {
-      std::string out;
-      const std::string_view raw = eq == std::string_view::npos ? "" : part.substr(eq + 1);
-      for (std::size_t i = 0; i < raw.size(); ++i) {
-        if (raw[i] == '+') {
-          out += ' ';
-        } else if (raw[i] == '%' && i + 2 < raw.size() && hex(raw[i + 1]) >= 0 &&
-                   hex(raw[i + 2]) >= 0) {
-          out += static_cast<char>(hex(raw[i + 1]) * 16 + hex(raw[i + 2]));
-          i += 2;
-        } else {
-          out += raw[i];
-        }
-      }
-      return out;
-    }
-    if (amp == std::string::npos) break;
-    start = amp + 1;
-  }
-  return std::nullopt;
-}
 
 HttpServer::HttpServer(uv_loop_t* loop, Handler handler, std::size_t max_clients)
     : loop_(loop), handler_(std::move(handler)), max_clients_(max_clients) {}
@@ -109,6 +74,19 @@ void HttpServer::accept(uv_stream_t* listening) {
   uv_timer_init(loop_, &c->timer);
   c->tcp.data = c->timer.data = c;
   open_handles_ += 2;
+  c->accepted_at = uv_now(loop_);
+  if (conns_ >= max_clients_) {
+    // Room for the new one: the connection waiting longest without a complete head goes.
+    Conn* slowest = nullptr;
+    for (Conn* other : all_) {
+      if (!other->answered && (slowest == nullptr || other->accepted_at < slowest->accepted_at))
+        slowest = other;
+    }
+    if (slowest != nullptr) {
+      ++stats_.evicted;
+      drop(*slowest);
+    }
+  }
   all_.push_back(c);
   ++conns_;
   if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || conns_ > max_clients_) {
@@ -143,36 +121,16 @@ void HttpServer::accept(uv_stream_t* listening) {
 void HttpServer::on_data(Conn& c, std::string_view bytes) {
   if (c.answered || c.closing) return;
   c.head.append(bytes);
-  const std::size_t end = c.head.find("\r\n\r\n");
-  if (end == std::string::npos) {
-    if (c.head.size() > kMaxRequestBytes) {
-      ++stats_.bad_requests;
-      respond(c, Response{431, "text/plain; charset=utf-8", "request head too large\n"}, false);
-    }
-    return;
-  }
-  // GET /path?query HTTP/1.1
-  const std::string line = c.head.substr(0, c.head.find("\r\n"));
-  const std::size_t sp1 = line.find(' ');
-  const std::size_t sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
-  if (sp1 == std::string::npos || sp2 == std::string::npos ||
-      !line.substr(sp2 + 1).starts_with("HTTP/1.") || line[sp1 + 1] != '/') {
+  const ParsedHead parsed = parse_request_head(c.head);
+  if (std::holds_alternative<HeadIncomplete>(parsed)) return;
+  if (const auto* no = std::get_if<Rejected>(&parsed)) {
     ++stats_.bad_requests;
-    respond(c, Response{400, "text/plain; charset=utf-8", "bad request line\n"}, false);
+    respond(c, Response{no->status, "text/plain; charset=utf-8", no->text}, false);
     return;
   }
-  const std::string method = line.substr(0, sp1);
-  if (method != "GET" && method != "HEAD") {
-    ++stats_.bad_requests;
-    respond(c, Response{405, "text/plain; charset=utf-8", "only GET and HEAD\n"}, false);
-    return;
-  }
-  const std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  const std::size_t q = target.find('?');
+  const auto& request = std::get<Request>(parsed);
   ++stats_.requests;
-  const Response r =
-      handler_(target.substr(0, q), q == std::string::npos ? std::string() : target.substr(q + 1));
-  respond(c, r, method == "HEAD");
+  respond(c, handler_(request.path, request.query), request.head_only);
 }
 
 void HttpServer::respond(Conn& c, const Response& r, bool head) {

@@ -4,9 +4,12 @@
 // HTTP/1.1 server on a libuv loop that answers GET (and HEAD) requests, one per connection
 // (Connection: close), through a handler given the path and query.
 //
-// Hostile input: a request head larger than kMaxRequestBytes gets 431; one not complete within
-// kRequestTimeoutMs is dropped; anything but GET/HEAD gets 405; a malformed request line gets
-// 400; connections beyond max_clients are closed at once. Bodies of requests are not read.
+// Hostile input: a request head (through its blank line) larger than kMaxRequestBytes gets 431,
+// however many reads it arrives in; one not complete within kRequestTimeoutMs is dropped;
+// anything but GET/HEAD gets 405; a malformed request line gets 400. At max_clients, a new
+// connection evicts the one that has waited longest without a complete head (slow clients cannot
+// hold every slot and starve /health); only when every connection is being answered is the new
+// one refused. Bodies of requests are not read.
 //
 // Loop-bound, not thread-safe.
 
@@ -21,11 +24,11 @@
 #include <string_view>
 #include <vector>
 
+#include "bin/http/request.h"
 #include "cluster/uv/uv_listener.h"
 
 namespace shoal::bin::http {
 
-constexpr std::size_t kMaxRequestBytes = 8 * 1024;
 constexpr std::uint64_t kRequestTimeoutMs = 10'000;
 
 struct Response {
@@ -38,6 +41,7 @@ struct HttpStats {
   std::uint64_t requests = 0;
   std::uint64_t bad_requests = 0;  // 400, 405, 431, timeouts
   std::uint64_t refused = 0;
+  std::uint64_t evicted = 0;  // slow connections closed to make room for a new one
 };
 
 class HttpServer {
@@ -75,8 +79,5 @@ class HttpServer {
   bool closing_ = false;
   std::function<void()> on_closed_;
 };
-
-// Percent-decodes a query parameter's value; nullopt if `key` is not in `query`.
-std::optional<std::string> query_param(const std::string& query, std::string_view key);
 
 }  // namespace shoal::bin::http

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
 #include <cstring>
@@ -463,7 +464,32 @@ BOOST_AUTO_TEST_CASE(http_serves_metrics_json_views_and_health) {
   BOOST_TEST(http_exchange(port, "POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
   BOOST_TEST(http_exchange(port, "garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
   BOOST_TEST(http_exchange(port, "GET /" + std::string(9000, 'a')).starts_with("HTTP/1.1 431"));
+  // A complete head over the limit is refused too, however many reads it arrives in (the
+  // server reads 4 KiB at a time).
+  BOOST_TEST(
+      http_exchange(port, "GET /health HTTP/1.1\r\nX-Pad: " + std::string(12'000, 'a') + "\r\n\r\n")
+          .starts_with("HTTP/1.1 431"));
   BOOST_TEST(http_get(port, "/health").starts_with("HTTP/1.1 200"));
+  // Slow clients holding more than every slot (64) cannot starve /health: the longest-waiting
+  // one is closed to make room.
+  std::vector<int> idle;
+  for (int i = 0; i < 70; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin) == 0);
+    BOOST_REQUIRE(::send(fd, "GET /", 5, MSG_NOSIGNAL) == 5);
+    idle.push_back(fd);
+  }
+  BOOST_TEST(http_get(port, "/health").starts_with("HTTP/1.1 200"));
+  timeval wait{10, 0};
+  ::setsockopt(idle[0], SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  char byte = 0;
+  BOOST_TEST(::recv(idle[0], &byte, 1, 0) == 0);  // the oldest was closed
+  for (int fd : idle)
+    ::close(fd);
   // The port in use: a second agent says so and exits before it starts.
   AgentProcess second({"--name", "x", "--bind", a.addr(1), "--discovery", "none", "--http",
                        "127.0.0.1:" + std::to_string(port), "--data-dir", a.dir + "/x"},
@@ -506,6 +532,34 @@ BOOST_AUTO_TEST_CASE(flags_win_over_the_environment_which_wins_over_the_config_f
   const CliRun bad_env = run_cli({"agent", "--discovery", "none"}, {}, {"SHOAL_BIND=garbage"});
   BOOST_TEST(bad_env.code == 2);
   BOOST_TEST(bad_env.err.find("--bind") != std::string::npos, bad_env.err);
+}
+
+BOOST_AUTO_TEST_CASE(an_agent_refuses_a_reachable_address_without_a_key_unless_told_insecure) {
+  Agents a(1);
+  const std::string any = "0.0.0.0:" + a.addr(0).substr(a.addr(0).rfind(':') + 1);
+  const std::vector<std::string> standalone{"agent", "--discovery", "none", "--data-dir",
+                                            a.data(0)};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = standalone;
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  // Refused before anything is bound: one line, exit 2, how to make a key.
+  for (const CliRun& r :
+       {run_cli(with({"--bind", any})), run_cli(standalone, {}, {"SHOAL_BIND=" + any})}) {
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("no --key-file is set") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("shoal keys generate") != std::string::npos, r.err);
+    BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1, r.err);
+  }
+  // --insecure (or SHOAL_INSECURE=1) overrides it, with a warning. A standalone node: it sends
+  // nothing; the deadline ends it.
+  for (const CliRun& r : {run_cli(with({"--bind", any, "--insecure"}), {}, {}, 3000ms),
+                          run_cli(with({"--bind", any}), {}, {"SHOAL_INSECURE=1"}, 3000ms)}) {
+    BOOST_TEST(r.err.find("warn agent insecure: no cluster key on " + any) != std::string::npos,
+               r.err);
+    BOOST_TEST(r.err.find("agent started") != std::string::npos, r.err);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(keys_rotate_across_the_cluster_without_a_partition) {

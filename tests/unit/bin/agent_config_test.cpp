@@ -73,6 +73,38 @@ BOOST_AUTO_TEST_CASE(every_flag_is_typed) {
   BOOST_TEST(c->rpc_path == "/var/lib/x/shoal.sock");
 }
 
+BOOST_AUTO_TEST_CASE(a_reachable_address_needs_a_key_or_an_explicit_insecure) {
+  for (const char* bind : {"0.0.0.0:7946", "10.0.0.11:7946", "[::]:7946", "[2001:db8::1]:7946"}) {
+    AgentOptions o;
+    o.bind = bind;
+    const std::string why = error_of(o);
+    BOOST_TEST(why.starts_with(std::string("--bind ")), bind << ": " << why);
+    BOOST_TEST(why.find("shoal keys generate") != std::string::npos, why);
+    BOOST_TEST(why.find("--insecure") != std::string::npos, why);
+    BOOST_TEST(why.find('\n') == std::string::npos, why);
+
+    o.key_file = "/etc/shoal/cluster.key";  // read later, by the agent
+    auto keyed = parse_agent_options(o, "host");
+    BOOST_TEST_REQUIRE(keyed.has_value(), (keyed ? "" : keyed.error()));
+    BOOST_TEST(!keyed->insecure);  // nothing to warn about
+
+    o.key_file.clear();
+    o.insecure = true;
+    auto open = parse_agent_options(o, "host");
+    BOOST_TEST_REQUIRE(open.has_value(), (open ? "" : open.error()));
+    BOOST_TEST(open->insecure);  // the agent warns at start and every hour
+  }
+  // Loopback-only clusters need no key, and --insecure changes nothing there.
+  for (const char* bind : {"127.0.0.1:7946", "127.3.4.5:7000", "[::1]:7946"}) {
+    AgentOptions o;
+    o.bind = bind;
+    o.insecure = true;
+    auto c = parse_agent_options(o, "host");
+    BOOST_TEST_REQUIRE(c.has_value(), bind << ": " << (c ? "" : c.error()));
+    BOOST_TEST(!c->insecure);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_standalone_node_places_at_once) {
   AgentOptions o;
   o.discovery = "none";
