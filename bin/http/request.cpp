@@ -11,15 +11,19 @@ int hex(char c) {
   return -1;
 }
 
+Rejected too_large() {
+  return Rejected{431, "request head too large\n"};
+}
+
 }  // namespace
 
 ParsedHead parse_request_head(std::string_view buffered) {
   const std::size_t end = buffered.find("\r\n\r\n");
   if (end == std::string_view::npos) {
-    if (buffered.size() > kMaxRequestBytes) return Rejected{431, "request head too large\n"};
+    if (buffered.size() > kMaxRequestBytes) return too_large();
     return HeadIncomplete{};
   }
-  if (end + 4 > kMaxRequestBytes) return Rejected{431, "request head too large\n"};
+  if (end + 4 > kMaxRequestBytes) return too_large();
   // GET /path?query HTTP/1.1
   const std::string_view line = buffered.substr(0, buffered.find("\r\n"));
   const std::size_t sp1 = line.find(' ');
