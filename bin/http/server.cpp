@@ -13,7 +13,6 @@ struct HttpServer::Conn {
   uv_timer_t timer{};  // the request deadline
   HttpServer* server = nullptr;
   std::string head;
-  std::uint64_t accepted_at = 0;  // uv_now() at accept
   bool closing = false;
   bool answered = false;
   int handles = 2;
@@ -74,17 +73,14 @@ void HttpServer::accept(uv_stream_t* listening) {
   uv_timer_init(loop_, &c->timer);
   c->tcp.data = c->timer.data = c;
   open_handles_ += 2;
-  c->accepted_at = uv_now(loop_);
   if (conns_ >= max_clients_) {
-    // Room for the new one: the connection waiting longest without a complete head goes.
-    Conn* slowest = nullptr;
-    for (Conn* other : all_) {
-      if (!other->answered && (slowest == nullptr || other->accepted_at < slowest->accepted_at))
-        slowest = other;
-    }
-    if (slowest != nullptr) {
+    // Room for the new one: the connection waiting longest without a complete head goes (all_
+    // is in the order of acceptance).
+    auto slowest =
+        std::find_if(all_.begin(), all_.end(), [](const Conn* other) { return !other->answered; });
+    if (slowest != all_.end()) {
       ++stats_.evicted;
-      drop(*slowest);
+      drop(**slowest);
     }
   }
   all_.push_back(c);
