@@ -65,6 +65,20 @@ void on_member_event(Agent& a, const cluster::MemberEvent& e) {
   rpc_event(a, e.name, ev);
 }
 
+// A child instance's start or end here, for watchers (the log has its own lines).
+void on_child_event(Agent& a, const supervisor::ChildEvent& e) {
+  if (a.endpoints.watchers.empty()) return;
+  rpc::Value ev = rpc::Value::map();
+  ev.set("type", "child");
+  ev.set("event", supervisor::child_event_name(e.kind));
+  ev.set("name", e.name);
+  ev.set("node", a.membership().name());
+  ev.set("instance", e.id);
+  ev.set("detail", e.detail);
+  ev.set("time", wall_ms());
+  rpc_event(a, e.name, ev);
+}
+
 // Writes the map on disk as a snapshot (compacting the log).
 void snapshot_map(Agent& a) {
   const cluster::Replicator* replicator = a.node.stack ? a.stack().replicator() : nullptr;
@@ -121,6 +135,8 @@ bool on_output(Agent& a) {
       on_registry_event(a, *event);
     } else if (auto* line = std::get_if<supervisor::LogLine>(&o)) {
       a.log.line(line->level, line->component, line->text);
+    } else if (auto* child = std::get_if<supervisor::ChildEvent>(&o)) {
+      on_child_event(a, *child);
     } else if (std::holds_alternative<supervisor::Left>(o)) {
       uv_timer_start(
           &a.life.leave_timer, [](uv_timer_t* t) { close_all(*static_cast<Agent*>(t->data)); },

@@ -92,7 +92,8 @@ void add_watch(CLI::App& app, CliState& state) {
   };
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand(
-      "watch", "Stream membership and registry events (names starting with PREFIX), until ^C");
+      "watch",
+      "Stream membership, registry and child events (names starting with PREFIX), until ^C");
   add_common(cmd, o->common);
   cmd->add_option("prefix", o->prefix, "Only events about names starting with this");
   cmd->callback([&state, o] {
@@ -112,10 +113,15 @@ void add_watch(CLI::App& app, CliState& state) {
         print_json(*event);
         continue;
       }
-      const bool member = at(*event, "type").as_string() == "member";
-      std::printf("%s %s %s %s\n", cell(at(*event, "type")).c_str(),
-                  cell(at(*event, "event")).c_str(), cell(at(*event, "name")).c_str(),
-                  cell(at(*event, member ? "addr" : "pid")).c_str());
+      // member: its address; name: the holder's pid; child: the node it runs on, and why it
+      // stopped or how it ended.
+      const std::string type = at(*event, "type").as_string();
+      const char* where = type == "member" ? "addr" : type == "child" ? "node" : "pid";
+      std::string line = cell(at(*event, "type")) + " " + cell(at(*event, "event")) + " " +
+                         cell(at(*event, "name")) + " " + cell(at(*event, where));
+      if (type == "child" && !at(*event, "detail").as_string().empty())
+        line += " " + cell(at(*event, "detail"));
+      std::printf("%s\n", line.c_str());
     }
     if (!error.empty()) {
       fail("watch: " + error);

@@ -36,6 +36,9 @@ bool is_live(MemberStatus s) {
 constexpr std::uint64_t kReapEveryMs = 1000;
 // Up to this many peers, a refutation also goes to each directly.
 constexpr std::size_t kDirectRefuteMax = 16;
+// Up to this many peers, a death this node declares also goes to each directly (and to the
+// member declared dead: if it is alive after all, it refutes at once).
+constexpr std::size_t kDirectDeathMax = 128;
 
 }  // namespace
 
@@ -637,6 +640,14 @@ void Membership::declare_dead(std::uint64_t now, Member& m, bool fast) {
   if (fast) ++stats_.fast_deaths;
   if (probe_ && probe_->target == m.name) probe_.reset();
   apply_dead(now, m.name, m.creation, m.incarnation, self_.name, false, nullptr);
+  // Gossip reaches everyone in a few probe rounds, O(log N) of them; every survivor's view of a
+  // crash changes in one hop instead, so that its children move as soon as anyone is sure.
+  if (live_.size() <= kDirectDeathMax) {
+    const std::string dead = encode_message(Dead{m.name, m.creation, m.incarnation, self_.name});
+    for (const Member* peer : live_)
+      send(now, peer->addr, {dead});
+    send(now, m.addr, {dead});
+  }
 }
 
 void Membership::correct(std::uint64_t now, const Address& to, const Member& m) {

@@ -50,8 +50,10 @@ struct ReplicatorConfig {
   std::uint64_t round_ms = 100;
   // Peers asked for their digest each round.
   std::size_t fanout = 2;
-  // New local batches go at once to every peer while there are at most this many...
-  std::size_t eager_all_peers = 16;
+  // New local batches go at once to every peer while there are at most this many (a batch is
+  // one datagram per peer: at 20 agents, sending to only a few and leaving the rest to the
+  // rounds made the last survivor hear of a failover's restarts some 400 ms later)...
+  std::size_t eager_all_peers = 128;
   // ... and to this many random peers in larger clusters (the rounds carry them further).
   std::size_t eager_fanout = 4;
   // Messages up to this many bytes go as datagrams, larger ones as streams. 1,200 leaves room for

@@ -91,7 +91,26 @@ std::optional<Registration> decode_registration(std::string_view bytes) {
 }
 
 Registry::Registry(cluster::Replicator& replicator, std::string self_node, RegistryLimits limits)
-    : replicator_(replicator), self_(std::move(self_node)), limits_(limits) {}
+    : replicator_(replicator), self_(std::move(self_node)), limits_(limits) {
+  // Entries already in the map (from disk); later ones are counted as they change.
+  auto visit = [&](std::string_view, const crdt::VersionView& v) {
+    count_holder(decode_registration(v.value), 1);
+    return true;
+  };
+  replicator_.state().scan(kNames, visit);
+  replicator_.state().scan(kGroups, visit);
+}
+
+void Registry::count_holder(const std::optional<Registration>& reg, int delta) {
+  if (!reg) return;
+  const Life life{reg->pid.node, reg->pid.creation};
+  if (delta > 0) {
+    ++holders_[life];
+    return;
+  }
+  auto it = holders_.find(life);
+  if (it != holders_.end() && --it->second == 0) holders_.erase(it);
+}
 
 bool Registry::certainly_dead(const Life& life) const {
   auto it = live_.find(life.name);
@@ -250,19 +269,14 @@ std::size_t Registry::purge(std::uint64_t now_ms) {
   // lives whose markers are no longer needed; for each, whether this node is the one to act.
   enum class Fate { certain, presumed, unmark };
   std::map<std::pair<Life, Fate>, bool> todo;
-  auto visit = [&](std::string_view, const crdt::VersionView& v) {
-    auto reg = decode_registration(v.value);
-    if (!reg || live(reg->pid)) return true;
-    Life life{reg->pid.node, reg->pid.creation};
+  for (const auto& [life, count] : holders_) {
+    if (live(Pid{life.name, life.creation, 0})) continue;
     if (certainly_dead(life)) {
-      todo.emplace(std::pair{std::move(life), Fate::certain}, false);
+      todo.emplace(std::pair{life, Fate::certain}, false);
     } else if (seen_.contains(life)) {
-      todo.emplace(std::pair{std::move(life), Fate::presumed}, false);
+      todo.emplace(std::pair{life, Fate::presumed}, false);
     }
-    return true;
-  };
-  replicator_.state().scan(kNames, visit);
-  replicator_.state().scan(kGroups, visit);
+  }
   bool marked_self = false;
   replicator_.state().scan(kMarkers, [&](std::string_view key, const crdt::VersionView& v) {
     auto life = parse_marker(key);
@@ -371,6 +385,8 @@ void Registry::classify(const cluster::ReplicaChange& change, std::vector<Regist
   std::optional<Registration> after;
   if (change.before) before = decode_registration(*change.before);
   if (change.after) after = decode_registration(*change.after);
+  count_holder(before, -1);
+  count_holder(after, 1);
   const bool own_before = before && before->pid.node == self_;
   const bool own_after = after && after->pid.node == self_;
   if (own_before && own_after == false && own_entries_ > 0) --own_entries_;

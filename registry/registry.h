@@ -185,6 +185,10 @@ class Registry {
   };
   std::map<std::string, Held, std::less<>> held_;
   std::size_t own_entries_ = 0;
+  // The lives that hold entries (names and group memberships: the winning versions), with how
+  // many: purge() finds the dead holders here instead of decoding every entry.
+  std::map<Life, std::size_t> holders_;
+  void count_holder(const std::optional<Registration>& reg, int delta);
   std::uint64_t restored_ = 0;
   struct Watch {
     std::string prefix;

@@ -30,21 +30,28 @@ double placement_weight(const cluster::Tags& tags) {
   return w;
 }
 
+Score score(std::string_view child, std::string_view member, const cluster::Tags& tags) {
+  const std::uint64_t h = weight(child, member);
+  // u in (0, 1); -ln(u) > 0. With weight 1 everywhere the order is the hash's.
+  const double u = (static_cast<double>(h >> 11) + 0.5) * 0x1p-53;
+  return Score{placement_weight(tags) / -std::log(u), h};
+}
+
+bool beats(const Score& a, std::string_view a_name, const Score& b, std::string_view b_name) {
+  if (a.score != b.score) return a.score > b.score;
+  if (a.hash != b.hash) return a.hash > b.hash;
+  return a_name < b_name;
+}
+
 std::optional<std::string> place(const ChildSpec& spec, const View& view) {
   const std::string* best = nullptr;
-  double best_score = 0;
-  std::uint64_t best_hash = 0;
+  Score best_score;
   for (const auto& [member, info] : view) {
     if (!satisfies(info.tags, spec.constraints)) continue;
-    const std::uint64_t h = weight(spec.name, member);
-    // u in (0, 1); -ln(u) > 0. With weight 1 everywhere the order is the hash's.
-    const double u = (static_cast<double>(h >> 11) + 0.5) * 0x1p-53;
-    const double score = placement_weight(info.tags) / -std::log(u);
-    // Ties (never seen) go to the larger hash, then to the first in name order.
-    if (best == nullptr || score > best_score || (score == best_score && h > best_hash)) {
+    const Score s = score(spec.name, member, info.tags);
+    if (best == nullptr || beats(s, member, best_score, *best)) {
       best = &member;
-      best_score = score;
-      best_hash = h;
+      best_score = s;
     }
   }
   if (best == nullptr) return std::nullopt;

@@ -34,6 +34,15 @@ bool satisfies(const cluster::Tags& tags,
 std::uint64_t weight(std::string_view name, std::string_view member);
 // A member's placement weight from its tags (1 when absent or not a positive number).
 double placement_weight(const cluster::Tags& tags);
+// What a member scores for a child: the highest score owns it, the larger hash breaks ties.
+struct Score {
+  double score = 0;
+  std::uint64_t hash = 0;
+};
+Score score(std::string_view child, std::string_view member, const cluster::Tags& tags);
+// The order place() picks by: the higher score, then the larger hash, then the smaller name (a
+// strict order: one member is the best whatever order they are looked at in).
+bool beats(const Score& a, std::string_view a_name, const Score& b, std::string_view b_name);
 // The owner of `spec` in `view`, or none if no member satisfies its constraints.
 std::optional<std::string> place(const ChildSpec& spec, const View& view);
 

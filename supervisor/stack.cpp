@@ -35,6 +35,22 @@ const char* level_name(LogLevel level) {
   return "info";
 }
 
+const char* child_event_name(ChildEvent::Kind kind) {
+  switch (kind) {
+    case ChildEvent::Kind::started:
+      return "started";
+    case ChildEvent::Kind::stopping:
+      return "stopping";
+    case ChildEvent::Kind::stopped:
+      return "stopped";
+    case ChildEvent::Kind::exited:
+      return "exited";
+    case ChildEvent::Kind::start_failed:
+      return "start_failed";
+  }
+  return "unknown";
+}
+
 Stack::Stack(StackConfig config, cluster::NodeIdentity self, std::uint64_t seed,
              std::uint64_t now_ms)
     : config_(std::move(config)),
@@ -306,6 +322,8 @@ void Stack::drive(std::uint64_t now) {
       } else if (auto* stop = std::get_if<StopChild>(&e)) {
         log(LogLevel::info, "supervisor",
             fmt::format("stopping name={} reason={}", stop->name, stop_reason_name(stop->reason)));
+        outputs_.emplace_back(ChildEvent{ChildEvent::Kind::stopping, stop->name, stop->id,
+                                         stop_reason_name(stop->reason)});
         if (workers_.runs(stop->name)) {
           workers_.stop(now, *stop);
         } else {
@@ -331,6 +349,7 @@ bool Stack::worker_reports(std::uint64_t now) {
     switch (r.kind) {
       case WorkerReport::Kind::started:
         log(LogLevel::info, "supervisor", fmt::format("started name={} worker=yes", r.name));
+        outputs_.emplace_back(ChildEvent{ChildEvent::Kind::started, r.name, r.id, {}});
         if (auto it = supervisor_.local().find(r.name); it != supervisor_.local().end()) {
           supervisor_.on_started(
               now, r.name, r.id,
@@ -342,6 +361,8 @@ bool Stack::worker_reports(std::uint64_t now) {
         const bool asked = stopping(r.name, r.id);
         log(r.normal || asked ? LogLevel::info : LogLevel::warn, "supervisor",
             fmt::format("{} name={} how=\"{}\"", asked ? "stopped" : "exited", r.name, r.text));
+        outputs_.emplace_back(ChildEvent{
+            asked ? ChildEvent::Kind::stopped : ChildEvent::Kind::exited, r.name, r.id, r.text});
         supervisor_.on_exited(now, r.name, r.id, r.normal, r.text);
         break;
       }
@@ -370,6 +391,7 @@ void Stack::on_child_started(std::uint64_t now_ms, std::string_view name, std::u
   log(LogLevel::info, "supervisor",
       fmt::format("started name={} os_pid={} checkpoint={}", name, os_pid,
                   checkpoint ? "yes" : "no"));
+  outputs_.emplace_back(ChildEvent{ChildEvent::Kind::started, std::string(name), id, {}});
   messenger_.open(id);
   auto it = supervisor_.local().find(name);
   const std::uint64_t restarts = it != supervisor_.local().end() ? it->second.restart_count : 0;
@@ -385,6 +407,7 @@ void Stack::on_child_start_failed(std::uint64_t now_ms, std::string_view name, s
   exec_starting_.erase(id);
   messenger_.close(id);
   log(LogLevel::warn, "supervisor", fmt::format("cannot start name={} reason=\"{}\"", name, why));
+  outputs_.emplace_back(ChildEvent{ChildEvent::Kind::start_failed, std::string(name), id, why});
   supervisor_.on_exited(now_ms, name, id, false, std::move(why));
   drive(now_ms);
   route(now_ms);
@@ -398,6 +421,8 @@ void Stack::on_child_exited(std::uint64_t now_ms, std::string_view name, std::ui
   messenger_.close(id);
   log(normal || asked ? LogLevel::info : LogLevel::warn, "supervisor",
       fmt::format("{} name={} how=\"{}\"", asked ? "stopped" : "exited", name, how));
+  outputs_.emplace_back(ChildEvent{asked ? ChildEvent::Kind::stopped : ChildEvent::Kind::exited,
+                                   std::string(name), id, how});
   supervisor_.on_exited(now_ms, name, id, normal, std::move(how));
   drive(now_ms);
   check_drain(now_ms);

@@ -94,9 +94,20 @@ struct LogLine {
 };
 // Membership's leave has been announced: the owner stops the node after a few gossip rounds.
 struct Left {};
-using StackOutput =
-    std::variant<StartChild, StopChild, registry::RegistryEvent, LogLine, Left, messaging::Deliver,
-                 messaging::CallDone, messaging::TaskRequest, messaging::TaskEvent>;
+// A child instance's life on this node, for watchers (every start is one event: the failover
+// benchmark counts copies from these). `detail`: stopping: the reason; stopped, exited,
+// start_failed: how it ended.
+struct ChildEvent {
+  enum class Kind { started, stopping, stopped, exited, start_failed };
+  Kind kind;
+  std::string name;
+  std::uint64_t id;
+  std::string detail;
+};
+const char* child_event_name(ChildEvent::Kind kind);
+using StackOutput = std::variant<StartChild, StopChild, registry::RegistryEvent, LogLine, Left,
+                                 ChildEvent, messaging::Deliver, messaging::CallDone,
+                                 messaging::TaskRequest, messaging::TaskEvent>;
 
 struct StackStats {
   std::uint64_t turns = 0;

@@ -91,7 +91,9 @@ Supervisor::Supervisor(cluster::Replicator& replicator, registry::Registry& regi
   // Specs already in the map (a node that starts late, or a restart).
   replicator_.state().scan(kSpecs, [&](std::string_view k, const crdt::VersionView& v) {
     if (auto spec = decode_spec(v.value, config_.limits)) {
-      specs_.emplace(std::string(k.substr(kSpecs.size())), std::move(*spec));
+      std::string name(k.substr(kSpecs.size()));
+      owners_.emplace(name, std::nullopt);  // no view yet: nobody owns it
+      specs_.emplace(std::move(name), std::move(*spec));
     } else {
       ++stats_.bad_specs;
     }
@@ -124,7 +126,65 @@ View Supervisor::placement_of(const View& view) const {
 }
 
 void Supervisor::rebuild_placement_view() {
+  View before = std::move(placement_view_);
   placement_view_ = placement_of(view_);
+  update_owners(before);
+}
+
+void Supervisor::update_owners(const View& before) {
+  const View& after = placement_view_;
+  bool went = false;
+  std::vector<const View::value_type*> came;
+  bool retag = false;
+  for (const auto& [name, info] : before) {
+    auto it = after.find(name);
+    if (it == after.end()) {
+      went = true;
+    } else if (it->second.tags != info.tags) {
+      retag = true;
+    }
+  }
+  for (const auto& member : after) {
+    if (!before.contains(member.first)) came.push_back(&member);
+  }
+  if (!went && came.empty() && !retag) return;
+  auto owner_it = owners_.begin();
+  for (const auto& [name, spec] : specs_) {
+    // owners_ has the keys of specs_, in the same order (were it not, the child is placed anew).
+    const bool cached = owner_it != owners_.end() && owner_it->first == name;
+    if (!cached) owner_it = owners_.try_emplace(name).first;
+    std::optional<std::string>& owner = owner_it->second;
+    const std::optional<std::string> was = owner;
+    ++owner_it;
+    auto now_there = was ? after.find(*was) : after.end();
+    if (!cached || retag || (was && now_there == after.end()) || (!was && !came.empty())) {
+      owner = place(spec, after);
+    } else if (was) {
+      const Score current = score(name, *was, now_there->second.tags);
+      for (const View::value_type* m : came) {
+        if (!satisfies(m->second.tags, spec.constraints)) continue;
+        if (beats(score(name, m->first, m->second.tags), m->first, current, *was)) {
+          owner = place(spec, after);  // the best of the newcomers (and never a tie missed)
+          break;
+        }
+      }
+    }
+    const bool mine_now = owner && *owner == self_;
+    if ((was && *was == self_) != mine_now) {
+      if (mine_now) {
+        mine_.insert(name);
+      } else {
+        mine_.erase(name);
+      }
+    }
+    // A failover: the owner left the live view (not a drain) and this node takes over.
+    if (was && mine_now && *was != self_ && !view_.contains(*was)) ++stats_.failovers;
+  }
+}
+
+std::optional<std::string> Supervisor::owner_of(std::string_view name) const {
+  auto it = owners_.find(name);
+  return it != owners_.end() ? it->second : std::nullopt;
 }
 
 std::expected<void, std::string> Supervisor::add(std::uint64_t now_ms, const ChildSpec& spec) {
@@ -177,19 +237,6 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
       it = back || over ? gone_.erase(it) : std::next(it);
     }
   }
-  // Failovers: children whose owner left the view and whose new owner is this node.
-  bool someone_left = false;
-  for (const auto& [name, info] : placement_view_)
-    someone_left = someone_left || !view.contains(name);
-  if (someone_left) {
-    const View next_placement = placement_of(view);
-    for (const auto& [name, spec] : specs_) {
-      const auto was = place(spec, placement_view_);
-      if (!was || *was == self_ || view.contains(*was)) continue;
-      const auto now_owner = place(spec, next_placement);
-      if (now_owner && *now_owner == self_) ++stats_.failovers;
-    }
-  }
   const bool first_view = view_.empty();
   view_ = std::move(view);
   if (config_.mode == Mode::quorum) {
@@ -231,11 +278,22 @@ void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& c
     name = change.key.substr(kSpecs.size());
     if (!change.after) {
       specs_.erase(name);
+      owners_.erase(name);
+      mine_.erase(name);
     } else if (auto spec = decode_spec(*change.after, config_.limits); spec && spec->name == name) {
+      auto owner = place(*spec, placement_view_);
+      if (owner && *owner == self_) {
+        mine_.insert(name);
+      } else {
+        mine_.erase(name);
+      }
+      owners_.insert_or_assign(name, std::move(owner));
       specs_[name] = std::move(*spec);
     } else {
       ++stats_.bad_specs;
       specs_.erase(name);
+      owners_.erase(name);
+      mine_.erase(name);
     }
   } else if (change.key.starts_with(kFailed)) {
     name = change.key.substr(kFailed.size());
@@ -319,6 +377,7 @@ void Supervisor::on_exited(std::uint64_t now_ms, std::string_view name, std::uin
       static_cast<std::uint32_t>(std::min<std::size_t>(child.restarts.size() - 1, 16));
   child.status = LocalStatus::backoff;
   child.since_ms = now_ms;
+  backoff_.insert(child_name);
   child.restart_at = now_ms + std::min(config_.max_backoff_ms, config_.restart_backoff_ms << shift);
 }
 
@@ -332,8 +391,14 @@ void Supervisor::on_timer(std::uint64_t now_ms) {
     reconcile_all(now_ms);
   }
   std::vector<std::string> due;
-  for (const auto& [name, child] : local_) {
-    if (child.status == LocalStatus::backoff && child.restart_at <= now_ms) due.push_back(name);
+  for (auto it = backoff_.begin(); it != backoff_.end();) {
+    auto child = local_.find(*it);
+    if (child == local_.end() || child->second.status != LocalStatus::backoff) {
+      it = backoff_.erase(it);  // restarted or gone meanwhile
+      continue;
+    }
+    if (child->second.restart_at <= now_ms) due.push_back(*it);
+    ++it;
   }
   for (const std::string& name : due)
     reconcile(now_ms, name);
@@ -343,8 +408,10 @@ void Supervisor::on_timer(std::uint64_t now_ms) {
 
 std::uint64_t Supervisor::next_deadline() const {
   std::uint64_t next = std::min(next_reconcile_, wake_at_);
-  for (const auto& [name, child] : local_) {
-    if (child.status == LocalStatus::backoff) next = std::min(next, child.restart_at);
+  for (const std::string& name : backoff_) {
+    auto child = local_.find(name);
+    if (child != local_.end() && child->second.status == LocalStatus::backoff)
+      next = std::min(next, child->second.restart_at);
   }
   return next;
 }
@@ -397,7 +464,7 @@ std::vector<ChildInfo> Supervisor::children() const {
   std::vector<ChildInfo> out;
   out.reserve(specs_.size());
   for (const auto& [name, spec] : specs_) {
-    ChildInfo info{spec, place(spec, placement_view_), failed(name), std::nullopt, std::nullopt};
+    ChildInfo info{spec, owner_of(name), failed(name), std::nullopt, std::nullopt};
     if (auto where = registry_.whereis(name)) info.pid = where->pid;
     if (auto it = local_.find(name); it != local_.end()) info.local = it->second;
     out.push_back(std::move(info));
@@ -408,13 +475,20 @@ std::vector<ChildInfo> Supervisor::children() const {
 // --- The reconciliation ---
 
 void Supervisor::reconcile_all(std::uint64_t now_ms) {
+  // reconcile() does nothing for a child that is neither placed here nor has an instance here,
+  // so only those are looked at: the children this node owns and those it runs (a merge of two
+  // sorted sequences, in name order).
   std::vector<std::string> names;
-  names.reserve(specs_.size() + local_.size());
-  for (const auto& [name, spec] : specs_)
+  names.reserve(mine_.size() + local_.size());
+  auto local_it = local_.begin();
+  for (const std::string& name : mine_) {
+    for (; local_it != local_.end() && local_it->first < name; ++local_it)
+      names.push_back(local_it->first);
+    if (local_it != local_.end() && local_it->first == name) ++local_it;
     names.push_back(name);
-  for (const auto& [name, child] : local_) {
-    if (!specs_.contains(name)) names.push_back(name);
   }
+  for (; local_it != local_.end(); ++local_it)
+    names.push_back(local_it->first);
   for (const std::string& name : names)
     reconcile(now_ms, name);
 }
@@ -434,7 +508,7 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
   }
   const ChildSpec& spec = spec_it->second;
   const bool is_failed = failed(name);
-  const std::optional<std::string> owner = place(spec, placement_view_);
+  const std::optional<std::string> owner = owner_of(name);
   const bool mine = owner && *owner == self_ && !is_failed;
   const bool quorum = config_.mode == Mode::quorum;
 

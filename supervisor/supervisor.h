@@ -225,8 +225,15 @@ class Supervisor {
   // quorum: may a copy of `name` start here now? (Sets wake_at_ when it must wait for a lease.)
   bool may_start(std::uint64_t now_ms, const std::string& name, const ChildSpec& spec);
   void wake_at(std::uint64_t at) { wake_at_ = std::min(wake_at_, at); }
-  // The view placement uses: the live members that are not draining.
+  // The view placement uses: the live members that are not draining; and the owners in it.
   void rebuild_placement_view();
+  // Brings owners_ from placement over `before` to placement over placement_view_. Rendezvous
+  // hashing moves only the children of members that went (placed again) and those a member that
+  // came outscores (one score per newcomer), so a failover costs O(children), not
+  // O(children x members); a member whose tags changed places everything again.
+  void update_owners(const View& before);
+  // The owner of `name` in placement_view_ (cached).
+  std::optional<std::string> owner_of(std::string_view name) const;
   // `view` without the members marked draining.
   View placement_of(const View& view) const;
 
@@ -240,7 +247,12 @@ class Supervisor {
   std::set<cluster::Life> draining_;  // lives marked draining in the map
   bool draining_self_ = false;
   std::map<std::string, ChildSpec, std::less<>> specs_;  // decoded from the map
+  // place(spec, placement_view_) for every spec: the same keys as specs_.
+  std::map<std::string, std::optional<std::string>, std::less<>> owners_;
+  std::set<std::string, std::less<>> mine_;  // the children owners_ places on this node
   std::map<std::string, LocalChild, std::less<>> local_;
+  // Children of local_ that entered backoff (some may have left it since: pruned by on_timer).
+  std::set<std::string, std::less<>> backoff_;
   std::uint64_t next_id_ = 0;
   std::uint64_t next_reconcile_ = 0;
   std::uint64_t wake_at_ = UINT64_MAX;  // quorum: a lease or the fence ends

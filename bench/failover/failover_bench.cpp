@@ -4,9 +4,12 @@
 // graceful leave) and records, from a `watch` stream on every survivor (timestamps from the
 // agents' own clocks, the host's wall clock): when each survivor declared the victim dead (or
 // left), when each orphan was restarted (its new copy's registration, on the node that runs it),
-// and when each survivor's registry answered a live copy for every orphan. All along it samples
-// every survivor's local children (and, for `exec` children, the OS process table) for
-// duplicates, and at the end checks that every orphan runs exactly once (none lost).
+// when each survivor's registry answered a live copy for every orphan, and every child start on
+// every survivor (the `child started` events: an orphan started twice is a duplicate however
+// short-lived its copy was). For `exec` children it also samples the OS process table for two
+// processes of one child; after convergence and a quiet window (starts still counted) it checks
+// that every orphan runs exactly once (none lost). It exits 1 if a scenario failed a check: a
+// round that did not converge, an orphan lost or started twice, a registry conflict, an error.
 //
 // Then the victim is restored (resumed, or restarted as a replacement node with its map on disk
 // wiped) and the next round picks another victim.
@@ -14,8 +17,13 @@
 // "restarted" (the last orphan's restart) and "converged" (the last survivor's registry to answer
 // a live copy of the last orphan), all from the fault; lost and duplicate counts.
 //
-//   failover_bench [--quick] [--rounds R] [--only NAME] [--json out/failover_bench.json]
-//                  [--data-dir DIR] [--shoal PATH]
+//   failover_bench [--quick] [--rounds R] [--only NAME] [--idle SECONDS]
+//                  [--json out/failover_bench.json] [--data-dir DIR] [--shoal PATH]
+//
+// --idle S: once a scenario's cluster has settled, S seconds in which nothing is asked of the
+// agents; each one's CPU use (% of a core) and resident memory are reported.
+// --on-fault CMD: `sh -c CMD` is started 200 ms before each fault (a profiler: `perf record -a
+// -o out/fault.perf -- sleep 3`); it must end by itself, and is waited for at the end.
 //
 // Prints a table with the headline last and writes JSON (plots: bench/failover/plot.py). Only the
 // processes it started are signalled, by pid; all traffic stays on 127.0.0.1.
@@ -36,6 +44,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -165,8 +174,9 @@ class Watch {
 
 // --- Agents ---
 
-std::string g_shoal;  // the binary
-std::string g_dir;    // data dirs and logs
+std::string g_shoal;     // the binary
+std::string g_on_fault;  // --on-fault: a shell command started just before each fault
+std::string g_dir;       // data dirs and logs
 
 class Agent {
  public:
@@ -242,6 +252,33 @@ class Agent {
   bool stopped_ = false;
 };
 
+// CPU time (user + system, ms) and resident memory (KiB) of a process, from /proc.
+struct Usage {
+  double cpu_ms = 0;
+  std::uint64_t rss_kib = 0;
+};
+std::optional<Usage> usage_of(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return std::nullopt;
+  // Fields after the command (which may hold spaces): state is field 3, utime 14, stime 15.
+  const auto close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 2));
+  std::vector<std::string> f;
+  for (std::string w; rest >> w;)
+    f.push_back(w);
+  if (f.size() < 13) return std::nullopt;
+  const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  Usage u;
+  u.cpu_ms = (std::stod(f[11]) + std::stod(f[12])) * 1000.0 / ticks;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) u.rss_kib = std::stoull(line.substr(6));
+  }
+  return u;
+}
+
 // --- Statistics ---
 
 double pct(std::vector<double> v, double p) {
@@ -290,6 +327,17 @@ struct Round {
   std::size_t duplicates = 0;            // names seen with two live copies at once, any time
   std::size_t duplicates_converged = 0;  // ... after every survivor converged
   std::size_t conflicts = 0;             // registry conflict events
+  // From the survivors' child events (every start is one): orphans started more than once, the
+  // extra starts, and starts of children that were not the victim's (a move nobody asked for).
+  std::size_t double_started = 0;
+  std::size_t extra_starts = 0;
+  std::size_t other_starts = 0;
+  std::vector<std::string> double_examples;
+  // Members other than the victim that some survivor suspected or declared failed.
+  std::size_t false_suspicions = 0;
+  std::size_t false_failures = 0;
+  // CPU the agents used from the fault to convergence, in cores (2.0: both of a 2-core machine).
+  double cpu_cores = NAN;
   std::vector<std::string> duplicate_examples;
   bool healthy = true;            // every agent's health score was 0 at the fault
   std::size_t registrations = 0;  // load: names registered during the round
@@ -317,6 +365,7 @@ class Cluster {
   ~Cluster() {
     for (auto& a : agents_)
       a->kill_now();
+    wait_helpers();
   }
 
   bool up() {
@@ -379,8 +428,14 @@ class Cluster {
       Value args = Value::map();
       args.set("summary", true);
       auto sum = call(a->sock(), "ps", std::move(args), 5000);
-      if (!sum || at(*sum, "running").as_u64() != static_cast<std::uint64_t>(s_.children) ||
+      if (!sum) {
+        unsettled_ = a->name() + " did not answer";
+        return false;
+      }
+      if (at(*sum, "running").as_u64() != static_cast<std::uint64_t>(s_.children) ||
           at(*sum, "pending").as_u64() != 0) {
+        unsettled_ = a->name() + " sees " + std::to_string(at(*sum, "running").as_u64()) +
+                     " running, " + std::to_string(at(*sum, "pending").as_u64()) + " pending";
         return false;
       }
     }
@@ -390,15 +445,28 @@ class Cluster {
       Value args = Value::map();
       args.set("here", true);
       auto here = call(a->sock(), "ps", std::move(args), 5000);
-      if (!here) return false;
+      if (!here) {
+        unsettled_ = a->name() + " did not answer";
+        return false;
+      }
       for (const Value& r : here->as_array()) {
-        if (at(r, "status").as_string() != "running") return false;  // still moving
+        if (at(r, "status").as_string() != "running") {  // still moving
+          unsettled_ =
+              at(r, "name").as_string() + " is " + at(r, "status").as_string() + " on " + a->name();
+          return false;
+        }
         ++copies[at(r, "name").as_string()];
       }
     }
-    if (copies.size() != static_cast<std::size_t>(s_.children)) return false;
+    if (copies.size() != static_cast<std::size_t>(s_.children)) {
+      unsettled_ = std::to_string(copies.size()) + " children run";
+      return false;
+    }
     for (const auto& [n, c] : copies) {
-      if (c != 1) return false;
+      if (c != 1) {
+        unsettled_ = n + " runs " + std::to_string(c) + " times";
+        return false;
+      }
     }
     return true;
   }
@@ -441,6 +509,7 @@ class Cluster {
   }
 
   Round run_round(const std::string& avoid_victim, bool keep_timeline);
+  const std::string& unsettled() const { return unsettled_; }
 
   std::vector<std::unique_ptr<Agent>>& agents() { return agents_; }
 
@@ -454,6 +523,15 @@ class Cluster {
 
   const Scenario& s_;
   std::vector<std::unique_ptr<Agent>> agents_;
+  std::string unsettled_;       // why settled() said no, the last time it did
+  std::vector<pid_t> helpers_;  // --on-fault commands, waited for at the end
+
+ public:
+  void wait_helpers() {
+    for (pid_t p : helpers_)
+      ::waitpid(p, nullptr, 0);
+    helpers_.clear();
+  }
   std::string token_;
 };
 
@@ -508,6 +586,20 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
     sleep_ms(1000);  // the stream runs before the fault too
   }
 
+  double cpu_before = 0;
+  for (Agent* a : survivors) {
+    if (auto u = usage_of(a->pid())) cpu_before += u->cpu_ms;
+  }
+  if (!g_on_fault.empty()) {
+    const pid_t helper = ::fork();
+    if (helper == 0) {
+      ::execl("/bin/sh", "sh", "-c", g_on_fault.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    if (helper > 0) helpers_.push_back(helper);
+    sleep_ms(200);  // a profiler needs a moment to attach
+  }
+  const auto cpu_t0 = std::chrono::steady_clock::now();
   const std::uint64_t t0 = wall_ms();
   victim->signal(s_.fault == Fault::kill ? SIGKILL : s_.fault == Fault::stop ? SIGSTOP : SIGTERM);
 
@@ -522,10 +614,15 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
   std::vector<std::map<std::string, double>> converged(survivors.size());
   std::vector<double> detected(survivors.size(), NAN);
   std::set<std::string> dup_names, dup_after, conflict_names;
+  std::map<std::string, std::vector<std::string>> starts;  // child -> "node@ms" per start
+  // Two copies at one instant, by looking: the OS process table (exec children) whenever called;
+  // the survivors' local children only once converged (a listing costs each agent a pass over
+  // every child: asked during the failover, it slows what is measured). Starts are counted from
+  // the child events instead, which miss nothing.
   auto sample_duplicates = [&](bool after) {
     std::map<std::string, int> copies;
     std::map<std::string, std::string> seen_on;  // name -> "node:status ..." (for the report)
-    for (Agent* a : survivors) {
+    for (Agent* a : after ? survivors : std::vector<Agent*>{}) {
       Value args = Value::map();
       args.set("here", true);
       auto here = call(a->sock(), "ps", std::move(args), 5000);
@@ -550,10 +647,8 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
       if (c > 1) (after ? dup_after : dup_names).insert(n);
     }
   };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  auto last_sample = std::chrono::steady_clock::now();
-  bool done = false;
-  while (!done && std::chrono::steady_clock::now() < deadline) {
+  // Reads what the watch streams have (waiting up to 20 ms) and notes it.
+  auto pump_events = [&] {
     std::vector<pollfd> fds;
     for (auto& w : watches)
       fds.push_back(pollfd{w->fd(), POLLIN, 0});
@@ -569,6 +664,13 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
             (e.event == "failed" || e.event == "left") && std::isnan(detected[i])) {
           detected[i] = ms;
         }
+        if (e.type == "member" && e.name != round.victim) {
+          if (e.event == "suspect") ++round.false_suspicions;
+          if (e.event == "failed") ++round.false_failures;
+        }
+        // Each start is reported by the node that runs the copy, and every survivor is watched.
+        if (e.type == "child" && e.event == "started")
+          starts[e.name].push_back(e.node + "@" + std::to_string(e.time - t0));
         if (e.type != "name" || !orphans.contains(e.name)) continue;
         if (e.event == "conflict") conflict_names.insert(e.name);
         if ((e.event == "registered" || e.event == "moved" || e.event == "conflict") &&
@@ -581,6 +683,12 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
         }
       }
     }
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto last_sample = std::chrono::steady_clock::now();
+  bool done = false;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    pump_events();
     done = true;
     for (std::size_t i = 0; i < survivors.size() && done; ++i)
       done = converged[i].size() == orphans.size();
@@ -589,10 +697,44 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
       last_sample = std::chrono::steady_clock::now();
     }
   }
-  // After convergence: a few more samples, then every orphan must run exactly once.
-  for (int k = 0; k < 5; ++k) {
-    sample_duplicates(true);
-    sleep_ms(100);
+  {
+    double cpu_after = 0;
+    for (Agent* a : survivors) {
+      if (auto u = usage_of(a->pid())) cpu_after += u->cpu_ms;
+    }
+    const double wall =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - cpu_t0)
+            .count();
+    round.cpu_cores = (cpu_after - cpu_before) / wall;
+  }
+  // After convergence: a quiet window of kQuietMs in which starts are still counted (a late
+  // second copy counts as much as an early one), sampled now and then; then every orphan must
+  // run exactly once.
+  constexpr int kQuietMs = 2000;
+  const auto quiet_end = std::chrono::steady_clock::now() + std::chrono::milliseconds(kQuietMs);
+  last_sample = std::chrono::steady_clock::time_point{};
+  while (std::chrono::steady_clock::now() < quiet_end) {
+    pump_events();
+    if (std::chrono::steady_clock::now() - last_sample > std::chrono::milliseconds(400)) {
+      sample_duplicates(true);
+      last_sample = std::chrono::steady_clock::now();
+    }
+  }
+  for (const auto& [name, copies_at] : starts) {
+    if (!orphans.contains(name)) {
+      round.other_starts += copies_at.size();
+      continue;
+    }
+    if (copies_at.size() < 2) continue;
+    ++round.double_started;
+    round.extra_starts += copies_at.size() - 1;
+    if (round.double_examples.size() < 3) {
+      std::string line = name + " started on";
+      for (const std::string& w : copies_at)
+        line += " " + w;
+      line += " (ms after the fault)";
+      round.double_examples.push_back(std::move(line));
+    }
   }
   std::map<std::string, int> running;
   for (Agent* a : survivors) {
@@ -666,41 +808,111 @@ struct Result {
   Scenario scenario;
   std::vector<Round> rounds;
   std::string error;
+  // --idle: per agent, over the idle window once settled.
+  std::vector<double> idle_cpu_pct;  // % of one core
+  std::vector<double> rss_mib;
 };
 
-Result run_scenario(const Scenario& s, int rounds) {
-  Result result{s, {}, {}};
+// Every agent's CPU use and memory over `seconds` of a settled cluster that nobody asks anything.
+void measure_idle(Cluster& cluster, int seconds, Result& result) {
+  std::vector<std::optional<Usage>> before;
+  for (auto& a : cluster.agents())
+    before.push_back(usage_of(a->pid()));
+  const auto t0 = std::chrono::steady_clock::now();
+  sleep_ms(seconds * 1000);
+  const double wall =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  for (std::size_t i = 0; i < cluster.agents().size(); ++i) {
+    auto after = usage_of(cluster.agents()[i]->pid());
+    if (!before[i] || !after) continue;
+    result.idle_cpu_pct.push_back((after->cpu_ms - before[i]->cpu_ms) / wall * 100.0);
+    result.rss_mib.push_back(static_cast<double>(after->rss_kib) / 1024.0);
+  }
+}
+
+Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
+  Result result{s, {}, {}, {}, {}};
   Cluster cluster(s);
   if (!cluster.up()) {
     result.error = "the agents did not all see each other";
     return result;
   }
   if (!cluster.add_children() || !cluster.wait_settled(120'000)) {
-    result.error = "the children did not all start";
+    result.error = "the children did not all start (" + cluster.unsettled() + ")";
     return result;
+  }
+  if (idle_seconds > 0) {
+    measure_idle(cluster, idle_seconds, result);
+    std::fprintf(stderr,
+                 "  idle for %d s: CPU per agent p50 %.2f%% max %.2f%% of a core, RSS p50 %.1f MiB "
+                 "max %.1f MiB\n",
+                 idle_seconds, pct(result.idle_cpu_pct, 50),
+                 result.idle_cpu_pct.empty()
+                     ? NAN
+                     : *std::max_element(result.idle_cpu_pct.begin(), result.idle_cpu_pct.end()),
+                 pct(result.rss_mib, 50),
+                 result.rss_mib.empty()
+                     ? NAN
+                     : *std::max_element(result.rss_mib.begin(), result.rss_mib.end()));
   }
   std::string previous;
   for (int r = 0; r < rounds; ++r) {
     Round round = cluster.run_round(previous, r == 0);
     std::fprintf(stderr,
                  "  %s round %d: victim %s, %zu orphans, detected %.0f ms, restarted %.0f ms, "
-                 "converged %.0f ms, lost %zu, duplicates %zu (%zu after converging)%s\n",
+                 "converged %.0f ms, lost %zu, started twice %zu, other starts %zu, conflicts %zu, "
+                 "two copies seen %zu (%zu after converging), others suspected %zu / failed "
+                 "%zu, agents' CPU %.2f cores%s\n",
                  s.name.c_str(), r + 1, round.victim.c_str(), round.orphans, round.detected_all_ms,
-                 round.restarted_ms, round.converged_ms, round.lost, round.duplicates,
-                 round.duplicates_converged,
+                 round.restarted_ms, round.converged_ms, round.lost, round.double_started,
+                 round.other_starts, round.conflicts, round.duplicates, round.duplicates_converged,
+                 round.false_suspicions, round.false_failures, round.cpu_cores,
                  round.healthy ? "" : " (an agent's health score was not 0 at the fault)");
     for (const std::string& d : round.duplicate_examples)
       std::fprintf(stderr, "    two copies: %s\n", d.c_str());
+    for (const std::string& d : round.double_examples)
+      std::fprintf(stderr, "    %s\n", d.c_str());
     previous = round.victim;
     result.rounds.push_back(std::move(round));
     if (r + 1 < rounds) {
       if (!cluster.wait_members(60'000) || !cluster.wait_settled(120'000)) {
-        result.error = "the cluster did not settle after round " + std::to_string(r + 1);
+        result.error = "the cluster did not settle after round " + std::to_string(r + 1) + " (" +
+                       cluster.unsettled() + ")";
         return result;
       }
     }
   }
   return result;
+}
+
+// The commit the benchmark ran from (the working directory's repository), "+dirty" if it has
+// uncommitted changes; "unknown" outside a repository.
+std::string git_commit() {
+  auto run = [](const char* cmd) {
+    std::string out;
+    if (FILE* p = ::popen(cmd, "r")) {
+      char buf[256];
+      while (std::fgets(buf, sizeof buf, p) != nullptr)
+        out += buf;
+      ::pclose(p);
+    }
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+      out.pop_back();
+    return out;
+  };
+  std::string commit = run("git rev-parse HEAD 2>/dev/null");
+  if (commit.empty()) return "unknown";
+  if (!run("git status --porcelain --untracked-files=no 2>/dev/null").empty()) commit += "+dirty";
+  return commit;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 std::string fmt_ms(double v) {
@@ -713,8 +925,12 @@ std::string fmt_ms(double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string command_line;
+  for (int i = 0; i < argc; ++i)
+    command_line += (i > 0 ? " " : "") + std::string(argv[i]);
   bool quick = false;
   int rounds = 5;
+  int idle_seconds = 0;
   std::string only;
   std::string json_path = "out/failover_bench.json";
   std::string shoal_path;
@@ -732,6 +948,10 @@ int main(int argc, char** argv) {
       quick = true;
     } else if (a == "--rounds") {
       rounds = std::atoi(next().c_str());
+    } else if (a == "--idle") {
+      idle_seconds = std::atoi(next().c_str());
+    } else if (a == "--on-fault") {
+      g_on_fault = next();
     } else if (a == "--only") {
       only = next();
     } else if (a == "--json") {
@@ -742,10 +962,14 @@ int main(int argc, char** argv) {
       dir = next();
     } else {
       std::fprintf(stderr,
-                   "usage: failover_bench [--quick] [--rounds R] [--only NAME] [--json PATH] "
-                   "[--shoal PATH] [--data-dir DIR]\n");
+                   "usage: failover_bench [--quick] [--rounds R] [--only NAME] [--idle SECONDS] "
+                   "[--on-fault CMD] [--json PATH] [--shoal PATH] [--data-dir DIR]\n");
       return 2;
     }
+  }
+  if (idle_seconds < 0 || idle_seconds > 3600) {
+    std::fprintf(stderr, "failover_bench: --idle must be 0..3600 seconds\n");
+    return 2;
   }
   if (rounds < 1 || rounds > 100) {
     std::fprintf(stderr, "failover_bench: --rounds must be 1..100\n");
@@ -781,6 +1005,7 @@ int main(int argc, char** argv) {
       {"kill-load-n5-m1000", 5, 1'000, false, Fault::kill, true},
       {"kill-n3-m10000", 3, 10'000, false, Fault::kill},
       {"kill-n10-m10000", 10, 10'000, false, Fault::kill},
+      {"kill-n50-m10000", 50, 10'000, false, Fault::kill},
       {"kill-n5-m100", 5, 100, false, Fault::kill},
       {"kill-n5-m1000", 5, 1'000, false, Fault::kill},
   };
@@ -799,7 +1024,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: %d agents, %d %s children, %s, %d rounds%s\n", s.name.c_str(),
                  s.nodes, s.children, s.exec ? "exec" : "worker", fault_name(s.fault), rounds,
                  s.load ? ", registrations streaming" : "");
-    results.push_back(run_scenario(s, rounds));
+    results.push_back(run_scenario(s, rounds, idle_seconds));
     if (!results.back().error.empty())
       std::fprintf(stderr, "  %s: %s\n", s.name.c_str(), results.back().error.c_str());
   }
@@ -807,14 +1032,25 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
   // The table.
-  std::printf("\n%-20s %3s %6s %-6s %-8s %6s | %-21s | %-25s | %-25s | %4s %4s\n", "scenario", "N",
-              "M", "kind", "fault", "rounds", "detected p50/p99 ms", "restarted p50/p90/p99/max",
-              "converged p50/p90/p99/max", "lost", "dup");
+  // rounds: converged/run (a round that never converged is in no percentile); lost: orphans not
+  // running at the end; 2x: orphans started more than once (from start events); other: starts of
+  // children that were not the victim's; confl: registry conflicts over orphans.
+  std::printf("\n%-20s %3s %6s %-6s %-8s %6s | %-21s | %-25s | %-25s | %4s %4s %5s %5s\n",
+              "scenario", "N", "M", "kind", "fault", "rounds", "detected p50/p99 ms",
+              "restarted p50/p90/p99/max", "converged p50/p90/p99/max", "lost", "2x", "other",
+              "confl");
+  bool failed = false;
   Value json_scenarios = Value::array();
   for (const Result& r : results) {
     std::vector<double> det, rest, conv;
     std::size_t lost = 0, dups = 0, dups_after = 0, conflicts = 0, missing = 0, regs = 0;
+    std::size_t doubled = 0, extra = 0, other = 0, suspicions = 0, false_failures = 0;
     for (const Round& x : r.rounds) {
+      doubled += x.double_started;
+      extra += x.extra_starts;
+      other += x.other_starts;
+      suspicions += x.false_suspicions;
+      false_failures += x.false_failures;
       det.push_back(x.detected_all_ms);
       if (!std::isnan(x.restarted_ms)) rest.push_back(x.restarted_ms);
       if (!std::isnan(x.converged_ms)) conv.push_back(x.converged_ms);
@@ -827,23 +1063,39 @@ int main(int argc, char** argv) {
     }
     std::erase_if(det, [](double d) { return std::isnan(d); });
     const Scenario& s = r.scenario;
+    const std::string rounds_cell =
+        std::to_string(conv.size()) + "/" + std::to_string(r.rounds.size());
     std::printf(
-        "%-20s %3d %6d %-6s %-8s %6zu | %9s / %-9s | %5s %5s %5s %5s | %5s %5s %5s %5s | %4zu "
-        "%4zu\n",
+        "%-20s %3d %6d %-6s %-8s %6s | %9s / %-9s | %5s %5s %5s %5s | %5s %5s %5s %5s | %4zu "
+        "%4zu %5zu %5zu\n",
         s.name.c_str(), s.nodes, s.children, s.exec ? "exec" : "worker", fault_name(s.fault),
-        r.rounds.size(), fmt_ms(pct(det, 50)).c_str(), fmt_ms(pct(det, 99)).c_str(),
+        rounds_cell.c_str(), fmt_ms(pct(det, 50)).c_str(), fmt_ms(pct(det, 99)).c_str(),
         fmt_ms(pct(rest, 50)).c_str(), fmt_ms(pct(rest, 90)).c_str(), fmt_ms(pct(rest, 99)).c_str(),
         fmt_ms(rest.empty() ? NAN : *std::max_element(rest.begin(), rest.end())).c_str(),
         fmt_ms(pct(conv, 50)).c_str(), fmt_ms(pct(conv, 90)).c_str(), fmt_ms(pct(conv, 99)).c_str(),
         fmt_ms(conv.empty() ? NAN : *std::max_element(conv.begin(), conv.end())).c_str(), lost,
-        dups_after);
+        doubled, other, conflicts);
     if (!r.error.empty()) std::printf("  (%s)\n", r.error.c_str());
     if (s.load)
       std::printf("  registrations during the rounds: %zu, missing on some survivor: %zu\n", regs,
                   missing);
-    if (dups > dups_after || conflicts > 0)
-      std::printf("  %s: %zu names had two copies before converging, %zu registry conflicts\n",
-                  s.name.c_str(), dups, conflicts);
+    if (dups > 0)
+      std::printf("  %s: %zu names were seen with two copies by polling (%zu after converging)\n",
+                  s.name.c_str(), dups, dups_after);
+    if (suspicions > 0 || false_failures > 0)
+      std::printf("  %s: members other than the victim suspected %zu times, declared failed %zu\n",
+                  s.name.c_str(), suspicions, false_failures);
+    // What the benchmark checks: every round converged, nothing lost, nothing started twice.
+    const bool ok = r.error.empty() && conv.size() == r.rounds.size() && lost == 0 &&
+                    doubled == 0 && dups_after == 0 && conflicts == 0;
+    if (!ok) {
+      failed = true;
+      std::printf(
+          "  %s: FAILED a check (rounds converged %zu/%zu, lost %zu, started twice %zu, "
+          "conflicts %zu, two copies after converging %zu%s%s)\n",
+          s.name.c_str(), conv.size(), r.rounds.size(), lost, doubled, conflicts, dups_after,
+          r.error.empty() ? "" : ", ", r.error.c_str());
+    }
 
     Value sc = Value::map();
     sc.set("name", s.name);
@@ -860,6 +1112,17 @@ int main(int argc, char** argv) {
     sc.set("duplicates_before_converged", dups);
     sc.set("duplicates_after_converged", dups_after);
     sc.set("registry_conflicts", conflicts);
+    sc.set("rounds_converged", conv.size());
+    sc.set("orphans_started_twice", doubled);
+    sc.set("extra_starts", extra);
+    sc.set("other_starts", other);
+    sc.set("other_members_suspected", suspicions);
+    sc.set("other_members_failed", false_failures);
+    sc.set("ok", ok);
+    if (!r.idle_cpu_pct.empty()) {
+      sc.set("idle_cpu_percent_of_a_core", stats_value(r.idle_cpu_pct));
+      sc.set("rss_mib", stats_value(r.rss_mib));
+    }
     sc.set("registrations", regs);
     sc.set("registrations_missing", missing);
     Value rounds_v = Value::array();
@@ -876,6 +1139,13 @@ int main(int argc, char** argv) {
       rv.set("lost", x.lost);
       rv.set("duplicates", x.duplicates);
       rv.set("duplicates_after_converged", x.duplicates_converged);
+      rv.set("orphans_started_twice", x.double_started);
+      rv.set("extra_starts", x.extra_starts);
+      rv.set("other_starts", x.other_starts);
+      rv.set("conflicts", x.conflicts);
+      rv.set("other_members_suspected", x.false_suspicions);
+      rv.set("other_members_failed", x.false_failures);
+      rv.set("agents_cpu_cores", x.cpu_cores);
       if (!x.restarts.empty()) {
         Value tl = Value::array();
         for (const auto& [ms, node] : x.restarts) {
@@ -893,6 +1163,10 @@ int main(int argc, char** argv) {
   }
   Value doc = Value::map();
   doc.set("benchmark", "failover");
+  doc.set("commit", git_commit());
+  doc.set("command", command_line);
+  doc.set("date", utc_now());
+  doc.set("ok", !failed);
   doc.set("quick", quick);
   doc.set("rounds", rounds);
   doc.set("seconds", total_s);
@@ -911,17 +1185,17 @@ int main(int argc, char** argv) {
   if (head == nullptr && !results.empty()) head = &results.front();
   if (head != nullptr) {
     std::vector<double> conv;
-    std::size_t lost = 0, dups = 0;
+    std::size_t lost = 0, doubled = 0;
     for (const Round& x : head->rounds) {
       if (!std::isnan(x.converged_ms)) conv.push_back(x.converged_ms);
       lost += x.lost;
-      dups += x.duplicates_converged;
+      doubled += x.double_started;
     }
     std::printf(
-        "failover_bench: %s: every orphan restarted and every survivor converged p50 %s ms, "
-        "p99 %s ms after the fault; lost %zu, duplicates once converged %zu\n",
+        "failover_bench: %s: every survivor converged on every orphan p50 %s ms, p99 %s ms after "
+        "the fault (%zu/%zu rounds converged); lost %zu, started twice %zu%s\n",
         head->scenario.name.c_str(), fmt_ms(pct(conv, 50)).c_str(), fmt_ms(pct(conv, 99)).c_str(),
-        lost, dups);
+        conv.size(), head->rounds.size(), lost, doubled, failed ? "; FAILED (see above)" : "");
   }
-  return 0;
+  return failed ? 1 : 0;
 }

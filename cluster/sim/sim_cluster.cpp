@@ -60,6 +60,7 @@ void SimCluster::join_all(std::size_t seed) {
 }
 
 void SimCluster::push(Ev ev) {
+  if (ev.kind != Kind::wake && ev.to < nodes_.size()) ev.at += nodes_[ev.to].lag;
   ev.seq = next_seq_++;
   heap_.push(std::move(ev));
 }

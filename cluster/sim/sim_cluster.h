@@ -122,6 +122,11 @@ class SimCluster {
   void restart(std::size_t i, const std::vector<std::size_t>& seeds);
   // Nodes in different groups cannot reach each other; nodes not listed form one more group.
   void partition(const std::vector<std::vector<std::size_t>>& groups);
+  // Node i takes everything that reaches it (packets, streams, connection events; not its own
+  // timers) `ms` late, as the agent of a loaded machine would: it learns of a death, and of
+  // everything else, after the others. Set it while no connection of node i carries data (a
+  // change in flight could reorder a connection's bytes).
+  void set_lag(std::size_t i, std::uint64_t ms) { nodes_[i].lag = ms; }
   void heal();
 
   // --- Observations ---
@@ -178,6 +183,7 @@ class SimCluster {
     bool running = true;
     bool paused = false;
     int group = 0;
+    std::uint64_t lag = 0;  // set_lag()
     std::uint64_t wake_at = UINT64_MAX;
     std::deque<Ev> buffered;  // packets that reached a paused node
   };

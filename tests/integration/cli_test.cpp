@@ -361,7 +361,7 @@ BOOST_AUTO_TEST_CASE(no_agent_socket_in_use_and_bad_frames) {
 BOOST_AUTO_TEST_CASE(watch_streams_events_and_leave_hands_over_then_exits) {
   Agents a(2);
   a.start(0);
-  a.start(1);
+  a.start(1, {"--tag", "role=watched"});
   BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return a.sees(0, 2) && a.sees(1, 2); }, 20s));
   // watch runs in the background, its JSON lines to a file; ended by its pid.
   const std::string out = a.dir + "/watch.out";
@@ -385,18 +385,34 @@ BOOST_AUTO_TEST_CASE(watch_streams_events_and_leave_hands_over_then_exits) {
         return slurp(out).find("\"name\":\"job-") != std::string::npos;
       },
       20s);
+  // A child placed on the watched node (only it has the tag): its start is an event there.
+  BOOST_TEST(a.cli(0, {"run", "--name", "job-child", "--worker", "idle", "--constraint",
+                       "role=watched"})
+                 .code == 0);
+  const bool child_seen = shoal::test::eventually(
+      [&] { return slurp(out).find("\"type\":\"child\"") != std::string::npos; }, 20s);
   ::kill(watcher, SIGTERM);
   int status = 0;
   ::waitpid(watcher, &status, 0);
   BOOST_TEST_REQUIRE(streamed);
+  BOOST_TEST(child_seen);
   std::istringstream lines(slurp(out));
   std::string line;
+  int child_starts = 0;
   while (std::getline(lines, line)) {
     auto ev = shoal::test::parse_json(line);
     BOOST_REQUIRE(ev.has_value());
     BOOST_TEST(field(*ev, "name").starts_with("job-"), line);  // the prefix filters
-    BOOST_TEST(field(*ev, "type") == "name");
+    const std::string type = field(*ev, "type");
+    BOOST_TEST((type == "name" || type == "child"), line);
+    if (type == "child") {
+      BOOST_TEST(field(*ev, "name") == "job-child", line);
+      BOOST_TEST(field(*ev, "node") == "n1", line);
+      child_starts += field(*ev, "event") == "started" ? 1 : 0;
+    }
   }
+  BOOST_TEST(child_starts == 1);
+  BOOST_TEST(a.cli(0, {"stop", "job-child"}).code == 0);
 
   // leave: n1 hands over its child, leaves, the agent exits 0, and the CLI returns after that.
   BOOST_TEST(a.cli(1, {"run", "--name", "w", "--worker", "idle"}).code == 0);

@@ -96,6 +96,78 @@ BOOST_AUTO_TEST_CASE(a_killed_nodes_children_restart_once_each_on_survivors_and_
   BOOST_TEST(failovers == orphans.size());
 }
 
+// A clean crash in a larger cluster whose survivors hear of it at different times: some run on
+// loaded machines (the simulator delivers everything to them late), so for a while some views
+// still have the dead member (suspected or alive) while others have dropped it. Every orphan
+// must still start exactly once, and nothing else move: a survivor that has not dropped the dead
+// member sees it as the owner and starts nothing, and one that has computes the same new owner
+// as every other that has.
+void crash_with_staggered_detection(std::size_t n, std::uint64_t seed) {
+  World w(n, seed);
+  // Every third survivor lags by 40, 80 or 120 ms (about 1, 2 or 3 probe timeouts' worth).
+  for (std::size_t i = 1; i < n; ++i) {
+    if (i % 3 == 0) w.c.set_lag(i, 40 * (1 + (i / 3) % 3));
+  }
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 30'000), "seed=" << seed);
+  std::vector<std::string> names;
+  for (int k = 0; k < 1000; ++k) {
+    names.push_back("job-" + std::to_string(k));
+    BOOST_TEST_REQUIRE(add(w, 0, sleeper(names.back())));
+  }
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 60'000), "seed=" << seed);
+  const std::size_t victim = n / 2 + 1;
+  std::map<std::string, int> starts_before;
+  std::set<std::string> orphans;
+  for (const std::string& name : names) {
+    starts_before[name] = w.total(&Runtime::starts, name);
+    if (w.runner_of(name) == victim) orphans.insert(name);
+  }
+  BOOST_TEST_REQUIRE(!orphans.empty());
+  const std::size_t events_before = w.c.events().size();
+  const std::uint64_t killed = w.c.now();
+  w.kill(victim);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 60'000), "seed=" << seed);
+  // Let any late second copy show itself.
+  w.c.run_for(5'000);
+  BOOST_TEST_REQUIRE(w.settled(names), "seed=" << seed);
+  // When each survivor dropped the victim from its view: they must differ (else the test shows
+  // nothing about staggered views).
+  std::map<std::size_t, std::uint64_t> dropped;
+  for (std::size_t e = events_before; e < w.c.events().size(); ++e) {
+    const auto& ev = w.c.events()[e];
+    if (ev.event.name == w.c.name(victim) && ev.event.kind == cluster::EventKind::failed)
+      dropped.try_emplace(ev.node, ev.event.at_ms);
+  }
+  BOOST_TEST_REQUIRE(dropped.size() == n - 1, "seed=" << seed);
+  std::uint64_t first = UINT64_MAX, last = 0;
+  for (const auto& [node, at] : dropped) {
+    first = std::min(first, at);
+    last = std::max(last, at);
+  }
+  BOOST_TEST_MESSAGE("N=" << n << ": " << orphans.size()
+                          << " orphans; survivors dropped the victim " << first - killed << " to "
+                          << last - killed << " ms after the kill");
+  BOOST_TEST(last - first >= 40u, "detection was not staggered; seed=" << seed);
+  int other_starts = 0;
+  for (const std::string& name : names) {
+    const int new_starts = w.total(&Runtime::starts, name) - starts_before[name];
+    if (orphans.contains(name)) {
+      BOOST_TEST(new_starts == 1, name << " started " << new_starts << " times; seed=" << seed);
+    } else {
+      other_starts += new_starts;
+    }
+  }
+  BOOST_TEST(other_starts == 0, "children of live nodes moved; seed=" << seed);
+}
+
+BOOST_AUTO_TEST_CASE(a_crash_seen_at_different_times_starts_each_orphan_once_at_n20) {
+  crash_with_staggered_detection(20, shoal::test::test_seed());
+}
+
+BOOST_AUTO_TEST_CASE(a_crash_seen_at_different_times_starts_each_orphan_once_at_n50) {
+  crash_with_staggered_detection(50, shoal::test::test_seed());
+}
+
 BOOST_AUTO_TEST_CASE(a_crash_looping_child_is_marked_failed_everywhere) {
   const auto seed = shoal::test::test_seed();
   World w(3, seed);

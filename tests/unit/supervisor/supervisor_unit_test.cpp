@@ -2,9 +2,15 @@
 
 #include <boost/test/unit_test.hpp>
 #include <map>
+#include <set>
 
+#include "cluster/key_spaces.h"
+#include "cluster/life.h"
+#include "cluster/replicator.h"
+#include "registry/registry.h"
 #include "supervisor/child_spec.h"
 #include "supervisor/placement.h"
+#include "supervisor/supervisor.h"
 #include "tests/support/seed.h"
 
 using namespace shoal::supervisor;
@@ -180,6 +186,67 @@ BOOST_AUTO_TEST_CASE(a_bad_weight_counts_as_one) {
   BOOST_TEST(placement_weight({{"weight", "2.5"}}) == 2.5);
   for (const char* bad : {"0", "-1", "abc", "2x", "", "1e9", "nan"})
     BOOST_TEST(placement_weight({{"weight", bad}}) == 1.0, bad);
+}
+
+// The supervisor keeps every child's owner and updates it from what changed in the view (members
+// that went, came, were retagged or drained); whatever the sequence, the owner it reports must be
+// the one placement over the whole view gives.
+BOOST_AUTO_TEST_CASE(the_supervisors_cached_owners_always_equal_placement_over_the_view) {
+  const auto seed = shoal::test::test_seed();
+  auto rng = shoal::test::rng_for(seed);
+  shoal::cluster::Replicator replicator("node-0#1", {}, seed, 0);
+  shoal::registry::Registry registry(replicator, "node-0");
+  Supervisor sup(replicator, registry, "node-0", 1);
+  std::uint64_t now = 1;
+  auto apply = [&] {
+    std::vector<shoal::cluster::ReplicaChange> changes;
+    replicator.take_changes(changes);
+    for (const auto& c : changes)
+      sup.on_change(now, c);
+  };
+  for (int k = 0; k < 300; ++k) {
+    ChildSpec s;
+    s.name = "job-" + std::to_string(k);
+    s.argv = {"sleep", "1"};
+    if (k % 7 == 0) s.constraints = {{"role", "db"}};
+    BOOST_TEST_REQUIRE(sup.add(now, s).has_value());
+  }
+  apply();
+  View view = members(8);
+  std::set<shoal::cluster::Life> draining;
+  for (int step = 0; step < 400; ++step) {
+    ++now;
+    const int what = static_cast<int>(rng() % 4);
+    const std::string someone = "node-" + std::to_string(1 + rng() % 11);
+    if (what == 0) {
+      view.erase(someone);  // went
+    } else if (what == 1) {
+      view.try_emplace(someone, MemberInfo{now, {}});  // came
+    } else if (what == 2 && view.contains(someone)) {
+      view[someone].tags = rng() % 2
+                               ? shoal::cluster::Tags{{"role", "db"}}
+                               : shoal::cluster::Tags{{"weight", std::to_string(1 + rng() % 4)}};
+    } else if (what == 3 && view.contains(someone)) {
+      // Drains: placed as if gone while still in the view.
+      const shoal::cluster::Life life{someone, view[someone].creation};
+      replicator.put(now, std::string(shoal::cluster::keys::kDraining) + life.key(), "1");
+      draining.insert(life);
+    }
+    view.try_emplace("node-0", MemberInfo{1, {}});  // this node is always in its own view
+    sup.set_members(now, view);
+    apply();
+    View placed;
+    for (const auto& [name, info] : view) {
+      if (!draining.contains(shoal::cluster::Life{name, info.creation})) placed.emplace(name, info);
+    }
+    for (const ChildInfo& c : sup.children()) {
+      BOOST_TEST_REQUIRE((c.owner == place(c.spec, placed)),
+                         c.spec.name << " at step " << step << "; seed=" << seed);
+      // What this node owns it has started (the view change reconciled it).
+      if (c.owner == std::optional<std::string>("node-0"))
+        BOOST_TEST_REQUIRE(c.local.has_value(), c.spec.name << " at step " << step);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
