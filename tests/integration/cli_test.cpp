@@ -386,9 +386,9 @@ BOOST_AUTO_TEST_CASE(watch_streams_events_and_leave_hands_over_then_exits) {
       },
       20s);
   // A child placed on the watched node (only it has the tag): its start is an event there.
-  BOOST_TEST(a.cli(0, {"run", "--name", "job-child", "--worker", "idle", "--constraint",
-                       "role=watched"})
-                 .code == 0);
+  BOOST_TEST(
+      a.cli(0, {"run", "--name", "job-child", "--worker", "idle", "--constraint", "role=watched"})
+          .code == 0);
   const bool child_seen = shoal::test::eventually(
       [&] { return slurp(out).find("\"type\":\"child\"") != std::string::npos; }, 20s);
   ::kill(watcher, SIGTERM);
