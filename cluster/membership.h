@@ -47,8 +47,10 @@
 //    probe interval until it ends; a refutation goes to every peer directly as well as by gossip
 //    (up to 16 peers). With 20% loss, a suspicion's and a refutation's few gossiped copies could
 //    all be lost before the timeout, and a live node was declared dead.
-//  - Direct death notices. A member this node declares dead is announced to every live peer
-//    (up to 128) and to the member itself directly, as well as by gossip: gossip alone takes
+//  - Direct death notices. A crash this node confirmed (a probe's "port unreachable" and a
+//    helper's: no process there) is announced to every live peer (up to 128) and to the member
+//    itself directly, as well as by gossip; a suspicion that timed out is gossiped only (it may
+//    be a live node starved of CPU, and must not reach everyone at once). Gossip alone takes
 //    O(log N) probe rounds to reach everyone, and until a survivor hears of a crash it does not
 //    start its share of the dead member's children (at 50 agents the last survivor heard of a
 //    kill about 0.9 s after it; the failover bench measures it).

@@ -228,10 +228,12 @@ void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::u
 
 void Replica::trim_origin(const std::string& id, Origin& origin) {
   if (origin.log.empty() || neighbours_.empty()) return;
+  const Seq first = origin.log.begin()->first;
   Seq floor = origin.log.rbegin()->first;
   for (const auto& [name, n] : neighbours_) {
     if (name == id) continue;  // an origin has its own batches
     floor = std::min(floor, known_of(n, id, origin));
+    if (floor < first) return;  // someone lacks the oldest batch: nothing to trim yet
   }
   for (auto l = origin.log.begin(); l != origin.log.end() && l->first <= floor;) {
     origin.trimmed = std::max(origin.trimmed, l->first);
