@@ -3,7 +3,7 @@
 # (or a quick subset), writes out/failover_bench.json and draws out/timeline.png and
 # out/scaling.png. Installs what is missing (python3-matplotlib for the plots) with apt-get.
 #
-#   bench/failover/run.sh            the whole suite (about 5 minutes on 2 cores)
+#   bench/failover/run.sh            the whole suite, 5 rounds each (about 8 minutes on 2 cores)
 #   bench/failover/run.sh --quick    three small scenarios, 2 rounds (about 15 s)
 #   bench/failover/run.sh --rounds 10 --only kill-n5-m10000
 set -euo pipefail
@@ -24,5 +24,8 @@ fi
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build/release -j "$(nproc 2>/dev/null || echo 2)" --target shoal failover_bench
 mkdir -p out
-./build/release/bench/failover_bench --json out/failover_bench.json "$@"
-"$py" bench/failover/plot.py out/failover_bench.json
+# The plots are drawn even when a check failed (the benchmark then exits 1, and so does this).
+status=0
+./build/release/bench/failover_bench --json out/failover_bench.json "$@" || status=$?
+[ -s out/failover_bench.json ] && "$py" bench/failover/plot.py out/failover_bench.json
+exit "$status"
