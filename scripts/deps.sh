@@ -13,6 +13,7 @@ packages=(
   libfmt-dev libspdlog-dev           # formatting and logging
   iproute2 iptables nftables         # the fault lab: namespaces, veth, bridge, packet queue
   python3                            # examples/ (the stack server) and the Python benchmarks
+  clang-format                       # the format check (.ci/run)
 )
 
 missing=()

@@ -24,6 +24,7 @@
 // agents; each one's CPU use (% of a core) and resident memory are reported.
 // --on-fault CMD: `sh -c CMD` is started 200 ms before each fault (a profiler: `perf record -a
 // -o out/fault.perf -- sleep 3`); it must end by itself, and is waited for at the end.
+// --log-level L: the agents' log level (default warn); their logs are DIR/<scenario>/<node>.log.
 //
 // Prints a table with the headline last and writes JSON (plots: bench/failover/plot.py). Only the
 // processes it started are signalled, by pid; all traffic stays on 127.0.0.1.
@@ -174,9 +175,10 @@ class Watch {
 
 // --- Agents ---
 
-std::string g_shoal;     // the binary
-std::string g_on_fault;  // --on-fault: a shell command started just before each fault
-std::string g_dir;       // data dirs and logs
+std::string g_shoal;               // the binary
+std::string g_on_fault;            // --on-fault: a shell command started just before each fault
+std::string g_log_level = "warn";  // --log-level: the agents' (their logs are in the data dir)
+std::string g_dir;                 // data dirs and logs
 
 class Agent {
  public:
@@ -189,7 +191,7 @@ class Agent {
     const std::string data = dir_ + "/" + name_;
     std::vector<std::string> args{g_shoal,      "agent", "--name",      name_,
                                   "--bind",     addr(),  "--discovery", "seeds",
-                                  "--data-dir", data,    "--log-level", "warn"};
+                                  "--data-dir", data,    "--log-level", g_log_level};
     for (const std::string& s : seeds_) {
       if (s != addr()) args.insert(args.end(), {"--join", s});
     }
@@ -950,6 +952,8 @@ int main(int argc, char** argv) {
       rounds = std::atoi(next().c_str());
     } else if (a == "--idle") {
       idle_seconds = std::atoi(next().c_str());
+    } else if (a == "--log-level") {
+      g_log_level = next();
     } else if (a == "--on-fault") {
       g_on_fault = next();
     } else if (a == "--only") {
@@ -963,7 +967,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: failover_bench [--quick] [--rounds R] [--only NAME] [--idle SECONDS] "
-                   "[--on-fault CMD] [--json PATH] [--shoal PATH] [--data-dir DIR]\n");
+                   "[--on-fault CMD] [--log-level LEVEL] [--json PATH] [--shoal PATH] "
+                   "[--data-dir DIR]\n");
       return 2;
     }
   }
