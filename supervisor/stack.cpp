@@ -356,16 +356,9 @@ bool Stack::worker_reports(std::uint64_t now) {
               encode_child_meta({std::nullopt, now, it->second.restart_count, ChildKind::worker}));
         }
         break;
-      case WorkerReport::Kind::exited: {
-        messenger_.close(r.id);
-        const bool asked = stopping(r.name, r.id);
-        log(r.normal || asked ? LogLevel::info : LogLevel::warn, "supervisor",
-            fmt::format("{} name={} how=\"{}\"", asked ? "stopped" : "exited", r.name, r.text));
-        outputs_.emplace_back(ChildEvent{
-            asked ? ChildEvent::Kind::stopped : ChildEvent::Kind::exited, r.name, r.id, r.text});
-        supervisor_.on_exited(now, r.name, r.id, r.normal, r.text);
+      case WorkerReport::Kind::exited:
+        ended(now, r.name, r.id, r.normal, std::move(r.text));
         break;
-      }
       case WorkerReport::Kind::checkpoint:
         if (auto stored = supervisor_.checkpoint(now, r.name, r.text); !stored) {
           log(LogLevel::warn, "supervisor",
@@ -413,9 +406,8 @@ void Stack::on_child_start_failed(std::uint64_t now_ms, std::string_view name, s
   route(now_ms);
 }
 
-void Stack::on_child_exited(std::uint64_t now_ms, std::string_view name, std::uint64_t id,
-                            bool normal, std::string how) {
-  now_ = std::max(now_, now_ms);
+void Stack::ended(std::uint64_t now, std::string_view name, std::uint64_t id, bool normal,
+                  std::string how) {
   // A stop the supervisor asked for is routine; any other exit is worth a warning.
   const bool asked = stopping(name, id);
   messenger_.close(id);
@@ -423,7 +415,13 @@ void Stack::on_child_exited(std::uint64_t now_ms, std::string_view name, std::ui
       fmt::format("{} name={} how=\"{}\"", asked ? "stopped" : "exited", name, how));
   outputs_.emplace_back(ChildEvent{asked ? ChildEvent::Kind::stopped : ChildEvent::Kind::exited,
                                    std::string(name), id, how});
-  supervisor_.on_exited(now_ms, name, id, normal, std::move(how));
+  supervisor_.on_exited(now, name, id, normal, std::move(how));
+}
+
+void Stack::on_child_exited(std::uint64_t now_ms, std::string_view name, std::uint64_t id,
+                            bool normal, std::string how) {
+  now_ = std::max(now_, now_ms);
+  ended(now_ms, name, id, normal, std::move(how));
   drive(now_ms);
   check_drain(now_ms);
   route(now_ms);

@@ -210,6 +210,10 @@ class Stack final : public cluster::Core {
   // Whether the supervisor's copy of `name` is instance `id` and being stopped (its exit then is
   // routine).
   bool stopping(std::string_view name, std::uint64_t id) const;
+  // A child instance (worker or exec) ended: its mailbox closes, the log and the watchers hear
+  // of it, the supervisor decides what next.
+  void ended(std::uint64_t now, std::string_view name, std::uint64_t id, bool normal,
+             std::string how);
 
   // Fixed after construction.
   const StackConfig config_;

@@ -170,15 +170,17 @@ void Supervisor::update_owners(const View& before) {
       }
     }
     const bool mine_now = owner && *owner == self_;
-    if ((was && *was == self_) != mine_now) {
-      if (mine_now) {
-        mine_.insert(name);
-      } else {
-        mine_.erase(name);
-      }
-    }
+    if ((was && *was == self_) != mine_now) note_mine(name, mine_now);
     // A failover: the owner left the live view (not a drain) and this node takes over.
     if (was && mine_now && *was != self_ && !view_.contains(*was)) ++stats_.failovers;
+  }
+}
+
+void Supervisor::note_mine(const std::string& name, bool mine) {
+  if (mine) {
+    mine_.insert(name);
+  } else {
+    mine_.erase(name);
   }
 }
 
@@ -276,24 +278,20 @@ void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& c
   std::string name;
   if (change.key.starts_with(kSpecs)) {
     name = change.key.substr(kSpecs.size());
-    if (!change.after) {
-      specs_.erase(name);
-      owners_.erase(name);
-      mine_.erase(name);
-    } else if (auto spec = decode_spec(*change.after, config_.limits); spec && spec->name == name) {
+    std::optional<ChildSpec> spec;
+    if (change.after) {
+      if (auto decoded = decode_spec(*change.after, config_.limits)) spec = std::move(*decoded);
+    }
+    if (spec && spec->name == name) {
       auto owner = place(*spec, placement_view_);
-      if (owner && *owner == self_) {
-        mine_.insert(name);
-      } else {
-        mine_.erase(name);
-      }
+      note_mine(name, owner && *owner == self_);
       owners_.insert_or_assign(name, std::move(owner));
       specs_[name] = std::move(*spec);
     } else {
-      ++stats_.bad_specs;
+      if (change.after) ++stats_.bad_specs;
       specs_.erase(name);
       owners_.erase(name);
-      mine_.erase(name);
+      note_mine(name, false);
     }
   } else if (change.key.starts_with(kFailed)) {
     name = change.key.substr(kFailed.size());

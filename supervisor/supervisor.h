@@ -232,6 +232,8 @@ class Supervisor {
   // came outscores (one score per newcomer), so a failover costs O(children), not
   // O(children x members); a member whose tags changed places everything again.
   void update_owners(const View& before);
+  // Keeps mine_ (the children owners_ places here) in step with owners_.
+  void note_mine(const std::string& name, bool mine);
   // The owner of `name` in placement_view_ (cached).
   std::optional<std::string> owner_of(std::string_view name) const;
   // `view` without the members marked draining.
