@@ -257,6 +257,11 @@ std::expected<supervisor::ChildSpec, Failure> spec_of(Agent& a, const Value& arg
     if (!restart) return std::unexpected(bad("restart: " + restart.error()));
     spec.restart = *restart;
   }
+  if (const std::string h = optional_text(args, "handoff"); !h.empty()) {
+    auto handoff = supervisor::parse_handoff(h);
+    if (!handoff) return std::unexpected(bad("handoff: " + handoff.error()));
+    spec.handoff = *handoff;
+  }
   auto max_restarts = number(args, "max_restarts", spec.max_restarts, 1'000'000);
   auto window = number(args, "window_ms", spec.window_ms, 86'400'000);
   auto shutdown = number(args, "shutdown_ms", spec.shutdown_ms, 3'600'000);
@@ -437,6 +442,7 @@ Result ps(Agent& a, const Value& args) {
     if (!only_node.empty() && node.as_string() != only_node) continue;
     row.set("name", c.spec.name);
     row.set("kind", c.spec.kind == supervisor::ChildKind::worker ? "worker" : "exec");
+    row.set("handoff", supervisor::handoff_name(c.spec.handoff));
     row.set("node", std::move(node));
     row.set("owner", c.owner ? Value(*c.owner) : Value());
     row.set("status", status);

@@ -15,7 +15,7 @@ constexpr std::size_t kMaxCheckpointBytes = 64 * 1024;
 void add_run(CLI::App& app, CliState& state) {
   struct Options {
     Common common;
-    std::string name, worker, restart, cwd;
+    std::string name, worker, restart, cwd, handoff;
     std::vector<std::string> argv, constraints, env;
     std::uint64_t max_restarts = 3, window_ms = 5'000, shutdown_ms = 5'000;
     bool replace = false;
@@ -29,6 +29,11 @@ void add_run(CLI::App& app, CliState& state) {
                   "Run an in-process worker of this type instead of a command (idle, counter)");
   cmd->add_option("--restart", o->restart, "permanent, transient or temporary (permanent)")
       ->check(CLI::IsMember({"permanent", "transient", "temporary"}));
+  cmd->add_option("--handoff", o->handoff,
+                  "How a graceful move (leave, drain, a join) hands the child on: state (stop the "
+                  "old copy, which may checkpoint as it stops, then start the new one from it) or "
+                  "overlap (start the new copy first: no gap, for stateless children) (state)")
+      ->check(CLI::IsMember({"state", "overlap"}));
   cmd->add_option("--constraint", o->constraints,
                   "Run only on members with this tag key=value (repeatable)")
       ->allow_extra_args(false);
@@ -51,6 +56,7 @@ void add_run(CLI::App& app, CliState& state) {
     if (!o->worker.empty()) args.set("worker", o->worker);
     args.set("argv", strings_value(o->argv));
     if (!o->restart.empty()) args.set("restart", o->restart);
+    if (!o->handoff.empty()) args.set("handoff", o->handoff);
     args.set("constraints", strings_value(o->constraints));
     args.set("env", strings_value(o->env));
     if (!o->cwd.empty()) args.set("cwd", o->cwd);

@@ -235,6 +235,10 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     }
     ++stats_.digests_in;
     replica_.on_digest(from, *digest, now_ms);
+    // A sender that is no longer a peer (it left or died, and its last messages came late) gets
+    // nothing: sending to it would track it as a neighbour again, for which the log would be kept
+    // and whose acknowledgements would be awaited, for as long as this node runs.
+    if (!is_peer(from)) return;
     // Only a round's request carries the sender's full digest (acknowledgements name only the
     // origins just received).
     if (reply_wanted && !synced_.contains(from) && covered(*digest)) mark_synced(from);
@@ -256,7 +260,7 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     }
     ++stats_.states_in;
     if (replica_.join_state(*map, *covers, now_ms, recorder()) && journal_) journal_(encoded);
-    if (!synced_.contains(from) && covered(*covers)) mark_synced(from);
+    if (is_peer(from) && !synced_.contains(from) && covered(*covers)) mark_synced(from);
     send_digest(from, false, replica_.digest());
     return;
   }

@@ -28,6 +28,7 @@
 // Sans-IO: the time comes with every input; effects are drained with take_effects(); the RNG is
 // seeded at construction. Not thread-safe.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -134,6 +135,10 @@ class Replicator {
   // its was covered by this replica. Callers that must not act on a stale map (the supervisor's
   // quorum mode, after a partition heals or a restart) wait for it.
   bool synced_with(std::string_view peer) const { return synced_.contains(peer); }
+  // `life` is one of the peers set_peers() gave.
+  bool is_peer(std::string_view life) const {
+    return std::binary_search(peers_.begin(), peers_.end(), life);
+  }
   const ReplicatorStats& stats() const { return stats_; }
 
  private:

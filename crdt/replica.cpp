@@ -191,6 +191,21 @@ Seq Replica::known_of(const Neighbour& n, std::string_view origin, const Origin&
   return it == n.known.end() ? 0 : it->second;
 }
 
+bool Replica::gap(std::string_view origin) const {
+  auto it = origins_.find(origin);
+  return it != origins_.end() && !it->second.beyond.empty();
+}
+
+std::vector<std::string> Replica::unacknowledged() const {
+  std::vector<std::string> out;
+  auto self = origins_.find(id_);
+  if (self == origins_.end()) return out;  // nothing written
+  for (const auto& [name, n] : neighbours_) {
+    if (known_of(n, id_, self->second) < self->second.have) out.push_back(name);
+  }
+  return out;
+}
+
 void Replica::on_digest(std::string_view neighbour, const Digest& digest, std::uint64_t now_ms) {
   last_ms_ = std::max(last_ms_, now_ms);
   auto nit = neighbours_.find(neighbour);

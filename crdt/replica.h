@@ -189,6 +189,14 @@ class Replica {
   void forget(std::string_view neighbour);
   // What `neighbour` reported, if it is tracked and has reported.
   const Digest* known(std::string_view neighbour) const;
+  // Some batch of `origin` was joined while an earlier one is still missing: what came later may
+  // have overtaken what came first (a removal, say, before the write it followed).
+  bool gap(std::string_view origin) const;
+  // Every local mutation is flushed and every tracked neighbour has acknowledged all of this
+  // replica's batches (a node that is about to leave has handed on everything it wrote).
+  bool acknowledged() const { return !has_unflushed() && unacknowledged().empty(); }
+  // The tracked neighbours that have not acknowledged all of this replica's batches.
+  std::vector<std::string> unacknowledged() const;
 
   // The bookkeeping sweep (see above): settles the quiet origins, retires the past ones, forgets
   // the retired ones past retired_keep_ms, and drops what neighbours reported of origins held

@@ -46,6 +46,16 @@ std::expected<Restart, std::string> parse_restart(std::string_view text) {
                          std::string(text) + "'");
 }
 
+const char* handoff_name(Handoff h) {
+  return h == Handoff::overlap ? "overlap" : "state";
+}
+
+std::expected<Handoff, std::string> parse_handoff(std::string_view text) {
+  if (text == "state") return Handoff::state;
+  if (text == "overlap") return Handoff::overlap;
+  return std::unexpected("handoff must be state or overlap, not '" + std::string(text) + "'");
+}
+
 std::optional<std::string> validate(const ChildSpec& spec, const SpecLimits& limits) {
   if (spec.name.empty() || spec.name.size() > limits.max_name_bytes)
     return "a child name is 1 to " + std::to_string(limits.max_name_bytes) + " bytes";
@@ -77,7 +87,7 @@ std::optional<std::string> validate(const ChildSpec& spec, const SpecLimits& lim
 std::string encode_spec(const ChildSpec& spec) {
   std::string out;
   crdt::MsgWriter pk(out);
-  pk.array(12);
+  pk.array(13);
   pk.uint(1);
   pk.str(spec.name);
   pk.uint(static_cast<std::uint8_t>(spec.kind));
@@ -94,6 +104,7 @@ std::string encode_spec(const ChildSpec& spec) {
     pk.str(v);
   }
   pk.uint(spec.shutdown_ms);
+  pk.uint(static_cast<std::uint8_t>(spec.handoff));
   return out;
 }
 
@@ -101,7 +112,8 @@ std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
                                                   const SpecLimits& limits) {
   if (bytes.size() > limits.max_encoded_bytes) return std::unexpected("child spec too large");
   crdt::MsgReader r(bytes);
-  r.array_of("spec", 12);
+  const std::uint32_t fields = r.array("spec", 13);
+  if (r.ok() && fields < 12) return std::unexpected("bad child spec: too few fields");
   if (r.uint("version") != 1 && r.ok()) return std::unexpected("unknown child spec version");
   ChildSpec spec;
   spec.name = std::string(r.bytes("name", limits.max_name_bytes));
@@ -120,6 +132,7 @@ std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
     spec.constraints.emplace(std::move(k), std::move(v));
   }
   spec.shutdown_ms = r.uint("shutdown_ms");
+  if (fields > 12) spec.handoff = static_cast<Handoff>(r.uint("handoff", 1));
   if (!r.ok()) return std::unexpected("bad child spec: " + r.error().to_string());
   if (r.remaining() != 0) return std::unexpected("bad child spec: trailing bytes");
   if (auto bad = validate(spec, limits)) return std::unexpected("bad child spec: " + *bad);

@@ -5,8 +5,9 @@
 //
 // Wire (msgpack, versioned):
 //   [1, name, kind, argv[], env[], cwd, worker_type, restart, max_restarts, window_ms,
-//    {constraint key: value}, shutdown_ms]
-// kind: 0 exec | 1 worker; restart: 0 permanent | 1 transient | 2 temporary.
+//    {constraint key: value}, shutdown_ms, handoff]
+// kind: 0 exec | 1 worker; restart: 0 permanent | 1 transient | 2 temporary; handoff: 0 state |
+// 1 overlap. The handoff field came later: a spec without it (12 elements) hands over state.
 
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +28,21 @@ enum class Restart : std::uint8_t { permanent = 0, transient = 1, temporary = 2 
 const char* restart_name(Restart r);
 std::expected<Restart, std::string> parse_restart(std::string_view text);
 
+// How a child moves from a live node to another (a leave, a drain, the agent's SIGTERM, a member
+// that joined or was reweighted):
+//  state: the old copy is stopped first and may store a final checkpoint while it stops (a
+//    worker's stop, an exec child's SIGTERM grace); the new copy starts once the old one let go of
+//    the name, from that checkpoint. Nothing done before the stop is lost; the child is down for
+//    the stop plus a round trip.
+//  overlap: the new copy starts first and the old one stops once the new one holds the name: no
+//    gap, but two copies run for a moment and the new one resumes from the last periodic
+//    checkpoint (for stateless children).
+// A failover (the old node died) is the same for both: the new copy starts from the last
+// checkpoint stored.
+enum class Handoff : std::uint8_t { state = 0, overlap = 1 };
+const char* handoff_name(Handoff h);
+std::expected<Handoff, std::string> parse_handoff(std::string_view text);
+
 struct ChildSpec {
   std::string name;
   ChildKind kind = ChildKind::exec;
@@ -42,6 +58,7 @@ struct ChildSpec {
   std::map<std::string, std::string, std::less<>> constraints;
   // How long a stop may take before the child is killed.
   std::uint64_t shutdown_ms = 5'000;
+  Handoff handoff = Handoff::state;
 
   friend bool operator==(const ChildSpec&, const ChildSpec&) = default;
 };

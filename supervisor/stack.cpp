@@ -321,7 +321,8 @@ void Stack::drive(std::uint64_t now) {
         }
       } else if (auto* stop = std::get_if<StopChild>(&e)) {
         log(LogLevel::info, "supervisor",
-            fmt::format("stopping name={} reason={}", stop->name, stop_reason_name(stop->reason)));
+            fmt::format("stopping name={} reason={}{}", stop->name, stop_reason_name(stop->reason),
+                        stop->handover ? " handover=state" : ""));
         outputs_.emplace_back(ChildEvent{ChildEvent::Kind::stopping, stop->name, stop->id,
                                          stop_reason_name(stop->reason)});
         if (workers_.runs(stop->name)) {
@@ -463,10 +464,26 @@ void Stack::leave(std::uint64_t now_ms, std::string_view why) {
 
 void Stack::check_drain(std::uint64_t now) {
   if (!leaving_ || left_) return;
-  const bool done = supervisor_.local().empty();
+  // Done once nothing runs here and every peer has what this node wrote: the final checkpoints
+  // and releases of the children it handed over (a peer that lacked a batch could no longer get
+  // it from here).
+  const cluster::Replicator* replicator = node_.replicator();
+  const bool done = supervisor_.local().empty() &&
+                    (replicator == nullptr || replicator->replica().acknowledged());
   if (!done && now < drain_deadline_) return;
-  log(done ? LogLevel::info : LogLevel::warn, "agent",
-      done ? "leaving (children handed over)" : "leaving (handoff timed out; stopping the rest)");
+  if (done) {
+    log(LogLevel::info, "agent", "leaving (children handed over)");
+  } else {
+    std::string lacking;
+    if (replicator != nullptr) {
+      for (const std::string& peer : replicator->replica().unacknowledged())
+        lacking += (lacking.empty() ? "" : ",") + peer;
+    }
+    log(LogLevel::warn, "agent",
+        fmt::format("leaving (handoff timed out: children here={}, peers without all of this "
+                    "node's writes: {}; stopping the rest)",
+                    supervisor_.local().size(), lacking.empty() ? "none" : lacking));
+  }
   leave_now(now);
 }
 

@@ -76,6 +76,8 @@ const char* local_status_name(LocalStatus s) {
       return "stopping";
     case LocalStatus::backoff:
       return "restarting";
+    case LocalStatus::waiting:
+      return "handoff";
   }
   return "unknown";
 }
@@ -207,8 +209,17 @@ bool Supervisor::remove(std::uint64_t now_ms, std::string_view name) {
 std::expected<void, std::string> Supervisor::checkpoint(std::uint64_t now_ms, std::string_view name,
                                                         std::string_view blob) {
   auto it = local_.find(name);
-  if (it == local_.end() || it->second.status != LocalStatus::running)
+  const bool running = it != local_.end() && it->second.status == LocalStatus::running;
+  const bool handing_over =
+      it != local_.end() && it->second.status == LocalStatus::stopping && it->second.handing_over;
+  if (!running && !handing_over) {
+    if (it != local_.end() && it->second.status == LocalStatus::stopping) {
+      return std::unexpected(std::string(name) +
+                             " is stopping here without handing its state on (it lost its name, "
+                             "moves with handoff overlap, or is removed): checkpoint refused");
+    }
     return std::unexpected(std::string(name) + " is not running on this node");
+  }
   if (blob.size() > config_.max_checkpoint_bytes) {
     return std::unexpected("a checkpoint is at most " +
                            std::to_string(config_.max_checkpoint_bytes) + " bytes");
@@ -295,6 +306,11 @@ void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& c
     }
   } else if (change.key.starts_with(kFailed)) {
     name = change.key.substr(kFailed.size());
+  } else if (change.key.starts_with(kCheckpoints)) {
+    // A final checkpoint that came late (its batch was lost and sent again) ends a wait.
+    name = change.key.substr(kCheckpoints.size());
+    auto it = local_.find(name);
+    if (it == local_.end() || it->second.status != LocalStatus::waiting) return;
   } else if (change.key.starts_with(kDraining)) {
     auto life = cluster::Life::parse(std::string_view(change.key).substr(kDraining.size()));
     if (!life) return;
@@ -316,6 +332,10 @@ void Supervisor::on_registry_event(std::uint64_t now_ms, const registry::Registr
   auto it = local_.find(event.name);
   if (it == local_.end()) return;
   LocalChild& child = it->second;
+  if (child.status == LocalStatus::waiting) {
+    reconcile(now_ms, it->first);  // the old copy may have let go of the name
+    return;
+  }
   if (child.status != LocalStatus::running) return;
   const registry::Pid mine = pid_of(child);
   if (event.pid && *event.pid == mine) return;  // ours holds it (a conflict we won)
@@ -513,13 +533,20 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
   if (local_it == local_.end()) {
     if (!mine || !may_start(now_ms, name, spec)) return;
     LocalChild& child = local_[name];
+    if (!quorum && spec.handoff == Handoff::state && !handed_over(name, spec)) {
+      // The old copy stops first and hands its state on.
+      child.status = LocalStatus::waiting;
+      child.since_ms = now_ms;
+      wake_at(now_ms + spec.shutdown_ms + config_.handoff_wait_ms);
+      return;
+    }
     start(now_ms, spec, child);
     return;
   }
   LocalChild& child = local_it->second;
   if (quorum && fenced(now_ms)) {
     // In the minority too long: the majority may start these after its lease.
-    if (child.status == LocalStatus::backoff) {
+    if (child.status == LocalStatus::backoff || child.status == LocalStatus::waiting) {
       local_.erase(local_it);
     } else if (child.status != LocalStatus::stopping) {
       if (child.status == LocalStatus::running || child.status == LocalStatus::starting)
@@ -540,6 +567,22 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
         start(now_ms, spec, child);
       }
       return;
+    case LocalStatus::waiting: {
+      if (!mine) {
+        local_.erase(local_it);
+        return;
+      }
+      const std::uint64_t give_up = child.since_ms + spec.shutdown_ms + config_.handoff_wait_ms;
+      if (handed_over(name, spec)) {
+        start(now_ms, spec, child);
+      } else if (now_ms >= give_up) {
+        ++stats_.handoff_timeouts;
+        start(now_ms, spec, child);
+      } else {
+        wake_at(give_up);
+      }
+      return;
+    }
     case LocalStatus::starting:
       if (is_failed) stop(now_ms, name, child, StopReason::failed);
       return;  // on_started() claims the name
@@ -562,9 +605,13 @@ void Supervisor::reconcile(std::uint64_t now_ms, const std::string& name) {
     if (!holds) claim(now_ms, name, child);
     return;
   }
-  // quorum: not the owner, so stop first; the owner starts once the name is free.
-  if (quorum) {
-    stop(now_ms, name, child, StopReason::moved);
+  // quorum, or a state handoff: not the owner, so stop first; the owner starts once the name is
+  // free. Only the copy that holds the name hands its state on (another copy's would overwrite
+  // it).
+  if (quorum || spec.handoff == Handoff::state) {
+    const bool handover = holds && spec.handoff == Handoff::state;
+    if (handover) ++stats_.handoffs;
+    stop(now_ms, name, child, StopReason::moved, handover);
     return;
   }
   // Not the owner: run until the owner's copy holds the name (no gap), then stop.
@@ -592,10 +639,7 @@ bool Supervisor::may_start(std::uint64_t now_ms, const std::string& name, const 
     }
   }
   // Another live member's copy holds the name: it stops first.
-  if (auto holder = registry_.whereis(name);
-      holder && holder->pid.node != self_ && view_.contains(holder->pid.node)) {
-    return false;
-  }
+  if (!handed_over(name, spec)) return false;
   if (gone_.empty()) return true;
   // Was it a gone member's? Placement over the view with the gone members still in it says.
   View with_gone = placement_view_;
@@ -620,13 +664,27 @@ void Supervisor::start(std::uint64_t now_ms, const ChildSpec& spec, LocalChild& 
 }
 
 void Supervisor::stop(std::uint64_t now_ms, const std::string& name, LocalChild& child,
-                      StopReason reason) {
+                      StopReason reason, bool handover) {
   child.status = LocalStatus::stopping;
   child.since_ms = now_ms;
+  child.handing_over = handover;
   ++stats_.stops;
   auto spec = specs_.find(name);
   const std::uint64_t grace = spec != specs_.end() ? spec->second.shutdown_ms : 5'000;
-  effects_.push_back(StopChild{name, child.id, reason, grace});
+  effects_.push_back(StopChild{name, child.id, reason, grace, handover});
+}
+
+bool Supervisor::handed_over(const std::string& name, const ChildSpec& spec) const {
+  if (auto holder = registry_.whereis(name); holder && holder->pid.node != self_) {
+    auto member = view_.find(holder->pid.node);
+    if (member != view_.end() && member->second.creation == holder->pid.creation) return false;
+  }
+  if (spec.handoff != Handoff::state) return true;
+  const crdt::Replica& replica = replicator_.replica();
+  for (const auto& [member, info] : view_) {
+    if (member != self_ && replica.gap(cluster::Life{member, info.creation}.key())) return false;
+  }
+  return true;
 }
 
 void Supervisor::claim(std::uint64_t now_ms, const std::string& name, LocalChild& child) {

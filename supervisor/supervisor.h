@@ -13,9 +13,17 @@
 // through the registry: the name goes to the latest claim everywhere. A node whose copy lost the
 // name stops it politely (StopChild: the runtime sends SIGTERM, or a worker's stop, and kills only
 // after the spec's shutdown timeout), unless that node is the owner in its own view, which claims
-// again: once views agree, only the owner claims, and exactly one copy runs. A child whose owner
-// changed while it ran here (a member joined) keeps running until the new owner's copy holds the
-// name, so a move leaves no gap.
+// again: once views agree, only the owner claims, and exactly one copy runs.
+//
+// Moves. A child whose owner changed while it ran on a live node (a member joined or was
+// reweighted, this node drains) moves as its spec's handoff says (child_spec.h):
+//  - state: the copy here stops first; if it held the name, it may store a final checkpoint while
+//    it stops (StopChild::handover). The new owner waits (LocalStatus::waiting) until no copy on a
+//    live member holds the name and its map has no gap in a live member's batches (so the release
+//    cannot have overtaken the final checkpoint), then starts from the checkpoint. It waits at
+//    most the child's shutdown_ms + handoff_wait_ms, then starts anyway (a stuck old node).
+//  - overlap: the copy here keeps running until the new owner's copy holds the name, then stops:
+//    no gap, two copies for a moment, and the new one resumes from the last periodic checkpoint.
 //
 // Restarts: a child that exits is restarted after a backoff (permanent; transient only after an
 // abnormal exit); one that is not restarted is removed from the cluster. More than max_restarts
@@ -24,7 +32,7 @@
 // child stores; a copy started anywhere is handed the latest.
 //
 // Graceful leave: drain() marks the node draining in the map ("d/" + node#creation); every node
-// then places children as if it were gone, and the copies move without a gap (see drain()).
+// then places children as if it were gone, and the copies move as their handoff says.
 //
 // Modes. `ap` (the default): any node starts what it owns in its own view, so both sides of a
 // partition run copies, and after healing the registry leaves one. `quorum` (config.expect = the
@@ -89,6 +97,9 @@ struct SupervisorConfig {
   // quorum: how long after a member left the view its children may start elsewhere (plus each
   // child's shutdown_ms). See quorum_lease_ms().
   std::uint64_t lease_ms = 15'000;
+  // ap, handoff state: how long past the child's shutdown_ms a new owner waits for the old copy
+  // to let go of the name before it starts anyway.
+  std::uint64_t handoff_wait_ms = 5'000;
 };
 
 // The least safe lease for quorum mode: how long a node cut off from the others may take to see a
@@ -107,16 +118,19 @@ struct StartChild {
   std::uint64_t id;
   std::optional<std::string> checkpoint;
 };
-// Stop instance `id` of child `name` politely; kill it after `shutdown_ms`.
+// Stop instance `id` of child `name` politely; kill it after `shutdown_ms`. `handover`: a state
+// handoff: the copy may store a final checkpoint while it stops, and its successor starts from it.
 struct StopChild {
   std::string name;
   std::uint64_t id;
   StopReason reason;
   std::uint64_t shutdown_ms;
+  bool handover = false;
 };
 using SupervisorEffect = std::variant<StartChild, StopChild>;
 
-enum class LocalStatus { starting, running, stopping, backoff };
+// waiting: this node owns the child and waits for the old copy of a state handoff to stop.
+enum class LocalStatus { starting, running, stopping, backoff, waiting };
 const char* local_status_name(LocalStatus s);
 
 // A child instance on this node.
@@ -129,7 +143,8 @@ struct LocalChild {
   std::uint32_t restart_count = 0;     // restarts here, ever
   std::string last_exit;               // how the previous instance ended
   std::uint64_t last_claim_ms = 0;
-  std::string meta;  // registered with the name (on_started)
+  std::string meta;           // registered with the name (on_started)
+  bool handing_over = false;  // stopping for a state handoff: its final checkpoint is taken
 };
 
 // One child as this node sees it.
@@ -149,6 +164,8 @@ struct SupervisorStats {
   std::uint64_t bad_specs = 0;  // undecodable specs in the map (ignored)
   std::uint64_t failovers = 0;  // children this node took over from a member that left the view
   std::uint64_t fenced = 0;     // quorum: children stopped here for want of a majority
+  std::uint64_t handoffs = 0;   // state handoffs: copies stopped here to hand their state on
+  std::uint64_t handoff_timeouts = 0;  // new copies started without the old one's release
 };
 
 class Supervisor {
@@ -168,7 +185,7 @@ class Supervisor {
   void drain(std::uint64_t now_ms);
   bool draining() const { return draining_self_; }
   bool drained() const { return draining_self_ && local_.empty(); }
-  // Stores the checkpoint of a child running here.
+  // Stores the checkpoint of a child running here, or of one stopping here to hand its state on.
   std::expected<void, std::string> checkpoint(std::uint64_t now_ms, std::string_view name,
                                               std::string_view blob);
 
@@ -219,7 +236,13 @@ class Supervisor {
   void reconcile_all(std::uint64_t now_ms);
   void reconcile(std::uint64_t now_ms, const std::string& name);
   void start(std::uint64_t now_ms, const ChildSpec& spec, LocalChild& child);
-  void stop(std::uint64_t now_ms, const std::string& name, LocalChild& child, StopReason reason);
+  void stop(std::uint64_t now_ms, const std::string& name, LocalChild& child, StopReason reason,
+            bool handover = false);
+  // Whether a new copy of `name` may take up its state: no copy on a live member (another life
+  // than this node's) holds the name, and, for a state handoff, the map has every batch of each
+  // live member up to the latest it has joined (an old copy's release never overtook its final
+  // checkpoint).
+  bool handed_over(const std::string& name, const ChildSpec& spec) const;
   void claim(std::uint64_t now_ms, const std::string& name, LocalChild& child);
   void mark_failed(std::uint64_t now_ms, const std::string& name, const std::string& why);
   // quorum: may a copy of `name` start here now? (Sets wake_at_ when it must wait for a lease.)
@@ -257,7 +280,7 @@ class Supervisor {
   std::set<std::string, std::less<>> backoff_;
   std::uint64_t next_id_ = 0;
   std::uint64_t next_reconcile_ = 0;
-  std::uint64_t wake_at_ = UINT64_MAX;  // quorum: a lease or the fence ends
+  std::uint64_t wake_at_ = UINT64_MAX;  // a quorum lease, the fence or a handoff wait ends
   // quorum: members that left the view, not drained, and when; their children wait for the lease.
   struct Gone {
     MemberInfo info;

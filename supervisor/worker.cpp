@@ -11,8 +11,8 @@ class IdleWorker : public Worker {
   void start(WorkerContext&, const std::optional<std::string>&) override {}
 };
 
-// Counts one per tick; checkpoints "count=N" every second. (Not on stop: a copy is stopped once
-// another runs, which a later checkpoint from here would set back.)
+// Counts one per tick; checkpoints "count=N" every second, and on a handover (only then: a copy
+// stopped otherwise may have a successor running, which a checkpoint from here would set back).
 class CounterWorker : public Worker {
  public:
   void start(WorkerContext& ctx, const std::optional<std::string>& checkpoint) override {
@@ -31,6 +31,7 @@ class CounterWorker : public Worker {
     }
   }
   void stop(WorkerContext& ctx) override {
+    if (ctx.handing_over()) ctx.checkpoint("count=" + std::to_string(count_));
     ctx.exit(true, "stopped at count=" + std::to_string(count_) + " (resumed from " +
                        std::to_string(resumed_from_) + ")");
   }
@@ -77,8 +78,10 @@ struct WorkerRuntime::Running : WorkerContext {
   std::uint64_t id;
   std::unique_ptr<Worker> worker;
   bool done = false;
+  bool handover = false;
   std::uint64_t stop_deadline = 0;  // 0: not stopping
 
+  bool handing_over() const override { return handover; }
   const std::string& name() const override { return child; }
   std::uint64_t now() const override { return owner->now_; }
   void checkpoint(std::string_view blob) override {
@@ -191,6 +194,7 @@ void WorkerRuntime::stop(std::uint64_t now_ms, const StopChild& stop) {
   if (it == running_.end() || it->second->id != stop.id || it->second->done) return;
   Running& r = *it->second;
   r.stop_deadline = now_ms + std::max<std::uint64_t>(stop.shutdown_ms, 1);
+  r.handover = stop.handover;
   r.worker->stop(r);
   reap();
 }

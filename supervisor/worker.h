@@ -8,15 +8,17 @@
 // to names, groups and pids and receives messages and calls (on_message, WorkerContext::reply), is
 // ticked with the time, and is asked to stop when the supervisor stops it (it may finish its work
 // first: the runtime reports the exit once the worker called exit(), or forces it after the
-// spec's shutdown timeout).
+// spec's shutdown timeout). A stop that moves the child with handoff state (child_spec.h) is a
+// handover: a checkpoint the worker stores before it exits is what its next copy starts from.
 //
 // WorkerRuntime is sans-IO like the supervisor: the driver passes the time, forwards StartChild /
 // StopChild effects of worker children to it, calls tick() from a timer, and hands the
 // supervisor what it reports (started, exited, checkpoints). Not thread-safe.
 //
 // Built in: "idle" (runs until stopped), "counter" (counts once per tick interval and checkpoints
-// its count every second, so a failover resumes from the last checkpoint) and "echo" (answers
-// every call with its payload, and counts what it is sent).
+// its count every second and on a handover, so a failover resumes from the last checkpoint and a
+// graceful move from the final count) and "echo" (answers every call with its payload, and counts
+// what it is sent).
 
 #include <cstdint>
 #include <expected>
@@ -52,6 +54,10 @@ class WorkerContext {
   virtual void checkpoint(std::string_view blob) = 0;
   // Ends the worker: `normal` as an exec child's exit status 0.
   virtual void exit(bool normal, std::string how) = 0;
+  // True once a stop asked this copy to hand its state on (see above): store the final state
+  // with checkpoint() before exit(). A checkpoint of a stopping copy that is not handing over is
+  // refused (its successor may already run).
+  virtual bool handing_over() const = 0;
 
   // Messaging (semantics: messaging/messenger.h), from this copy's pid.
   virtual std::expected<void, messaging::CallError> send(const messaging::Target& to,

@@ -346,6 +346,9 @@ struct Round {
   std::size_t registrations_missing = 0;
   // Restarts over time since the fault: (ms, survivor) per orphan.
   std::vector<std::pair<double, std::string>> restarts;
+  // leave: per orphan, its old copy's stop on the victim to its new copy's start on a survivor
+  // (ms; negative when the new copy started first, as with handoff overlap).
+  std::vector<double> handoff_gaps_ms;
 };
 
 class Cluster {
@@ -569,6 +572,15 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
     watches.back()->open(a->sock());
   }
   std::vector<std::vector<Event>> events(survivors.size());
+  // A leave: the victim's own stream too, for when each of its copies stopped.
+  std::unique_ptr<Watch> victim_watch;
+  std::vector<Event> victim_events;
+  std::map<std::string, double> stopped_at;      // orphan -> its old copy's stop, ms after t0
+  std::map<std::string, double> first_start_at;  // orphan -> its first start on a survivor
+  if (s_.fault == Fault::leave) {
+    victim_watch = std::make_unique<Watch>();
+    victim_watch->open(victim->sock());
+  }
   sleep_ms(50);  // the watch requests are served before the fault (no race: events are kept)
 
   // Load: registrations at a steady rate on a survivor, from another thread.
@@ -655,6 +667,15 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
     for (auto& w : watches)
       fds.push_back(pollfd{w->fd(), POLLIN, 0});
     ::poll(fds.data(), fds.size(), 20);
+    if (victim_watch && victim_watch->fd() >= 0) {
+      const std::size_t before = victim_events.size();
+      victim_watch->pump(victim_events);
+      for (std::size_t k = before; k < victim_events.size(); ++k) {
+        const Event& e = victim_events[k];
+        if (e.time >= t0 && e.type == "child" && e.event == "stopped" && orphans.contains(e.name))
+          stopped_at.try_emplace(e.name, static_cast<double>(e.time - t0));
+      }
+    }
     for (std::size_t i = 0; i < watches.size(); ++i) {
       const std::size_t before = events[i].size();
       watches[i]->pump(events[i]);
@@ -671,8 +692,10 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
           if (e.event == "failed") ++round.false_failures;
         }
         // Each start is reported by the node that runs the copy, and every survivor is watched.
-        if (e.type == "child" && e.event == "started")
+        if (e.type == "child" && e.event == "started") {
           starts[e.name].push_back(e.node + "@" + std::to_string(e.time - t0));
+          first_start_at.try_emplace(e.name, ms);
+        }
         if (e.type != "name" || !orphans.contains(e.name)) continue;
         if (e.event == "conflict") conflict_names.insert(e.name);
         if ((e.event == "registered" || e.event == "moved" || e.event == "conflict") &&
@@ -792,8 +815,13 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
   round.duplicates = dup_names.size();
   round.duplicates_converged = dup_after.size();
   round.conflicts = conflict_names.size();
+  for (const auto& [name, stopped] : stopped_at) {
+    if (auto started = first_start_at.find(name); started != first_start_at.end())
+      round.handoff_gaps_ms.push_back(started->second - stopped);
+  }
   for (auto& w : watches)
     w->close();
+  if (victim_watch) victim_watch->close();
 
   // Restore the victim for the next round.
   if (s_.fault == Fault::stop) {
@@ -870,6 +898,13 @@ Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
                  round.other_starts, round.conflicts, round.duplicates, round.duplicates_converged,
                  round.false_suspicions, round.false_failures, round.cpu_cores,
                  round.healthy ? "" : " (an agent's health score was not 0 at the fault)");
+    if (!round.handoff_gaps_ms.empty()) {
+      std::fprintf(stderr,
+                   "    handoff gap (old copy stopped -> new copy started) over %zu orphans: p50 "
+                   "%.0f ms, max %.0f ms\n",
+                   round.handoff_gaps_ms.size(), pct(round.handoff_gaps_ms, 50),
+                   *std::max_element(round.handoff_gaps_ms.begin(), round.handoff_gaps_ms.end()));
+    }
     for (const std::string& d : round.duplicate_examples)
       std::fprintf(stderr, "    two copies: %s\n", d.c_str());
     for (const std::string& d : round.double_examples)
@@ -1047,7 +1082,7 @@ int main(int argc, char** argv) {
   bool failed = false;
   Value json_scenarios = Value::array();
   for (const Result& r : results) {
-    std::vector<double> det, rest, conv;
+    std::vector<double> det, rest, conv, gaps;
     std::size_t lost = 0, dups = 0, dups_after = 0, conflicts = 0, missing = 0, regs = 0;
     std::size_t doubled = 0, extra = 0, other = 0, suspicions = 0, false_failures = 0;
     for (const Round& x : r.rounds) {
@@ -1065,6 +1100,7 @@ int main(int argc, char** argv) {
       conflicts += x.conflicts;
       missing += x.registrations_missing;
       regs += x.registrations;
+      gaps.insert(gaps.end(), x.handoff_gaps_ms.begin(), x.handoff_gaps_ms.end());
     }
     std::erase_if(det, [](double d) { return std::isnan(d); });
     const Scenario& s = r.scenario;
@@ -1087,6 +1123,13 @@ int main(int argc, char** argv) {
     if (dups > 0)
       std::printf("  %s: %zu names were seen with two copies by polling (%zu after converging)\n",
                   s.name.c_str(), dups, dups_after);
+    if (!gaps.empty()) {
+      std::printf(
+          "  %s: handoff gap (an orphan's old copy stopped -> its new copy started), %zu moves: "
+          "p50 %s ms, p99 %s ms, max %s ms\n",
+          s.name.c_str(), gaps.size(), fmt_ms(pct(gaps, 50)).c_str(), fmt_ms(pct(gaps, 99)).c_str(),
+          fmt_ms(*std::max_element(gaps.begin(), gaps.end())).c_str());
+    }
     if (suspicions > 0 || false_failures > 0)
       std::printf("  %s: members other than the victim suspected %zu times, declared failed %zu\n",
                   s.name.c_str(), suspicions, false_failures);
@@ -1113,6 +1156,7 @@ int main(int argc, char** argv) {
     sc.set("detected_ms", stats_value(det));
     sc.set("restarted_ms", stats_value(rest));
     sc.set("converged_ms", stats_value(conv));
+    if (!gaps.empty()) sc.set("handoff_gap_ms", stats_value(gaps));
     sc.set("lost", lost);
     sc.set("duplicates_before_converged", dups);
     sc.set("duplicates_after_converged", dups_after);
@@ -1151,6 +1195,7 @@ int main(int argc, char** argv) {
       rv.set("other_members_suspected", x.false_suspicions);
       rv.set("other_members_failed", x.false_failures);
       rv.set("agents_cpu_cores", x.cpu_cores);
+      if (!x.handoff_gaps_ms.empty()) rv.set("handoff_gap_ms", stats_value(x.handoff_gaps_ms));
       if (!x.restarts.empty()) {
         Value tl = Value::array();
         for (const auto& [ms, node] : x.restarts) {

@@ -124,6 +124,7 @@ std::expected<int, std::string> ExecRuntime::start(const StartChild& start) {
   }
   env_strings.push_back("SHOAL_CHILD_NAME=" + spec.name);
   env_strings.push_back("SHOAL_NODE=" + options_.node);
+  env_strings.push_back(std::string("SHOAL_HANDOFF=") + handoff_name(spec.handoff));
   for (const std::string& e : options_.env)
     env_strings.push_back(e);
   if (start.checkpoint) {

@@ -10,9 +10,11 @@
 // loop. stdout and stderr go to <log_dir>/<name>.log, capped: past max_log_bytes the log is copied
 // to <name>.log.1 and truncated.
 //
-// A child gets SHOAL_CHILD_NAME, SHOAL_NODE, the options' env (the agent's SHOAL_RPC) and, when it
-// has one, SHOAL_CHECKPOINT_FILE: the path of a file holding its last checkpoint, written before
-// it starts. Other SHOAL_* variables of the agent's environment are not passed on.
+// A child gets SHOAL_CHILD_NAME, SHOAL_NODE, SHOAL_HANDOFF (its spec's handoff: with "state", a
+// SIGTERM that moves it gives it until its shutdown timeout to store its final state with
+// `shoal checkpoint`), the options' env (the agent's SHOAL_RPC) and, when it has one,
+// SHOAL_CHECKPOINT_FILE: the path of a file holding its last checkpoint, written before it starts.
+// Other SHOAL_* variables of the agent's environment are not passed on.
 //
 // Stop is polite: SIGTERM to the group, then SIGKILL after the spec's shutdown timeout.
 //

@@ -432,6 +432,65 @@ BOOST_AUTO_TEST_CASE(watch_streams_events_and_leave_hands_over_then_exits) {
   BOOST_TEST(!std::filesystem::exists(a.sock(1)));  // removed on the way out
 }
 
+// handoff state (the default): `shoal leave` on the node that runs an exec child sends it SIGTERM;
+// in its grace it stores its final count with `shoal checkpoint`, and its new copy on the other
+// node starts from exactly that count. The child stores no other checkpoint: without the handoff
+// its new copy would start from zero.
+BOOST_AUTO_TEST_CASE(an_exec_child_moved_by_a_leave_resumes_from_its_final_checkpoint) {
+  Agents a(2);
+  a.start(0);
+  a.start(1);
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return a.sees(0, 2) && a.sees(1, 2); }, 20s));
+  const std::string log = a.dir + "/counts";
+  const std::string script =
+      "n=0; [ -f \"$SHOAL_CHECKPOINT_FILE\" ] && n=$(cat \"$SHOAL_CHECKPOINT_FILE\"); "
+      "echo \"resumed $n $SHOAL_HANDOFF\" >> " +
+      log + "; trap 'printf %s $n | " + shoal::test::shoal_binary() +
+      " checkpoint && echo \"final $n\" >> " + log +
+      "; exit 0' TERM; while :; do n=$((n+1)); sleep 0.02; done";
+  const CliRun run = a.cli(0, {"run", "--name", "counted", "--", "sh", "-c", script});
+  BOOST_TEST_REQUIRE(run.code == 0, run.err);
+  // Running for a while, so that its count is well above zero.
+  std::string runner;
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        auto ps = a.json(0, {"ps"});
+        auto r = ps ? row(*ps, "counted") : std::nullopt;
+        if (!r || field(*r, "status") != "running" || !r->find("uptime_ms")->is_number())
+          return false;
+        runner = field(*r, "node");
+        return r->find("uptime_ms")->as_i64() >= 500;
+      },
+      20s));
+  BOOST_TEST(field(*row(*a.json(0, {"ps"}), "counted"), "handoff") == "state");
+  const int leaver = runner == "n0" ? 0 : 1;
+  const CliRun leave = a.cli(leaver, {"leave"});
+  BOOST_TEST_REQUIRE(leave.code == 0, leave.err);
+  BOOST_TEST(a[leaver].wait_exit(20s) == 0);
+  // The log: "resumed 0 state", "final N", "resumed N state".
+  std::vector<std::string> lines;
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+                         [&] {
+                           std::istringstream in(slurp(log));
+                           lines.clear();
+                           for (std::string line; std::getline(in, line);)
+                             lines.push_back(line);
+                           return lines.size() >= 3;
+                         },
+                         20s),
+                     slurp(log));
+  BOOST_TEST(lines[0] == "resumed 0 state");
+  BOOST_TEST_REQUIRE(lines[1].starts_with("final "), slurp(log));
+  const std::string final_count = lines[1].substr(6);
+  BOOST_TEST(std::stol(final_count) > 0);
+  BOOST_TEST(lines[2] == "resumed " + final_count + " state", slurp(log));
+  const int other = 1 - leaver;
+  auto ps = a.json(other, {"ps"});
+  BOOST_REQUIRE(ps.has_value());
+  BOOST_TEST(field(*row(*ps, "counted"), "node") == "n" + std::to_string(other));
+  BOOST_TEST(a.cli(other, {"stop", "counted"}).code == 0);
+}
+
 BOOST_AUTO_TEST_CASE(http_serves_metrics_json_views_and_health) {
   Agents a(2);
   const std::uint16_t port = shoal::test::free_ports(1);

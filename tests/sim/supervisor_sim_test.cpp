@@ -43,11 +43,118 @@ supervisor::StackConfig quorum_of(std::size_t n) {
   return config;
 }
 
-ChildSpec sleeper(const std::string& name) {
+ChildSpec sleeper(const std::string& name,
+                  supervisor::Handoff handoff = supervisor::Handoff::state) {
   ChildSpec spec;
   spec.name = name;
   spec.argv = {"sleep", "3600"};
+  spec.handoff = handoff;
   return spec;
+}
+
+// What the "tally" workers did: every copy of every child, in start order.
+struct Tally {
+  struct Copy {
+    registry::Pid pid;
+    std::uint64_t resumed = 0;           // the count it started from (its checkpoint)
+    std::optional<std::uint64_t> final;  // the count it stopped at (none: still running, or killed)
+    std::uint64_t started_ms = 0;
+    std::uint64_t stopped_ms = 0;
+    bool handed_over = false;  // its stop was a state handover
+  };
+  std::map<std::string, std::vector<Copy>> copies;
+};
+
+// Counts its ticks from the checkpoint it started with; stores "n=COUNT" every second and when it
+// hands its state on.
+class TallyWorker : public supervisor::Worker {
+ public:
+  explicit TallyWorker(std::shared_ptr<Tally> tally) : tally_(std::move(tally)) {}
+  void start(supervisor::WorkerContext& ctx, const std::optional<std::string>& cp) override {
+    if (cp && cp->starts_with("n=")) count_ = std::stoull(cp->substr(2));
+    last_checkpoint_ms_ = ctx.now();
+    auto& copies = tally_->copies[ctx.name()];
+    index_ = copies.size();
+    copies.push_back({ctx.self(), count_, std::nullopt, ctx.now(), 0, false});
+  }
+  void on_tick(supervisor::WorkerContext& ctx) override {
+    ++count_;
+    if (ctx.now() - last_checkpoint_ms_ >= 1000) {
+      last_checkpoint_ms_ = ctx.now();
+      ctx.checkpoint("n=" + std::to_string(count_));
+    }
+  }
+  void stop(supervisor::WorkerContext& ctx) override {
+    Tally::Copy& copy = tally_->copies[ctx.name()][index_];
+    copy.final = count_;
+    copy.stopped_ms = ctx.now();
+    copy.handed_over = ctx.handing_over();
+    if (ctx.handing_over()) ctx.checkpoint("n=" + std::to_string(count_));
+    ctx.exit(true, "stopped");
+  }
+
+ private:
+  std::shared_ptr<Tally> tally_;
+  std::size_t index_ = 0;
+  std::uint64_t count_ = 0;
+  std::uint64_t last_checkpoint_ms_ = 0;
+};
+
+ChildSpec tally(const std::string& name, supervisor::Handoff handoff) {
+  ChildSpec spec;
+  spec.name = name;
+  spec.kind = supervisor::ChildKind::worker;
+  spec.worker_type = "tally";
+  spec.handoff = handoff;
+  return spec;
+}
+
+// Every worker in `names` has exactly one running copy, on a running node, and every running
+// node's registry answers that copy's pid.
+bool workers_settled(World& w, const Tally& t, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    auto it = t.copies.find(name);
+    if (it == t.copies.end()) return false;
+    const Tally::Copy* live = nullptr;
+    for (const Tally::Copy& copy : it->second) {
+      if (copy.final) continue;
+      const std::size_t node = std::stoul(copy.pid.node.substr(1));
+      if (!w.c.running(node) || w.stack(node).left()) continue;  // killed with its node
+      if (live != nullptr) return false;
+      live = &copy;
+    }
+    if (live == nullptr) return false;
+    for (std::size_t i = 0; i < w.c.size(); ++i) {
+      if (!w.c.running(i) || w.stack(i).left()) continue;
+      auto where = w.reg(i).whereis(name);
+      if (!where || where->pid != live->pid) return false;
+    }
+  }
+  return true;
+}
+
+// Checks every move of the workers in `names` made since copy `from[name]`: the old copy stopped
+// with a handover and the new one started after it, from the count it stopped at. Returns the
+// number of moves, and updates `from`.
+std::size_t check_state_handoffs(const Tally& t, const std::vector<std::string>& names,
+                                 std::map<std::string, std::size_t>& from, std::uint64_t seed) {
+  std::size_t moves = 0;
+  for (const std::string& name : names) {
+    const std::vector<Tally::Copy>& copies = t.copies.at(name);
+    for (std::size_t k = from[name] + 1; k < copies.size(); ++k) {
+      const Tally::Copy& old = copies[k - 1];
+      const Tally::Copy& next = copies[k];
+      ++moves;
+      BOOST_TEST_REQUIRE(old.final.has_value(), name << " copy " << k << "; seed=" << seed);
+      BOOST_TEST(old.handed_over, name << "; seed=" << seed);
+      BOOST_TEST(next.resumed == *old.final, name << " stopped at " << *old.final
+                                                  << ", its next copy resumed from " << next.resumed
+                                                  << "; seed=" << seed);
+      BOOST_TEST(next.started_ms >= old.stopped_ms, name << "; seed=" << seed);
+    }
+    from[name] = copies.size() - 1;
+  }
+  return moves;
 }
 
 }  // namespace
@@ -294,14 +401,14 @@ BOOST_AUTO_TEST_CASE(removing_a_child_stops_it_and_frees_its_name) {
   BOOST_TEST(w.total(&Runtime::stops, "temp") == 1);
 }
 
-BOOST_AUTO_TEST_CASE(a_draining_node_hands_its_children_over_without_a_gap) {
+BOOST_AUTO_TEST_CASE(a_draining_node_hands_overlap_children_over_without_a_gap) {
   const auto seed = shoal::test::test_seed();
   World w(5, seed);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
   std::vector<std::string> names;
   for (int k = 0; k < 300; ++k) {
     names.push_back("svc-" + std::to_string(k));
-    BOOST_TEST_REQUIRE(add(w, 1, sleeper(names.back())));
+    BOOST_TEST_REQUIRE(add(w, 1, sleeper(names.back(), supervisor::Handoff::overlap)));
   }
   BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 20'000));
   std::map<std::string, int> starts_before;
@@ -329,6 +436,176 @@ BOOST_AUTO_TEST_CASE(a_draining_node_hands_its_children_over_without_a_gap) {
     const int new_starts = w.total(&Runtime::starts, name) - starts_before[name];
     BOOST_TEST(new_starts == (leaving.contains(name) ? 1 : 0), name << "; seed=" << seed);
   }
+}
+
+// handoff state, for workers and exec children, through a drain, a leave and a rebalance on join:
+// every moved copy starts after the old one stopped, from the state it stopped with.
+BOOST_AUTO_TEST_CASE(a_state_handoff_resumes_every_moved_child_from_its_final_state) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed);
+  auto t = std::make_shared<Tally>();
+  w.add_worker_type("tally", [t] { return std::make_unique<TallyWorker>(t); });
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  std::vector<std::string> workers, execs;
+  for (int k = 0; k < 200; ++k) {
+    workers.push_back("w-" + std::to_string(k));
+    BOOST_TEST_REQUIRE(add(w, 0, tally(workers.back(), supervisor::Handoff::state)));
+  }
+  for (int k = 0; k < 100; ++k) {
+    execs.push_back("x-" + std::to_string(k));
+    BOOST_TEST_REQUIRE(add(w, 0, sleeper(execs.back())));
+  }
+  auto settled = [&] { return workers_settled(w, *t, workers) && w.settled(execs); };
+  BOOST_TEST_REQUIRE(w.wait(settled, 20'000), "seed=" << seed);
+  std::map<std::string, std::size_t> from;
+  BOOST_TEST(check_state_handoffs(*t, workers, from, seed) == 0u);
+  // Each exec child that moves starts from the final checkpoint its old copy stored as it stopped.
+  auto check_execs = [&](std::size_t old_node) {
+    std::size_t moved = 0;
+    for (const std::string& name : execs) {
+      auto final = w.rt(old_node).final_checkpoint.find(name);
+      if (final == w.rt(old_node).final_checkpoint.end()) continue;
+      ++moved;
+      const std::size_t now_on = w.runner_of(name);
+      BOOST_TEST_REQUIRE(now_on != old_node);
+      BOOST_TEST((w.rt(now_on).last_checkpoint[name] == std::optional<std::string>(final->second)),
+                 name << "; seed=" << seed);
+    }
+    return moved;
+  };
+  // Counts move on past the periodic checkpoints.
+  w.c.run_for(1'500);
+
+  // 1. A drain.
+  w.sup(1).drain(w.c.now());
+  w.settle(1);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.sup(1).drained() && settled(); }, 20'000),
+                     "seed=" << seed);
+  const std::size_t drained = check_state_handoffs(*t, workers, from, seed);
+  const std::size_t drained_execs = check_execs(1);
+  BOOST_TEST_MESSAGE("drain: workers moved " << drained << ", exec children " << drained_execs);
+  BOOST_TEST(drained > 10u);
+  BOOST_TEST(drained_execs > 5u);
+  w.c.run_for(1'500);
+
+  // 2. A graceful leave (what the agent does on `shoal leave` and SIGTERM).
+  w.stack(2).leave(w.c.now(), "test");
+  w.settle(2);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.stack(2).left() && settled(); }, 20'000),
+                     "seed=" << seed);
+  const std::size_t left = check_state_handoffs(*t, workers, from, seed);
+  const std::size_t left_execs = check_execs(2);
+  BOOST_TEST_MESSAGE("leave: workers moved " << left << ", exec children " << left_execs);
+  BOOST_TEST(left > 10u);
+  BOOST_TEST(left_execs > 5u);
+  w.c.run_for(1'500);
+
+  // 3. A member joins (node 2's next life): children move to it from the others.
+  w.kill(2);
+  w.restart(2, {0});
+  BOOST_TEST_REQUIRE(w.wait(
+                         [&] {
+                           return w.c.converged() && settled() && !w.rt(2).running.empty() &&
+                                  !w.sup(2).local().empty();
+                         },
+                         20'000),
+                     "seed=" << seed);
+  BOOST_TEST_REQUIRE(w.wait(settled, 20'000), "seed=" << seed);
+  const std::size_t joined = check_state_handoffs(*t, workers, from, seed);
+  std::size_t execs_joined = 0;
+  for (std::size_t i : {0, 3, 4})
+    execs_joined += check_execs(i);
+  BOOST_TEST_MESSAGE("join: workers moved " << joined << ", exec children " << execs_joined);
+  BOOST_TEST(joined > 10u);
+  BOOST_TEST(execs_joined > 5u);
+  w.c.run_for(1'500);
+
+  // 4. Another leave, now that a member left and came back: it must not wait for the past life
+  // (its late messages once made the others track it again, and every later leave timed out).
+  const std::uint64_t leave_at = w.c.now();
+  w.stack(3).leave(w.c.now(), "test");
+  w.settle(3);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.stack(3).left() && settled(); }, 30'000),
+                     "seed=" << seed);
+  BOOST_TEST(w.c.now() - leave_at < w.config().drain_timeout_ms, "seed=" << seed);
+  BOOST_TEST(check_state_handoffs(*t, workers, from, seed) > 10u);
+  BOOST_TEST(check_execs(3) > 5u);
+  std::uint64_t timeouts = 0;
+  for (std::size_t i = 0; i < 5; ++i)
+    timeouts += w.sup(i).stats().handoff_timeouts;
+  BOOST_TEST(timeouts == 0u);
+}
+
+// The same drain with handoff overlap: the new copy starts before the old one stops and resumes
+// from the last periodic checkpoint, so the counts since are lost (what state prevents).
+BOOST_AUTO_TEST_CASE(an_overlap_handoff_has_no_gap_and_resumes_from_the_last_periodic_checkpoint) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed);
+  auto t = std::make_shared<Tally>();
+  w.add_worker_type("tally", [t] { return std::make_unique<TallyWorker>(t); });
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  std::vector<std::string> workers;
+  for (int k = 0; k < 200; ++k) {
+    workers.push_back("w-" + std::to_string(k));
+    BOOST_TEST_REQUIRE(add(w, 0, tally(workers.back(), supervisor::Handoff::overlap)));
+  }
+  BOOST_TEST_REQUIRE(w.wait([&] { return workers_settled(w, *t, workers); }, 20'000));
+  w.c.run_for(1'500);
+  w.sup(1).drain(w.c.now());
+  w.settle(1);
+  BOOST_TEST_REQUIRE(
+      w.wait([&] { return w.sup(1).drained() && workers_settled(w, *t, workers); }, 20'000),
+      "seed=" << seed);
+  std::size_t moves = 0, lost = 0;
+  for (const std::string& name : workers) {
+    const std::vector<Tally::Copy>& copies = t->copies.at(name);
+    for (std::size_t k = 1; k < copies.size(); ++k) {
+      ++moves;
+      BOOST_TEST(!copies[k - 1].handed_over);
+      BOOST_TEST(copies[k].started_ms <= copies[k - 1].stopped_ms, name << "; seed=" << seed);
+      BOOST_TEST(copies[k].resumed <= *copies[k - 1].final);
+      if (copies[k].resumed < *copies[k - 1].final) ++lost;
+    }
+  }
+  BOOST_TEST_MESSAGE("moves=" << moves << " resumed from less than the final count: " << lost);
+  BOOST_TEST(moves > 10u);
+  BOOST_TEST(lost > 0u);
+}
+
+// An old copy that never ends (a stuck OS): the new owner waits the child's shutdown_ms plus
+// handoff_wait_ms for it to let go of the name, then starts anyway.
+BOOST_AUTO_TEST_CASE(a_state_handoff_waits_for_a_stuck_old_copy_only_so_long) {
+  const auto seed = shoal::test::test_seed();
+  World w(3, seed);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  ChildSpec spec = sleeper("stuck");
+  spec.shutdown_ms = 1'000;
+  BOOST_TEST_REQUIRE(add(w, 0, spec));
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.settled({"stuck"}); }, 10'000));
+  const std::size_t old_node = w.runner_of("stuck");
+  w.rt(old_node).ignore_stop.insert("stuck");
+  const std::uint64_t drained_at = w.c.now();
+  w.sup(old_node).drain(drained_at);
+  w.settle(old_node);
+  // Waiting: the new owner holds the child as "handoff" and starts nothing.
+  std::size_t next = 3;
+  BOOST_TEST_REQUIRE(w.wait(
+      [&] {
+        for (std::size_t i = 0; i < 3; ++i) {
+          auto it = w.sup(i).local().find("stuck");
+          if (i != old_node && it != w.sup(i).local().end() &&
+              it->second.status == supervisor::LocalStatus::waiting)
+            next = i;
+        }
+        return next != 3;
+      },
+      5'000));
+  BOOST_TEST(w.copies("stuck") == 1);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.rt(next).running.contains("stuck"); }, 20'000));
+  const std::uint64_t waited = w.c.now() - drained_at;
+  BOOST_TEST_MESSAGE("the new copy started " << waited << " ms after the drain");
+  BOOST_TEST(waited >= spec.shutdown_ms + w.config().supervisor.handoff_wait_ms);
+  BOOST_TEST(w.sup(next).stats().handoff_timeouts == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(quorum_mode_never_runs_two_copies_through_a_partition_and_its_healing) {

@@ -63,8 +63,17 @@ void SimStacks::serve(std::size_t i, std::vector<supervisor::StackOutput>& outpu
         s.on_child_started(c.now(), start->spec.name, start->id, 1000 + r.starts.size());
       }
     } else if (auto* stop = std::get_if<supervisor::StopChild>(&o)) {
+      if (r.ignore_stop.contains(stop->name)) continue;  // a stuck child: it runs on
       ++r.stops[stop->name];
       r.running.erase(stop->name);
+      if (stop->handover) {
+        // Handing its state on, the child stores a final checkpoint in its grace period, as an
+        // exec child would with `shoal checkpoint`.
+        std::string final = "final@" + c.name(i) + "#" + std::to_string(stop->id);
+        if (s.supervisor().checkpoint(c.now(), stop->name, final)) {
+          r.final_checkpoint[stop->name] = std::move(final);
+        }
+      }
       s.on_child_exited(c.now(), stop->name, stop->id, true, "stopped");
     } else if (auto* event = std::get_if<registry::RegistryEvent>(&o)) {
       if (trace_) {

@@ -6,7 +6,8 @@
 // agent; what is here is only the OS the agent's ExecRuntime would be.
 //
 // The fake OS: a start runs the child at once (unless the test made it crash on start: it then
-// exits at once with status 1); a stop ends it at once; a killed node's children die with it (a
+// exits at once with status 1); a stop ends it at once, after storing a final checkpoint
+// "final@NODE#ID" when the stop is a state handover; a killed node's children die with it (a
 // child never outlives its agent); a remote command (shoal exec) prints its arguments on stdout
 // and exits with status 0 at once. Registry events, and what messaging hands the owner, are kept
 // per node. With SHOAL_SIM_TRACE set,
@@ -34,7 +35,9 @@ class SimStacks {
     std::map<std::string, int> starts;
     std::map<std::string, int> stops;
     std::map<std::string, std::optional<std::string>> last_checkpoint;  // handed at the last start
-    std::set<std::string> crash_on_start;                               // these exit at once
+    std::map<std::string, std::string> final_checkpoint;  // stored by the last handover stop here
+    std::set<std::string> crash_on_start;                 // these exit at once
+    std::set<std::string> ignore_stop;  // these never end when stopped (the OS is stuck)
   };
 
   // N stacks named n0..n{N-1}, joined through n0.

@@ -219,6 +219,44 @@ BOOST_AUTO_TEST_CASE(a_new_replica_catches_up_by_full_state) {
              0u);
 }
 
+// A member's last messages can arrive after it left the peers (a leaving node's final rounds): they
+// must not make it a neighbour again, for which the log would be kept and acknowledgements awaited
+// (a node that left and came back as a new life once held up every later graceful leave).
+BOOST_AUTO_TEST_CASE(a_late_message_from_a_past_peer_does_not_track_it_again) {
+  ReplicatorConfig config;
+  Replicator a("a#1", config, 1, 0);
+  Replicator b("b#1", config, 2, 0);
+  a.set_peers(0, {"b#1"});
+  b.set_peers(0, {"a#1"});
+  a.put(1, "k", "v");
+  a.flush(1);
+  for (int i = 0; i < 4; ++i) {
+    deliver(a, "a#1", b, 2);
+    deliver(b, "b#1", a, 2);
+  }
+  BOOST_TEST_REQUIRE(a.replica().acknowledged());
+  // b leaves; a new life of it joins. Then the old life's digest (a round's request) arrives.
+  a.set_peers(10, {"b#2"});
+  b.on_timer(200);  // a round: it asks its peer a#1 for a digest
+  std::vector<ReplicaEffect> late;
+  b.take_effects(late);
+  std::size_t delivered = 0;
+  for (ReplicaEffect& e : late) {
+    if (auto* send = std::get_if<ReplicaSend>(&e)) {
+      a.on_message(20, "b#1", send->bytes);
+      ++delivered;
+    }
+  }
+  BOOST_TEST_REQUIRE(delivered > 0u);
+  BOOST_TEST(a.replica().known("b#1") == nullptr);
+  a.put(30, "k2", "v");
+  a.flush(30);
+  std::vector<ReplicaEffect> to_new;
+  a.take_effects(to_new);
+  // Only the new life is waited for.
+  BOOST_TEST((a.replica().unacknowledged() == std::vector<std::string>{"b#2"}));
+}
+
 BOOST_AUTO_TEST_CASE(a_peer_that_never_acknowledges_gets_a_window_per_resend_timeout) {
   ReplicatorConfig config;
   config.round_ms = 10;

@@ -29,6 +29,7 @@ ChildSpec full_spec() {
   s.window_ms = 30'000;
   s.constraints = {{"role", "db"}, {"zone", "a"}};
   s.shutdown_ms = 12'000;
+  s.handoff = Handoff::overlap;
   return s;
 }
 
@@ -55,6 +56,29 @@ BOOST_AUTO_TEST_CASE(round_trips_every_field) {
   auto wb = decode_spec(encode_spec(w));
   BOOST_TEST_REQUIRE(wb.has_value());
   BOOST_TEST((*wb == w));
+}
+
+// Specs written before the handoff field (12 elements, by older nodes) still decode, and hand over
+// state, the default.
+BOOST_AUTO_TEST_CASE(a_spec_without_the_handoff_field_decodes_as_state) {
+  ChildSpec s = full_spec();
+  s.handoff = Handoff::state;
+  std::string bytes = encode_spec(s);
+  BOOST_TEST_REQUIRE(static_cast<unsigned char>(bytes.front()) == 0x9du);  // fixarray of 13
+  BOOST_TEST_REQUIRE(bytes.back() == '\0');                                // handoff 0: state
+  bytes.front() = static_cast<char>(0x9c);
+  bytes.pop_back();
+  s.handoff = Handoff::overlap;
+  auto old = decode_spec(bytes);
+  BOOST_TEST_REQUIRE(old.has_value(), (old ? std::string() : old.error()));
+  BOOST_TEST((old->handoff == Handoff::state));
+  BOOST_TEST(old->shutdown_ms == s.shutdown_ms);
+  bytes.front() = static_cast<char>(0x9b);  // 11 elements: not a spec
+  BOOST_TEST(!decode_spec(bytes).has_value());
+  BOOST_TEST(!parse_handoff("later").has_value());
+  BOOST_TEST(parse_handoff("later").error().find("state or overlap") != std::string::npos);
+  BOOST_TEST((parse_handoff("overlap").value() == Handoff::overlap));
+  BOOST_TEST(std::string(handoff_name(Handoff::state)) == "state");
 }
 
 BOOST_AUTO_TEST_CASE(invalid_specs_get_a_clear_reason) {

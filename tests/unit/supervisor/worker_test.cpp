@@ -74,6 +74,26 @@ BOOST_AUTO_TEST_CASE(counter_resumes_from_its_checkpoint_and_checkpoints_every_s
   BOOST_TEST(rt.size() == 0u);
 }
 
+// A stop that hands the state on gets the final count as a checkpoint before the exit; the next
+// copy started from it goes on from there.
+BOOST_AUTO_TEST_CASE(counter_checkpoints_its_final_count_when_it_hands_over) {
+  WorkerRuntime rt;
+  rt.start(0, start_of("c", "counter", 1, "count=10"));
+  for (std::uint64_t t = 100; t <= 1500; t += 100)
+    rt.tick(t);  // 15 ticks: a periodic checkpoint at 1000 (count=20), then 5 more
+  BOOST_TEST(checkpoints(drain(rt)) == std::vector<std::string>{"count=20"});
+  rt.stop(1550, StopChild{"c", 1, StopReason::moved, 5000, /*handover=*/true});
+  auto stopped = drain(rt);
+  BOOST_REQUIRE_EQUAL(stopped.size(), 2u);
+  BOOST_TEST((stopped[0].kind == WorkerReport::Kind::checkpoint));
+  BOOST_TEST(stopped[0].text == "count=25");
+  BOOST_TEST((stopped[1].kind == WorkerReport::Kind::exited));
+  rt.start(1600, start_of("c", "counter", 2, stopped[0].text));
+  rt.tick(1700);
+  rt.stop(1750, StopChild{"c", 2, StopReason::removed, 5000});
+  BOOST_TEST(drain(rt).back().text == "stopped at count=26 (resumed from 25)");
+}
+
 BOOST_AUTO_TEST_CASE(a_garbled_checkpoint_starts_the_counter_from_zero) {
   WorkerRuntime rt;
   rt.start(0, start_of("c", "counter", 1, "count=lots"));
