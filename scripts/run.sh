@@ -104,6 +104,7 @@ tally_up() {
 wait_until 10 tally_up
 echo "== kill -9 node$victim (it runs $most of the 6 children)"
 killed=$(ms)
+disown "${pids[$((victim - 1))]}"  # no "Killed" notice from bash
 kill -9 "${pids[$((victim - 1))]}"
 wait_until 20 running "$survivor" 6 "node$victim"
 echo "all 6 children run again on the survivors $(( $(ms) - killed )) ms after the kill"
@@ -132,6 +133,6 @@ on "$survivor" leave >/dev/null
 wait "${pids[$((survivor - 1))]}" && echo "node$survivor exited with status 0"
 left=$(for k in 1 2 3 4 5; do pgrep -x -f "sleep $(( 900000 + demo_id * 10 + k ))" || true; done)
 if [ -z "$left" ]; then echo "no child process is left"; else echo "still running: $left"; fi
-echo "the counter's copies, as they stopped (each resumed from the last checkpoint):"
+echo "the counter's copies, as they stopped (a failover resumes from the last checkpoint, a graceful move from the final count):"
 grep -h "stopped name=tally\|exited name=tally" "$logs"/node{1,2,3}.log | sort || true
 echo "logs: $logs/node{1,2,3}.log"
