@@ -308,6 +308,7 @@ std::expected<void, std::string> start_runtime(Agent& a) {
   options.log_dir = c.data_dir + "/logs";
   options.checkpoint_dir = c.data_dir + "/checkpoints";
   options.env.push_back("SHOAL_RPC=" + a.endpoints.rpc->path());
+  options.policy = c.exec_policy;
   Agent* agent = &a;
   auto runtime = supervisor::ExecRuntime::create(
       a.loop, options,
@@ -318,7 +319,8 @@ std::expected<void, std::string> start_runtime(Agent& a) {
       });
   if (!runtime) return std::unexpected("--data-dir: " + runtime.error());
   a.node.runtime = std::move(*runtime);
-  a.log.log(Level::info, "supervisor", "runtime data_dir={}", c.data_dir);
+  a.log.log(Level::info, "supervisor", "runtime data_dir={} exec={}", c.data_dir,
+            supervisor::encode_exec_policy(c.exec_policy));
   return {};
 }
 
@@ -333,7 +335,11 @@ void start_content(Agent& a) {
                 done.error().message);
     }
   }
-  for (const supervisor::ChildSpec& spec : a.config.children) {
+  for (supervisor::ChildSpec spec : a.config.children) {
+    if (spec.kind == supervisor::ChildKind::exec) {
+      // Recorded for placement against members' exec policies (unknown if not found here).
+      spec.exec_path = supervisor::resolve_executable(spec.argv[0], spec.cwd).value_or("");
+    }
     if (auto added = a.supervisor().add(now, spec); !added)
       a.log.log(Level::warn, "supervisor", "cannot add name={} reason=\"{}\"", spec.name,
                 added.error());

@@ -111,8 +111,21 @@ std::expected<AgentConfig, std::string> parse_agent_options(const AgentOptions& 
   for (const std::string& t : o.tags) {
     auto kv = key_value(t);
     if (!kv) return Failure("--tag: expected key=value, got '" + t + "'");
+    if (kv->first.starts_with("shoal."))
+      return Failure("--tag " + t + ": tag keys starting with 'shoal.' are shoal's own");
     c.tags[kv->first] = kv->second;
   }
+  if (o.exec != "allow" && o.exec != "deny") return Failure("--exec must be allow or deny");
+  if (o.exec == "deny") {
+    if (!o.exec_allow.empty())
+      return Failure("--exec deny runs no command: drop --exec-allow (or use --exec allow)");
+    c.exec_policy = {supervisor::ExecPolicy::Mode::none, {}};
+  } else if (!o.exec_allow.empty()) {
+    c.exec_policy = {supervisor::ExecPolicy::Mode::globs, o.exec_allow};
+  }
+  if (auto bad = supervisor::validate_exec_policy(c.exec_policy)) return Failure(*bad);
+  if (c.exec_policy.mode != supervisor::ExecPolicy::Mode::any)
+    c.tags[std::string(supervisor::kExecPolicyTag)] = supervisor::encode_exec_policy(c.exec_policy);
   for (const std::string& text : o.children) {
     auto spec = child_of(text);
     if (!spec) return Failure(spec.error());

@@ -18,6 +18,7 @@
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/wire.h"
 #include "supervisor/child_spec.h"
+#include "supervisor/exec_policy.h"
 #include "supervisor/stack.h"
 
 namespace shoal::bin {
@@ -38,6 +39,8 @@ struct AgentOptions {
   std::vector<std::string> register_names;  // names the agent registers for itself at start
   std::vector<std::string> children;        // "NAME=COMMAND ARGS..."
   std::vector<std::string> workers;         // "NAME=TYPE"
+  std::string exec = "allow";               // allow | deny: commands the cluster may run here
+  std::vector<std::string> exec_allow;      // globs: only these executables (implies allow)
   std::string mode = "ap";                  // ap | quorum
   unsigned expect = 0;
   unsigned quorum_fence_ms = 2'000;
@@ -69,6 +72,8 @@ struct AgentConfig {
   cluster::Tags tags;
   std::vector<std::string> register_names;
   std::vector<supervisor::ChildSpec> children;  // exec children and workers added at start
+  // What this node lets the cluster run (advertised in the tag "shoal.exec" unless it is any).
+  supervisor::ExecPolicy exec_policy;
   std::string data_dir;
   std::string rpc_path;
   cluster::StoreOptions::Fsync fsync = cluster::StoreOptions::Fsync::snapshot;

@@ -229,6 +229,17 @@ void start_reading(Task* t, uv_pipe_t* pipe) {
 }
 
 void run_task(Agent& a, messaging::TaskRequest request) {
+  if (auto refused = supervisor::exec_refusal(a.config.exec_policy, request.argv.front(), "")) {
+    a.log.log(Level::warn, "messaging", "exec refused task={} origin={} reason=\"{}\"",
+              request.task_id, request.origin.key(), *refused);
+    a.stack().messenger().task_end(a.now(), request.origin, request.task_id, 126, *refused);
+    a.settle();
+    return;
+  }
+  if (a.config.exec_policy.mode != supervisor::ExecPolicy::Mode::any) {
+    // The path checked is the path run.
+    request.argv.front() = *supervisor::resolve_executable(request.argv.front(), "");
+  }
   auto* t = new Task;
   t->agent = &a;
   t->origin = request.origin;
@@ -449,10 +460,20 @@ std::optional<Failure> exec(Agent& a, const Value& args, rpc::ClientId client, V
       if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect)
         view[name] = supervisor::MemberInfo{m.creation, m.tags};
     }
+    // Members whose exec policy refuses the command are skipped, as for a child.
     supervisor::ChildSpec spec;
     spec.name = key;
+    spec.argv = *argv;
+    spec.exec_path = supervisor::resolve_executable(argv->front(), "").value_or("");
     auto owner = supervisor::place(spec, view);
-    if (!owner) return Failure{"noproc", "no live member to run it"};
+    if (!owner) {
+      std::vector<const cluster::Tags*> tags;
+      for (const auto& [name, info] : view)
+        tags.push_back(&info.tags);
+      return Failure{
+          "noproc",
+          supervisor::refused_everywhere(spec, tags).value_or("no live member to run it")};
+    }
     node = *owner;
   }
   if (node.empty()) node = a.membership().name();

@@ -278,8 +278,23 @@ std::expected<supervisor::ChildSpec, Failure> spec_of(Agent& a, const Value& arg
     if (!kv) return std::unexpected(bad("constraints: expected key=value, got '" + c + "'"));
     spec.constraints[kv->first] = kv->second;
   }
+  if (spec.kind == supervisor::ChildKind::exec) {
+    // Recorded for placement against members' exec policies (unknown if not found here: the
+    // command may exist only on other nodes).
+    spec.exec_path = supervisor::resolve_executable(spec.argv[0], spec.cwd).value_or("");
+  }
   if (auto why = supervisor::validate(spec)) return std::unexpected(bad(*why));
   return spec;
+}
+
+// The tags of the live members (this node included).
+std::vector<const cluster::Tags*> live_tags(Agent& a) {
+  std::vector<const cluster::Tags*> out;
+  for (const auto& [name, m] : a.membership().members()) {
+    if (m.status == cluster::MemberStatus::alive || m.status == cluster::MemberStatus::suspect)
+      out.push_back(&m.tags);
+  }
+  return out;
 }
 
 std::expected<std::string, Failure> add_child(Agent& a, const Value& args) {
@@ -290,6 +305,9 @@ std::expected<std::string, Failure> add_child(Agent& a, const Value& args) {
     return std::unexpected(Failure{
         "conflict", "a child named " + spec->name + " exists (stop it first, or replace it)"});
   }
+  // Refused at once when no member may run it: a child nobody may start is a mistake to report.
+  if (auto refused = supervisor::refused_everywhere(*spec, live_tags(a)))
+    return std::unexpected(Failure{"refused", *refused});
   if (auto added = a.supervisor().add(a.now(), *spec); !added)
     return std::unexpected(bad(added.error()));
   return spec->name;
@@ -384,6 +402,8 @@ Result ps_summary(Agent& a) {
     } else if (auto where = a.registry().whereis(name)) {
       ++running;
       ++by_node[where->pid.node];
+    } else if (a.supervisor().refused(name)) {
+      ++failed;
     } else {
       ++pending;
     }
@@ -418,6 +438,11 @@ Result ps(Agent& a, const Value& args) {
     if (c.failed) {
       status = "failed";
       last_exit = a.supervisor().failure(c.spec.name).value_or("");
+    } else if (!c.pid && !c.local) {
+      if (auto refused = a.supervisor().refused(c.spec.name)) {
+        status = "failed";
+        last_exit = *refused;
+      }
     }
     if (c.pid) {
       status = "running";

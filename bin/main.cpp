@@ -211,6 +211,16 @@ CLI::App* add_agent_command(CLI::App& app, shoal::bin::AgentOptions& agent,
                 "Allow a --bind address other hosts can reach without --key-file: anyone who "
                 "reaches it can join and run commands on every node (warned at start and hourly)");
   run->add_option("--tag", agent.tags, "Node tag key=value (repeatable)");
+  run->add_option("--exec", agent.exec,
+                  "Whether the cluster may run commands on this node (exec children, shoal exec): "
+                  "allow or deny (workers run either way)")
+      ->check(CLI::IsMember({"allow", "deny"}))
+      ->capture_default_str();
+  run->add_option("--exec-allow", agent.exec_allow,
+                  "Only commands whose resolved executable path matches this glob (fnmatch, "
+                  "* does not cross '/'), e.g. /usr/bin/* (repeatable; advertised to the "
+                  "cluster, which places children only where they may run)")
+      ->allow_extra_args(false);
   run->add_option("--register", agent.register_names,
                   "Register this global name for the agent itself at start (repeatable)");
   run->add_option("--child", agent.children,

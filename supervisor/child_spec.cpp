@@ -79,6 +79,10 @@ std::optional<std::string> validate(const ChildSpec& spec, const SpecLimits& lim
   if (spec.constraints.size() > limits.max_constraints)
     return "at most " + std::to_string(limits.max_constraints) + " constraints";
   if (spec.window_ms == 0) return "the restart window must be at least 1 ms";
+  if (!spec.exec_path.empty() &&
+      (spec.exec_path.front() != '/' || spec.exec_path.size() > limits.max_arg_bytes))
+    return "an exec path is absolute and at most " + std::to_string(limits.max_arg_bytes) +
+           " bytes";
   if (encode_spec(spec).size() > limits.max_encoded_bytes)
     return "the spec is larger than " + std::to_string(limits.max_encoded_bytes) + " bytes";
   return std::nullopt;
@@ -87,7 +91,7 @@ std::optional<std::string> validate(const ChildSpec& spec, const SpecLimits& lim
 std::string encode_spec(const ChildSpec& spec) {
   std::string out;
   crdt::MsgWriter pk(out);
-  pk.array(13);
+  pk.array(14);
   pk.uint(1);
   pk.str(spec.name);
   pk.uint(static_cast<std::uint8_t>(spec.kind));
@@ -105,6 +109,7 @@ std::string encode_spec(const ChildSpec& spec) {
   }
   pk.uint(spec.shutdown_ms);
   pk.uint(static_cast<std::uint8_t>(spec.handoff));
+  pk.str(spec.exec_path);
   return out;
 }
 
@@ -112,7 +117,7 @@ std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
                                                   const SpecLimits& limits) {
   if (bytes.size() > limits.max_encoded_bytes) return std::unexpected("child spec too large");
   crdt::MsgReader r(bytes);
-  const std::uint32_t fields = r.array("spec", 13);
+  const std::uint32_t fields = r.array("spec", 14);
   if (r.ok() && fields < 12) return std::unexpected("bad child spec: too few fields");
   if (r.uint("version") != 1 && r.ok()) return std::unexpected("unknown child spec version");
   ChildSpec spec;
@@ -133,6 +138,7 @@ std::expected<ChildSpec, std::string> decode_spec(std::string_view bytes,
   }
   spec.shutdown_ms = r.uint("shutdown_ms");
   if (fields > 12) spec.handoff = static_cast<Handoff>(r.uint("handoff", 1));
+  if (fields > 13) spec.exec_path = std::string(r.bytes("exec_path", limits.max_arg_bytes));
   if (!r.ok()) return std::unexpected("bad child spec: " + r.error().to_string());
   if (r.remaining() != 0) return std::unexpected("bad child spec: trailing bytes");
   if (auto bad = validate(spec, limits)) return std::unexpected("bad child spec: " + *bad);

@@ -5,9 +5,10 @@
 //
 // Wire (msgpack, versioned):
 //   [1, name, kind, argv[], env[], cwd, worker_type, restart, max_restarts, window_ms,
-//    {constraint key: value}, shutdown_ms, handoff]
+//    {constraint key: value}, shutdown_ms, handoff, exec_path]
 // kind: 0 exec | 1 worker; restart: 0 permanent | 1 transient | 2 temporary; handoff: 0 state |
-// 1 overlap. The handoff field came later: a spec without it (12 elements) hands over state.
+// 1 overlap. The last two fields came later: a spec without them (12 elements, from older nodes)
+// hands over state and has no exec_path.
 
 #include <cstddef>
 #include <cstdint>
@@ -59,6 +60,10 @@ struct ChildSpec {
   // How long a stop may take before the child is killed.
   std::uint64_t shutdown_ms = 5'000;
   Handoff handoff = Handoff::state;
+  // exec: the command's resolved executable, absolute (the agent that added the spec resolved
+  // argv[0]); what placement checks members' exec policies against (exec_policy.h). Empty: not
+  // known (only members that allow any command run it, unless argv[0] is absolute).
+  std::string exec_path;
 
   friend bool operator==(const ChildSpec&, const ChildSpec&) = default;
 };

@@ -1,5 +1,6 @@
 #include "supervisor/placement.h"
 #include "crdt/hash.h"
+#include "supervisor/exec_policy.h"
 
 #include <charconv>
 #include <cmath>
@@ -13,6 +14,10 @@ bool satisfies(const cluster::Tags& tags,
     if (it == tags.end() || it->second != value) return false;
   }
   return true;
+}
+
+bool eligible(const ChildSpec& spec, const cluster::Tags& tags) {
+  return satisfies(tags, spec.constraints) && may_run(spec, tags);
 }
 
 std::uint64_t weight(std::string_view name, std::string_view member) {
@@ -47,7 +52,7 @@ std::optional<std::string> place(const ChildSpec& spec, const View& view) {
   const std::string* best = nullptr;
   Score best_score;
   for (const auto& [member, info] : view) {
-    if (!satisfies(info.tags, spec.constraints)) continue;
+    if (!eligible(spec, info.tags)) continue;
     const Score s = score(spec.name, member, info.tags);
     if (best == nullptr || beats(s, member, best_score, *best)) {
       best = &member;

@@ -7,6 +7,7 @@
 #include "cluster/timing.h"
 #include "crdt/msgpack_reader.h"
 #include "crdt/msgpack_writer.h"
+#include "supervisor/exec_policy.h"
 
 namespace shoal::supervisor {
 
@@ -164,7 +165,7 @@ void Supervisor::update_owners(const View& before) {
     } else if (was) {
       const Score current = score(name, *was, now_there->second.tags);
       for (const View::value_type* m : came) {
-        if (!satisfies(m->second.tags, spec.constraints)) continue;
+        if (!eligible(spec, m->second.tags)) continue;
         if (beats(score(name, m->first, m->second.tags), m->first, current, *was)) {
           owner = place(spec, after);  // the best of the newcomers (and never a tie missed)
           break;
@@ -472,6 +473,16 @@ std::optional<std::string> Supervisor::failure(std::string_view name) const {
   const std::string why(r.bytes("why", 4096));
   if (!r.ok()) return std::string("failed");
   return why + " (marked on " + node + ")";
+}
+
+std::optional<std::string> Supervisor::refused(std::string_view name) const {
+  auto spec = specs_.find(name);
+  if (spec == specs_.end() || owner_of(name)) return std::nullopt;
+  std::vector<const cluster::Tags*> members;
+  members.reserve(placement_view_.size());
+  for (const auto& [member, info] : placement_view_)
+    members.push_back(&info.tags);
+  return refused_everywhere(spec->second, members);
 }
 
 bool Supervisor::failed(std::string_view name) const {

@@ -222,6 +222,10 @@ class Supervisor {
   bool failed(std::string_view name) const;
   // Why a failed child was marked failed (the node's words), if it is.
   std::optional<std::string> failure(std::string_view name) const;
+  // Why no member in the placement view may run `name` by its exec policy (exec_policy.h), if
+  // that is so (not: a constraint no member satisfies). `ps` shows such a child failed with this
+  // reason while it lasts; a member that allows it, joining, starts it.
+  std::optional<std::string> refused(std::string_view name) const;
   const std::map<std::string, LocalChild, std::less<>>& local() const { return local_; }
   const SupervisorStats& stats() const { return stats_; }
   const std::string& self() const { return self_; }

@@ -109,12 +109,59 @@ std::string ExecRuntime::log_path(const std::string& name) const {
   return options_.log_dir + "/" + file_name_for(name) + ".log";
 }
 
+std::expected<std::string, std::string> resolve_executable(const std::string& argv0,
+                                                           const std::string& cwd) {
+  namespace fs = std::filesystem;
+  if (argv0.empty()) return std::unexpected(std::string("an empty command"));
+  std::error_code ec;
+  fs::path found;
+  if (argv0.find('/') != std::string::npos) {
+    found = argv0;
+    if (found.is_relative()) found = (cwd.empty() ? fs::current_path(ec) : fs::path(cwd)) / found;
+  } else {
+    const char* env_path = std::getenv("PATH");
+    std::string_view dirs = env_path != nullptr ? env_path : "/usr/local/bin:/usr/bin:/bin";
+    while (found.empty()) {
+      const std::size_t colon = dirs.find(':');
+      const std::string dir(dirs.substr(0, colon));
+      const fs::path candidate = fs::path(dir.empty() ? "." : dir) / argv0;
+      if (fs::is_regular_file(candidate, ec) && ::access(candidate.c_str(), X_OK) == 0)
+        found = candidate.is_relative() ? fs::current_path(ec) / candidate : candidate;
+      if (colon == std::string_view::npos) break;
+      dirs.remove_prefix(colon + 1);
+    }
+    if (found.empty()) return std::unexpected("no executable '" + argv0 + "' on PATH");
+  }
+  fs::path canonical = fs::canonical(found, ec);
+  if (ec) return std::unexpected("cannot resolve " + found.string() + ": " + ec.message());
+  return canonical.string();
+}
+
+std::optional<std::string> exec_refusal(const ExecPolicy& policy, const std::string& argv0,
+                                        const std::string& cwd) {
+  if (policy.mode == ExecPolicy::Mode::any) return std::nullopt;
+  if (policy.mode == ExecPolicy::Mode::none)
+    return "the exec policy of this node allows no command (--exec deny)";
+  auto path = resolve_executable(argv0, cwd);
+  if (!path) return path.error();
+  if (admits(policy, *path)) return std::nullopt;
+  return "the exec policy of this node does not allow " + *path + " (--exec-allow " +
+         encode_exec_policy(policy) + ")";
+}
+
 std::expected<int, std::string> ExecRuntime::start(const StartChild& start) {
   const ChildSpec& spec = start.spec;
   if (closing_) return std::unexpected("the runtime is closing");
   if (procs_.contains(spec.name)) return std::unexpected(spec.name + " is already running here");
   if (spec.kind != ChildKind::exec || spec.argv.empty())
     return std::unexpected(spec.name + " is not an exec child");
+  // Under a policy, the path checked is the path run (no second PATH search after the check).
+  std::string checked;
+  if (options_.policy.mode != ExecPolicy::Mode::any) {
+    if (auto refused = exec_refusal(options_.policy, spec.argv[0], spec.cwd))
+      return std::unexpected(*refused);
+    checked = *resolve_executable(spec.argv[0], spec.cwd);
+  }
 
   // Everything the child needs is prepared before fork: after it, the child only makes system
   // calls that are safe there.
@@ -174,7 +221,11 @@ std::expected<int, std::string> ExecRuntime::start(const StartChild& start) {
     if (cwd != nullptr && ::chdir(cwd) != 0) {
       err = errno;
     } else {
-      ::execvpe(argv[0], argv.data(), envp.data());
+      if (checked.empty()) {
+        ::execvpe(argv[0], argv.data(), envp.data());
+      } else {
+        ::execve(checked.c_str(), argv.data(), envp.data());
+      }
       err = errno;
     }
     (void)!::write(status_pipe[1], &err, sizeof err);

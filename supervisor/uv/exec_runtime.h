@@ -16,6 +16,10 @@
 // SHOAL_CHECKPOINT_FILE: the path of a file holding its last checkpoint, written before it starts.
 // Other SHOAL_* variables of the agent's environment are not passed on.
 //
+// A node whose exec policy (exec_policy.h) is not "any" resolves a child's command before it starts
+// it (PATH searched, symlinks resolved), refuses one its policy does not allow, and runs exactly
+// the path it checked.
+//
 // Stop is polite: SIGTERM to the group, then SIGKILL after the spec's shutdown timeout.
 //
 // Loop-bound. close() kills every child (SIGKILL) and closes the handles.
@@ -31,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "supervisor/exec_policy.h"
 #include "supervisor/supervisor.h"
 
 namespace shoal::supervisor {
@@ -42,7 +47,18 @@ struct ExecRuntimeOptions {
   std::size_t max_log_bytes = 1024 * 1024;
   // More NAME=VALUE entries for every child (the agent adds SHOAL_RPC, its socket).
   std::vector<std::string> env;
+  // What this node lets the cluster run (the agent's --exec, --exec-allow).
+  ExecPolicy policy;
 };
+
+// The absolute, canonical path `argv0` runs: PATH searched when it has no '/' (the first
+// executable regular file), else taken relative to `cwd` (empty: this process's working
+// directory); symlinks and ".." resolved. Or why there is none.
+std::expected<std::string, std::string> resolve_executable(const std::string& argv0,
+                                                           const std::string& cwd);
+// Why `policy` refuses to run `argv0` here, if it does (resolving it as above).
+std::optional<std::string> exec_refusal(const ExecPolicy& policy, const std::string& argv0,
+                                        const std::string& cwd);
 
 class ExecRuntime {
  public:

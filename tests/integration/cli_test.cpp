@@ -491,6 +491,70 @@ BOOST_AUTO_TEST_CASE(an_exec_child_moved_by_a_leave_resumes_from_its_final_check
   BOOST_TEST(a.cli(other, {"stop", "counted"}).code == 0);
 }
 
+// Exec policies: n0 runs no command, n1 only executables under /usr/bin. Children and `shoal exec`
+// go where they may run; a command no member allows is refused when added, and a child that was
+// runnable shows as failed, with the reason, once no member may run it.
+BOOST_AUTO_TEST_CASE(exec_policies_place_commands_only_where_they_may_run) {
+  Agents a(2);
+  a.start(0, {"--exec", "deny"});
+  a.start(1, {"--exec-allow", "/usr/bin/*"});
+  BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return a.sees(0, 2) && a.sees(1, 2); }, 20s));
+  const CliRun members = a.cli(0, {"members"});
+  BOOST_TEST(members.out.find("shoal.exec=none") != std::string::npos, members.out);
+  BOOST_TEST(members.out.find("shoal.exec=/usr/bin/*") != std::string::npos, members.out);
+  // Eight children: by hash about half would land on n0; all run on n1.
+  std::vector<std::string> names;
+  for (int k = 0; k < 8; ++k) {
+    names.push_back("nap-" + std::to_string(k));
+    const CliRun r = a.cli(0, {"run", "--name", names.back(), "--", "sleep", "3600"});
+    BOOST_TEST_REQUIRE(r.code == 0, r.err);
+  }
+  BOOST_TEST_REQUIRE(shoal::test::eventually(
+      [&] {
+        auto ps = a.json(0, {"ps"});
+        if (!ps || ps->as_array().size() != names.size()) return false;
+        for (const Value& r : ps->as_array()) {
+          if (field(r, "status") != "running" || field(r, "node") != "n1") return false;
+        }
+        return true;
+      },
+      20s));
+  // A command outside /usr/bin: nobody may run it, so it is refused at once, with the reason.
+  const std::string tool = a.dir + "/tool.sh";
+  { std::ofstream(tool) << "#!/bin/sh\nexec sleep 3600\n"; }
+  ::chmod(tool.c_str(), 0755);
+  const CliRun refused = a.cli(1, {"run", "--name", "tool", "--", tool});
+  BOOST_TEST(refused.code == 1);
+  BOOST_TEST(refused.err.find("no live member's exec policy allows " + tool) != std::string::npos,
+             refused.err);
+  // shoal exec --key goes to a node that may run the command; --node to one that may not fails.
+  const CliRun where = a.cli(0, {"exec", "--key", "any-key", "--", "sh", "-c", "echo $SHOAL_NODE"});
+  BOOST_TEST(where.code == 0, where.err);
+  BOOST_TEST(where.out == "n1\n", where.out);
+  const CliRun denied = a.cli(1, {"exec", "--node", "n0", "--", "true"});
+  BOOST_TEST(denied.code != 0);
+  BOOST_TEST(denied.err.find("exec policy") != std::string::npos, denied.err);
+  const CliRun outside = a.cli(0, {"exec", "--node", "n1", "--", tool});
+  BOOST_TEST(outside.code != 0);
+  BOOST_TEST(outside.err.find("does not allow " + tool) != std::string::npos, outside.err);
+  // n1 dies: no live member may run the children any more; ps says so.
+  a[1].signal(SIGKILL);
+  BOOST_TEST(shoal::test::eventually(
+                 [&] {
+                   auto ps = a.json(0, {"ps"});
+                   if (!ps || ps->as_array().size() != names.size()) return false;
+                   for (const Value& r : ps->as_array()) {
+                     if (field(r, "status") != "failed" ||
+                         field(r, "last_exit").find("exec policy allows /usr/bin/sleep") ==
+                             std::string::npos)
+                       return false;
+                   }
+                   return true;
+                 },
+                 20s),
+             a.cli(0, {"ps"}).out);
+}
+
 BOOST_AUTO_TEST_CASE(http_serves_metrics_json_views_and_health) {
   Agents a(2);
   const std::uint16_t port = shoal::test::free_ports(1);

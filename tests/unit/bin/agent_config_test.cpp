@@ -105,6 +105,34 @@ BOOST_AUTO_TEST_CASE(a_reachable_address_needs_a_key_or_an_explicit_insecure) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(the_exec_policy_is_checked_and_advertised_in_a_reserved_tag) {
+  AgentOptions o;
+  auto any = parse_agent_options(o, "host");
+  BOOST_TEST_REQUIRE(any.has_value());
+  BOOST_TEST((any->exec_policy.mode == supervisor::ExecPolicy::Mode::any));
+  BOOST_TEST(!any->tags.contains("shoal.exec"));  // any: nothing advertised
+  o.exec = "deny";
+  auto deny = parse_agent_options(o, "host");
+  BOOST_TEST_REQUIRE(deny.has_value());
+  BOOST_TEST(deny->tags.at("shoal.exec") == "none");
+  o.exec_allow = {"/usr/bin/*"};
+  BOOST_TEST(error_of(o).find("drop --exec-allow") != std::string::npos, error_of(o));
+  o.exec = "allow";
+  o.exec_allow = {"/usr/bin/*", "/opt/app/bin/*"};
+  auto globs = parse_agent_options(o, "host");
+  BOOST_TEST_REQUIRE(globs.has_value());
+  BOOST_TEST(globs->tags.at("shoal.exec") == "/usr/bin/*:/opt/app/bin/*");
+  o.exec_allow = {"bin/*"};
+  BOOST_TEST(error_of(o).find("absolute") != std::string::npos, error_of(o));
+  o.exec_allow.clear();
+  o.exec = "sometimes";
+  BOOST_TEST(error_of(o).find("--exec must be") != std::string::npos, error_of(o));
+  // The tag is shoal's: an operator cannot forge a policy with --tag.
+  o.exec = "allow";
+  o.tags = {"shoal.exec=any"};
+  BOOST_TEST(error_of(o).find("shoal.") != std::string::npos, error_of(o));
+}
+
 BOOST_AUTO_TEST_CASE(a_standalone_node_places_at_once) {
   AgentOptions o;
   o.discovery = "none";

@@ -9,6 +9,7 @@
 #include "cluster/replicator.h"
 #include "registry/registry.h"
 #include "supervisor/child_spec.h"
+#include "supervisor/exec_policy.h"
 #include "supervisor/placement.h"
 #include "supervisor/supervisor.h"
 #include "tests/support/seed.h"
@@ -30,6 +31,7 @@ ChildSpec full_spec() {
   s.constraints = {{"role", "db"}, {"zone", "a"}};
   s.shutdown_ms = 12'000;
   s.handoff = Handoff::overlap;
+  s.exec_path = "/usr/bin/env";
   return s;
 }
 
@@ -58,16 +60,18 @@ BOOST_AUTO_TEST_CASE(round_trips_every_field) {
   BOOST_TEST((*wb == w));
 }
 
-// Specs written before the handoff field (12 elements, by older nodes) still decode, and hand over
-// state, the default.
+// Specs written before the handoff and exec_path fields (12 elements, by older nodes) still decode,
+// and hand over state, the default.
 BOOST_AUTO_TEST_CASE(a_spec_without_the_handoff_field_decodes_as_state) {
   ChildSpec s = full_spec();
   s.handoff = Handoff::state;
+  s.exec_path.clear();
   std::string bytes = encode_spec(s);
-  BOOST_TEST_REQUIRE(static_cast<unsigned char>(bytes.front()) == 0x9du);  // fixarray of 13
-  BOOST_TEST_REQUIRE(bytes.back() == '\0');                                // handoff 0: state
+  BOOST_TEST_REQUIRE(static_cast<unsigned char>(bytes.front()) == 0x9eu);  // fixarray of 14
+  BOOST_TEST_REQUIRE(bytes.back() == static_cast<char>(0xa0));             // exec_path ""
+  BOOST_TEST_REQUIRE(bytes[bytes.size() - 2] == '\0');                     // handoff 0: state
   bytes.front() = static_cast<char>(0x9c);
-  bytes.pop_back();
+  bytes.resize(bytes.size() - 2);
   s.handoff = Handoff::overlap;
   auto old = decode_spec(bytes);
   BOOST_TEST_REQUIRE(old.has_value(), (old ? std::string() : old.error()));
@@ -233,6 +237,7 @@ BOOST_AUTO_TEST_CASE(the_supervisors_cached_owners_always_equal_placement_over_t
     s.name = "job-" + std::to_string(k);
     s.argv = {"sleep", "1"};
     if (k % 7 == 0) s.constraints = {{"role", "db"}};
+    if (k % 5 == 0) s.exec_path = k % 10 == 0 ? "/usr/bin/sleep" : "/opt/tool/run";
     BOOST_TEST_REQUIRE(sup.add(now, s).has_value());
   }
   apply();
@@ -247,9 +252,13 @@ BOOST_AUTO_TEST_CASE(the_supervisors_cached_owners_always_equal_placement_over_t
     } else if (what == 1) {
       view.try_emplace(someone, MemberInfo{now, {}});  // came
     } else if (what == 2 && view.contains(someone)) {
-      view[someone].tags = rng() % 2
-                               ? shoal::cluster::Tags{{"role", "db"}}
-                               : shoal::cluster::Tags{{"weight", std::to_string(1 + rng() % 4)}};
+      // Retagged: a role, a weight, or an exec policy (which placement also skips by).
+      const int tag = static_cast<int>(rng() % 4);
+      view[someone].tags =
+          tag == 0   ? shoal::cluster::Tags{{"role", "db"}}
+          : tag == 1 ? shoal::cluster::Tags{{"weight", std::to_string(1 + rng() % 4)}}
+          : tag == 2 ? shoal::cluster::Tags{{"shoal.exec", "none"}}
+                     : shoal::cluster::Tags{{"shoal.exec", "/usr/bin/*"}, {"role", "db"}};
     } else if (what == 3 && view.contains(someone)) {
       // Drains: placed as if gone while still in the view.
       const shoal::cluster::Life life{someone, view[someone].creation};
@@ -271,6 +280,88 @@ BOOST_AUTO_TEST_CASE(the_supervisors_cached_owners_always_equal_placement_over_t
         BOOST_TEST_REQUIRE(c.local.has_value(), c.spec.name << " at step " << step);
     }
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(exec_policy)
+
+BOOST_AUTO_TEST_CASE(a_policy_round_trips_through_its_tag_and_admits_by_glob) {
+  using shoal::cluster::Tags;
+  BOOST_TEST((exec_policy_of(Tags{}) == ExecPolicy{}));  // none advertised: any (older nodes)
+  BOOST_TEST((exec_policy_of(Tags{{"shoal.exec", "any"}}).mode == ExecPolicy::Mode::any));
+  const ExecPolicy none{ExecPolicy::Mode::none, {}};
+  const ExecPolicy globs{ExecPolicy::Mode::globs, {"/usr/bin/*", "/opt/app/bin/run-?"}};
+  for (const ExecPolicy& p : {none, globs, ExecPolicy{}}) {
+    BOOST_TEST((exec_policy_of(Tags{{"shoal.exec", encode_exec_policy(p)}}) == p));
+    BOOST_TEST(!validate_exec_policy(p).has_value());
+  }
+  BOOST_TEST(admits(ExecPolicy{}, ""));  // any admits even an unknown path
+  BOOST_TEST(!admits(none, "/usr/bin/sleep"));
+  BOOST_TEST(admits(globs, "/usr/bin/sleep"));
+  BOOST_TEST(!admits(globs, "/usr/bin/x/sleep"));  // * does not cross a '/'
+  BOOST_TEST(admits(globs, "/opt/app/bin/run-1"));
+  BOOST_TEST(!admits(globs, "/opt/app/bin/run-10"));
+  BOOST_TEST(!admits(globs, ""));  // an unknown path: only any admits it
+  BOOST_TEST(!admits(globs, "sleep"));
+  // A value this node cannot read admits nothing.
+  BOOST_TEST(
+      !admits(exec_policy_of(Tags{{"shoal.exec", "sleep:also-relative"}}), "/usr/bin/sleep"));
+}
+
+BOOST_AUTO_TEST_CASE(bad_globs_get_a_clear_reason) {
+  auto why = [](std::vector<std::string> globs) {
+    return validate_exec_policy(ExecPolicy{ExecPolicy::Mode::globs, std::move(globs)}).value_or("");
+  };
+  BOOST_TEST(why({"bin/*"}).find("absolute") != std::string::npos);
+  BOOST_TEST(why({"/a:b"}).find("':'") != std::string::npos);
+  BOOST_TEST(why({}).find("at least one") != std::string::npos);
+  BOOST_TEST(why({std::string(300, '/')}).find("bytes") != std::string::npos);
+}
+
+// Placement skips a member whose policy refuses the command, as it skips one that lacks a
+// constraint's tag; workers are not concerned.
+BOOST_AUTO_TEST_CASE(placement_skips_members_whose_policy_refuses_the_command) {
+  View view = members(6);
+  view["node-0"].tags = {{"shoal.exec", "none"}};
+  view["node-1"].tags = {{"shoal.exec", "/usr/bin/*"}};
+  int on_1 = 0;
+  for (int k = 0; k < 300; ++k) {
+    ChildSpec s;
+    s.name = "c-" + std::to_string(k);
+    s.argv = {"sleep", "1"};
+    s.exec_path = "/usr/bin/sleep";
+    const auto owner = place(s, view);
+    BOOST_TEST_REQUIRE(owner.has_value());
+    BOOST_TEST(*owner != "node-0");
+    on_1 += *owner == "node-1" ? 1 : 0;
+    s.exec_path = "/opt/tool";
+    BOOST_TEST(*place(s, view) != "node-1");
+    s.exec_path.clear();  // not known, and argv[0] is relative: only "any" members
+    BOOST_TEST(*place(s, view) != "node-1");
+    s.argv = {"/usr/bin/sleep", "1"};  // an absolute argv[0] stands for the path
+    BOOST_TEST(*place(s, view) != "node-0");
+    ChildSpec w;
+    w.name = s.name;
+    w.kind = ChildKind::worker;
+    w.worker_type = "idle";
+    BOOST_TEST((place(w, view) == place(w, members(6))));  // workers: the policy changes nothing
+  }
+  BOOST_TEST(on_1 > 20);  // node-1 takes its share of what it allows
+  // Nobody may run it: placement has no owner and the reason names the policy.
+  View strict;
+  strict["node-0"] = MemberInfo{1, {{"shoal.exec", "none"}}};
+  strict["node-1"] = MemberInfo{2, {{"shoal.exec", "/usr/bin/*"}}};
+  ChildSpec s;
+  s.name = "tool";
+  s.argv = {"tool"};
+  s.exec_path = "/opt/tool";
+  BOOST_TEST(!place(s, strict).has_value());
+  const auto why = refused_everywhere(s, {&strict["node-0"].tags, &strict["node-1"].tags});
+  BOOST_TEST_REQUIRE(why.has_value());
+  BOOST_TEST(why->find("/opt/tool") != std::string::npos, *why);
+  s.exec_path = "/usr/bin/tool";
+  BOOST_TEST(!refused_everywhere(s, {&strict["node-0"].tags, &strict["node-1"].tags}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
