@@ -101,9 +101,19 @@ std::size_t Replicator::remove_where(std::uint64_t /*now_ms*/, const crdt::Versi
 }
 
 std::vector<std::string> Replicator::pick(std::size_t k) {
-  std::vector<std::string> chosen = peers_;
-  std::shuffle(chosen.begin(), chosen.end(), rng_);
-  if (chosen.size() > k) chosen.resize(k);
+  // k distinct peers, uniformly (a partial Fisher-Yates over indices: no copy of every peer).
+  const std::size_t n = peers_.size();
+  k = std::min(k, n);
+  std::vector<std::size_t> index(n);
+  for (std::size_t i = 0; i < n; ++i)
+    index[i] = i;
+  std::vector<std::string> chosen;
+  chosen.reserve(k);
+  for (std::size_t i = 0; i < k; ++i) {
+    const std::size_t j = i + static_cast<std::size_t>(rng_() % (n - i));
+    std::swap(index[i], index[j]);
+    chosen.push_back(peers_[index[i]]);
+  }
   return chosen;
 }
 

@@ -310,6 +310,9 @@ std::optional<Outgoing> Replica::outgoing(std::string_view neighbour, std::uint6
     for (const auto& [id, o] : origins_) {
       const Seq k = known_of(n, id, o);
       if (id == neighbour || k >= o.have || k >= o.trimmed) continue;
+      if (id != id_ && neighbours_.contains(id) &&
+          now_ms - o.changed_ms < config_.live_origin_grace_ms)
+        continue;  // a live origin delivers its own batches first (see the config)
       // It lacks batches that are no longer logged: only the full state carries them.
       if (n.state_sent && now_ms - n.state_sent_ms < config_.state_resend_ms) return std::nullopt;
       n.state_sent = true;

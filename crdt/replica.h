@@ -101,6 +101,14 @@ struct ReplicaConfig {
   // after this long: a big state takes a loaded neighbour a while to decode and acknowledge, and
   // sending it again meanwhile only adds load.
   std::uint64_t state_resend_ms = 5'000;
+  // A neighbour that lacks batches of another live origin (a tracked neighbour) which this
+  // replica no longer logs (it got them in a full state, say) is sent the full state on that
+  // origin's account only once the origin's latest batch here is this old: until then the origin
+  // delivers its batches itself. Without this wait, every full state a replica joined made it send
+  // full states to each neighbour a little behind on any origin, which did the same: at 50 nodes
+  // during a failover, a storm of states (one node sent 1,350 in 4 minutes) that starved the CPU
+  // and failed live members.
+  std::uint64_t live_origin_grace_ms = 2'000;
   // Another origin's batch is forwarded to a neighbour only once it is this old.
   std::uint64_t forward_delay_ms = 200;
   // An origin with nothing logged that has not changed for this long is settled (see above).
