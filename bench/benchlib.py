@@ -20,3 +20,27 @@ def free_base(count):
         if ok:
             return base
     raise RuntimeError("no free port range on 127.0.0.1")
+
+
+def provenance(root):
+    """What a result came from: the git commit of `root` ("+dirty" with uncommitted changes to
+    tracked files; "unknown" outside a repository), the command line and the UTC date."""
+    import datetime
+    import subprocess
+    import sys
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", root, *args], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    if commit != "unknown" and git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    return {
+        "commit": commit,
+        "command": " ".join([sys.executable] + sys.argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }

@@ -11,9 +11,10 @@ agent), driven over stdin. Phases:
   spread  the same 100,000 names split over the 5 nodes, registered at once.
   single  one registration every 10 ms on one node: latency until it is visible on each other
           node, and on all of them.
-  whereis lookups of random names on a node holding 100,000.
+  whereis lookups of names drawn at random from all 100,000 a node holds.
 
-Prints a table, writes JSON (--json, default out/registry_bench.json) and prints the headline
+Prints a table, writes JSON (--json, default out/registry_bench.json, with the commit, command
+line and date), exits 1 if a target was missed, and prints the headline
 last. Only processes this script started are stopped; all traffic stays on 127.0.0.1.
 """
 
@@ -29,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import free_base  # noqa: E402
+from benchlib import free_base, provenance  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -251,6 +252,7 @@ def main():
         verdict = "" if met is None else ("met" if met else "MISSED")
         print("%-48s %12.1f  %-20s %s" % (label, value, target, verdict))
     results["targets_met"] = all(met for _, _, _, met in rows if met is not None)
+    results.update(provenance(ROOT))
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(results, f, indent=1)
@@ -260,6 +262,9 @@ def main():
           % (b["registrations_per_s"], b["all_visible_after_last_ms"],
              s["all_visible_after_last_ms"], one["visible_all_p50_ms"], w["median_ns"],
              b["memory_per_name_bytes"], b["wire_bytes_per_registration_per_node"]))
+    if not results["targets_met"]:
+        print("registry bench: FAILED: a target was missed (see MISSED above)")
+        return 1
     return 0
 
 
