@@ -287,7 +287,10 @@ void Stack::apply_changes(std::uint64_t now) {
   std::vector<cluster::ReplicaChange> changes;
   changes.swap(changes_);
   stats_.changes += changes.size();
+  // A change makes about one event: room for them at once, not grown step by step through a bulk
+  // write's 100,000 changes.
   std::vector<registry::RegistryEvent> events;
+  events.reserve(changes.size());
   for (const cluster::ReplicaChange& change : changes) {
     const std::size_t first = events.size();
     registry_.on_change(now, change, events);
@@ -301,6 +304,7 @@ void Stack::apply_changes(std::uint64_t now) {
     for (std::size_t i = first; i < events.size(); ++i)
       supervisor_.on_registry_event(now, events[i]);
   }
+  outputs_.reserve(outputs_.size() + events.size());
   for (registry::RegistryEvent& e : events)
     outputs_.emplace_back(std::move(e));
 }
