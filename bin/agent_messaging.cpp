@@ -229,17 +229,16 @@ void start_reading(Task* t, uv_pipe_t* pipe) {
 }
 
 void run_task(Agent& a, messaging::TaskRequest request) {
-  if (auto refused = supervisor::exec_refusal(a.config.exec_policy, request.argv.front(), "")) {
+  auto allowed = supervisor::allowed_executable(a.config.exec_policy, request.argv.front(), "");
+  if (!allowed) {
+    const std::string& refused = allowed.error();
     a.log.log(Level::warn, "messaging", "exec refused task={} origin={} reason=\"{}\"",
-              request.task_id, request.origin.key(), *refused);
-    a.stack().messenger().task_end(a.now(), request.origin, request.task_id, 126, *refused);
+              request.task_id, request.origin.key(), refused);
+    a.stack().messenger().task_end(a.now(), request.origin, request.task_id, 126, refused);
     a.settle();
     return;
   }
-  if (a.config.exec_policy.mode != supervisor::ExecPolicy::Mode::any) {
-    // The path checked is the path run.
-    request.argv.front() = *supervisor::resolve_executable(request.argv.front(), "");
-  }
+  if (!allowed->empty()) request.argv.front() = std::move(*allowed);  // the path checked is run
   auto* t = new Task;
   t->agent = &a;
   t->origin = request.origin;

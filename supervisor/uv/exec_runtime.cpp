@@ -137,16 +137,17 @@ std::expected<std::string, std::string> resolve_executable(const std::string& ar
   return canonical.string();
 }
 
-std::optional<std::string> exec_refusal(const ExecPolicy& policy, const std::string& argv0,
-                                        const std::string& cwd) {
-  if (policy.mode == ExecPolicy::Mode::any) return std::nullopt;
+std::expected<std::string, std::string> allowed_executable(const ExecPolicy& policy,
+                                                           const std::string& argv0,
+                                                           const std::string& cwd) {
+  if (policy.mode == ExecPolicy::Mode::any) return std::string();
   if (policy.mode == ExecPolicy::Mode::none)
-    return "the exec policy of this node allows no command (--exec deny)";
+    return std::unexpected(
+        std::string("the exec policy of this node allows no command (--exec deny)"));
   auto path = resolve_executable(argv0, cwd);
-  if (!path) return path.error();
-  if (admits(policy, *path)) return std::nullopt;
-  return "the exec policy of this node does not allow " + *path + " (--exec-allow " +
-         encode_exec_policy(policy) + ")";
+  if (!path || admits(policy, *path)) return path;
+  return std::unexpected("the exec policy of this node does not allow " + *path +
+                         " (--exec-allow " + encode_exec_policy(policy) + ")");
 }
 
 std::expected<int, std::string> ExecRuntime::start(const StartChild& start) {
@@ -156,12 +157,9 @@ std::expected<int, std::string> ExecRuntime::start(const StartChild& start) {
   if (spec.kind != ChildKind::exec || spec.argv.empty())
     return std::unexpected(spec.name + " is not an exec child");
   // Under a policy, the path checked is the path run (no second PATH search after the check).
-  std::string checked;
-  if (options_.policy.mode != ExecPolicy::Mode::any) {
-    if (auto refused = exec_refusal(options_.policy, spec.argv[0], spec.cwd))
-      return std::unexpected(*refused);
-    checked = *resolve_executable(spec.argv[0], spec.cwd);
-  }
+  auto allowed = allowed_executable(options_.policy, spec.argv[0], spec.cwd);
+  if (!allowed) return std::unexpected(allowed.error());
+  const std::string checked = std::move(*allowed);
 
   // Everything the child needs is prepared before fork: after it, the child only makes system
   // calls that are safe there.

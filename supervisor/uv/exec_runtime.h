@@ -56,9 +56,12 @@ struct ExecRuntimeOptions {
 // directory); symlinks and ".." resolved. Or why there is none.
 std::expected<std::string, std::string> resolve_executable(const std::string& argv0,
                                                            const std::string& cwd);
-// Why `policy` refuses to run `argv0` here, if it does (resolving it as above).
-std::optional<std::string> exec_refusal(const ExecPolicy& policy, const std::string& argv0,
-                                        const std::string& cwd);
+// What to run for `argv0` under `policy`: empty under "any" (the command as given, PATH searched
+// at exec), else the resolved path (as above) the policy allows, which is what must be exec'd;
+// or why the policy refuses it.
+std::expected<std::string, std::string> allowed_executable(const ExecPolicy& policy,
+                                                           const std::string& argv0,
+                                                           const std::string& cwd);
 
 class ExecRuntime {
  public:

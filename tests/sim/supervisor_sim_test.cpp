@@ -473,6 +473,17 @@ BOOST_AUTO_TEST_CASE(a_state_handoff_resumes_every_moved_child_from_its_final_st
     }
     return moved;
   };
+  // Every move since the last check: the workers' (checked as they are counted) and those of the
+  // exec children that left `old_nodes`; some of each moved.
+  auto check_moves = [&](const char* what, std::initializer_list<std::size_t> old_nodes) {
+    const std::size_t moved = check_state_handoffs(*t, workers, from, seed);
+    std::size_t moved_execs = 0;
+    for (std::size_t node : old_nodes)
+      moved_execs += check_execs(node);
+    BOOST_TEST_MESSAGE(what << ": workers moved " << moved << ", exec children " << moved_execs);
+    BOOST_TEST(moved > 10u, what << "; seed=" << seed);
+    BOOST_TEST(moved_execs > 5u, what << "; seed=" << seed);
+  };
   // Counts move on past the periodic checkpoints.
   w.c.run_for(1'500);
 
@@ -481,11 +492,7 @@ BOOST_AUTO_TEST_CASE(a_state_handoff_resumes_every_moved_child_from_its_final_st
   w.settle(1);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.sup(1).drained() && settled(); }, 20'000),
                      "seed=" << seed);
-  const std::size_t drained = check_state_handoffs(*t, workers, from, seed);
-  const std::size_t drained_execs = check_execs(1);
-  BOOST_TEST_MESSAGE("drain: workers moved " << drained << ", exec children " << drained_execs);
-  BOOST_TEST(drained > 10u);
-  BOOST_TEST(drained_execs > 5u);
+  check_moves("drain", {1});
   w.c.run_for(1'500);
 
   // 2. A graceful leave (what the agent does on `shoal leave` and SIGTERM).
@@ -493,11 +500,7 @@ BOOST_AUTO_TEST_CASE(a_state_handoff_resumes_every_moved_child_from_its_final_st
   w.settle(2);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.stack(2).left() && settled(); }, 20'000),
                      "seed=" << seed);
-  const std::size_t left = check_state_handoffs(*t, workers, from, seed);
-  const std::size_t left_execs = check_execs(2);
-  BOOST_TEST_MESSAGE("leave: workers moved " << left << ", exec children " << left_execs);
-  BOOST_TEST(left > 10u);
-  BOOST_TEST(left_execs > 5u);
+  check_moves("leave", {2});
   w.c.run_for(1'500);
 
   // 3. A member joins (node 2's next life): children move to it from the others.
@@ -511,13 +514,7 @@ BOOST_AUTO_TEST_CASE(a_state_handoff_resumes_every_moved_child_from_its_final_st
                          20'000),
                      "seed=" << seed);
   BOOST_TEST_REQUIRE(w.wait(settled, 20'000), "seed=" << seed);
-  const std::size_t joined = check_state_handoffs(*t, workers, from, seed);
-  std::size_t execs_joined = 0;
-  for (std::size_t i : {0, 3, 4})
-    execs_joined += check_execs(i);
-  BOOST_TEST_MESSAGE("join: workers moved " << joined << ", exec children " << execs_joined);
-  BOOST_TEST(joined > 10u);
-  BOOST_TEST(execs_joined > 5u);
+  check_moves("join", {0, 3, 4});
   w.c.run_for(1'500);
 
   // 4. Another leave, now that a member left and came back: it must not wait for the past life
@@ -528,8 +525,7 @@ BOOST_AUTO_TEST_CASE(a_state_handoff_resumes_every_moved_child_from_its_final_st
   BOOST_TEST_REQUIRE(w.wait([&] { return w.stack(3).left() && settled(); }, 30'000),
                      "seed=" << seed);
   BOOST_TEST(w.c.now() - leave_at < w.config().drain_timeout_ms, "seed=" << seed);
-  BOOST_TEST(check_state_handoffs(*t, workers, from, seed) > 10u);
-  BOOST_TEST(check_execs(3) > 5u);
+  check_moves("second leave", {3});
   std::uint64_t timeouts = 0;
   for (std::size_t i = 0; i < 5; ++i)
     timeouts += w.sup(i).stats().handoff_timeouts;
