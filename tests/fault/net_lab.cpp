@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -204,11 +205,31 @@ std::string NetLab::netem_log() const {
   return ss.str();
 }
 
+bool NetLab::netem_running() const {
+  return netem_ && netem_->running();
+}
+
 void NetLab::stop_netem() {
   if (!netem_) return;
   netem_->signal(SIGTERM);
-  if (netem_->wait_exit(10s) < 0) netem_->signal(SIGKILL);
+  NetemCounters c;
+  c.exit_code = netem_->wait_exit(10s);
+  if (c.exit_code < 0) netem_->signal(SIGKILL);
   netem_.reset();
+  netem_counters_.reset();
+  std::istringstream in(netem_log());
+  for (std::string line; std::getline(in, line);) {
+    unsigned long long seed = 0, seen = 0, dropped = 0, delayed = 0, overflow = 0;
+    if (std::sscanf(line.c_str(),
+                    "netem: seed=%llu seen=%llu dropped=%llu delayed=%llu overflow=%llu", &seed,
+                    &seen, &dropped, &delayed, &overflow) == 5) {
+      c.seen = seen;
+      c.dropped = dropped;
+      c.delayed = delayed;
+      c.overflow = overflow;
+      netem_counters_ = c;
+    }
+  }
 }
 
 void NetLab::destroy() {

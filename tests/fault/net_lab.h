@@ -43,6 +43,12 @@ struct Impairment {
   std::uint64_t seed = 0;  // of the loss and delay draws (printed in the netem log)
 };
 
+// What the netem helper did, from the line it prints as it stops.
+struct NetemCounters {
+  std::uint64_t seen = 0, dropped = 0, delayed = 0, overflow = 0;
+  int exit_code = -1;  // the helper's exit status (0: it ran until it was told to stop)
+};
+
 class NetLab {
  public:
   // Why a lab cannot be built here (not root, a command missing), or nullopt if it can.
@@ -78,6 +84,11 @@ class NetLab {
   void impair(const Impairment& imp);
   // The last netem helper's log (its seed, and its counters once it stopped), empty if none ran.
   std::string netem_log() const;
+  // Whether the helper of the current impairment still runs (false if none was started).
+  bool netem_running() const;
+  // The counters of the last helper that stopped (impair() with another impairment, or a
+  // default one, stops it), or nullopt if none has stopped or it printed none.
+  std::optional<NetemCounters> netem_counters() const { return netem_counters_; }
 
  private:
   void sh(const std::vector<std::string>& argv, const std::string& input = {}) const;
@@ -91,6 +102,7 @@ class NetLab {
   std::vector<std::string> created_;  // namespaces, in creation order
   std::vector<std::pair<std::size_t, std::size_t>> cuts_;
   std::unique_ptr<AgentProcess> netem_;
+  std::optional<NetemCounters> netem_counters_;
   std::string netem_log_path_;
   int netem_runs_ = 0;
 };

@@ -15,7 +15,9 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/agent_process.h"
@@ -395,6 +397,37 @@ BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_from_its_data_dir
   const auto seed = shoal::test::test_seed();
   Cluster c(3);
   const std::string token = std::to_string(8'000'000 + seed % 1'000'000);
+  // "counted", an exec child: at each start it logs the count it resumed from, then stores five
+  // checkpoints, one count higher each, logging each once `shoal checkpoint` has returned, and
+  // then idles. Its log says which checkpoint was the last written before the kill.
+  const std::string counts = c.dir + "/counts";
+  const std::string script = c.dir + "/counted.sh";
+  std::ofstream(script) << "n=0; [ -f \"$SHOAL_CHECKPOINT_FILE\" ] && n=$(cat "
+                           "\"$SHOAL_CHECKPOINT_FILE\")\n"
+                        << "echo \"resumed $n\" >> " << counts << "\n"
+                        << "end=$((n+5))\n"
+                        << "while [ $n -lt $end ]; do\n"
+                        << "  n=$((n+1))\n"
+                        << "  printf %s $n | " << shoal::test::shoal_binary()
+                        << " checkpoint || exit 1\n"
+                        << "  echo \"wrote $n\" >> " << counts << "\n"
+                        << "  sleep 0.1\n"
+                        << "done\n"
+                        << "exec sleep 3600\n";
+  // The lines of the counts log.
+  auto slurp = [](const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  };
+  auto count_lines = [&] {
+    std::vector<std::string> out;
+    std::ifstream in(counts);
+    for (std::string line; std::getline(in, line);)
+      out.push_back(line);
+    return out;
+  };
   auto start_all = [&](const std::string& life) {
     for (int i = 0; i < 3; ++i) {
       std::vector<std::string> args{"--name",      "n" + std::to_string(i),
@@ -404,7 +437,8 @@ BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_from_its_data_dir
                                     "--log-level", "debug"};
       if (i != 0) args.insert(args.end(), {"--join", c.addr(0)});
       if (life == "first" && i == 0) {
-        args.insert(args.end(), {"--child", "sleeper=sleep " + token, "--worker", "tally=counter"});
+        args.insert(args.end(), {"--child", "sleeper=sleep " + token, "--child",
+                                 "counted=sh " + script, "--worker", "tally=counter"});
       }
       if (c.agents.size() <= static_cast<std::size_t>(i)) c.agents.resize(i + 1);
       c.agents[i] = std::make_unique<AgentProcess>(
@@ -420,12 +454,25 @@ BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_from_its_data_dir
   start_all("first");
   BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return c.converged({0, 1, 2}); }, 20s));
   BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return sleepers(token).size() == 1; }, 20s));
-  // The counter has stored a checkpoint or two (replicated, and logged on every agent's disk).
+  // The counter has stored a checkpoint or two (replicated, and logged on every agent's disk),
+  // and the copy of "counted" that started last has written all five of its checkpoints.
+  std::string last_written;
   BOOST_TEST_REQUIRE(shoal::test::eventually(
-      [&] {
-        return count({"supervisor checkpoint", "name=tally"}) >= 2;
-      },
-      20s));
+                         [&] {
+                           const auto lines = count_lines();
+                           const auto resumed = std::find_if(
+                               lines.rbegin(), lines.rend(),
+                               [](const auto& l) { return l.starts_with("resumed "); });
+                           if (resumed == lines.rend() || resumed == lines.rbegin()) return false;
+                           const long from = std::stol(resumed->substr(8));
+                           last_written = lines.back();
+                           return last_written == "wrote " + std::to_string(from + 5) &&
+                                  count({"supervisor checkpoint", "name=tally"}) >= 2;
+                         },
+                         30s),
+                     "counts:\n"
+                         << slurp(counts));
+  const std::size_t lines_before = count_lines().size();
   for (int i = 0; i < 3; ++i)
     c[i].signal(SIGKILL);
   for (int i = 0; i < 3; ++i)
@@ -433,19 +480,63 @@ BOOST_AUTO_TEST_CASE(a_whole_cluster_killed_at_once_comes_back_from_its_data_dir
   BOOST_TEST_REQUIRE(shoal::test::eventually([&] { return sleepers(token).empty(); }, 10s));
 
   start_all("second");
-  // Each agent restored the map from its data dir; the child runs again, once; so does the worker.
+  // Each agent restored the map from its data dir; every child runs again, once; so does the
+  // worker.
   BOOST_TEST(shoal::test::eventually([&] { return count({"store restored"}) == 3; }, 20s));
+  const std::vector<std::string> sleeper_started{"supervisor started", "name=sleeper "};
+  const std::vector<std::string> counted_started{"supervisor started", "name=counted "};
+  const std::vector<std::string> tally_started{"supervisor started", "name=tally worker=yes"};
   BOOST_TEST_REQUIRE(shoal::test::eventually(
                          [&] {
-                           return sleepers(token).size() == 1 &&
-                                  count({"supervisor started", "name=tally worker=yes"}) >= 1;
+                           return sleepers(token).size() == 1 && count(sleeper_started) >= 1 &&
+                                  count(counted_started) >= 1 && count(tally_started) >= 1;
                          },
                          30s),
                      "seed=" << seed);
-  // The counter resumed from its checkpoint: its stop says where from. Each agent is told to
-  // stop only once it says it started, that is once SIGTERM means a graceful leave.
+  // "counted" resumed from exactly the last checkpoint written before the kill.
+  BOOST_TEST_REQUIRE(
+      shoal::test::eventually([&] { return count_lines().size() > lines_before; }, 20s));
+  BOOST_TEST(
+      count_lines()[lines_before] == "resumed " + last_written.substr(6), "counts:\n"
+                                                                              << slurp(counts));
+  // Then one copy each, over a window: once every agent says it started, the starts are sampled
+  // until none has been added for 5 s (a child started early on a node that saw only part of
+  // the cluster moves once to its owner, the old copy stopped before the new one starts), and
+  // the OS table never holds two copies of the sleeper, and one at the end of that window.
   for (int i = 0; i < 3; ++i)
     BOOST_TEST_REQUIRE(c[i].wait_for({"agent started"}, 30s));
+  std::vector<std::size_t> starts;
+  auto quiet_since = std::chrono::steady_clock::now();
+  std::size_t looks = 0;
+  const bool quiet = shoal::test::eventually(
+      [&] {
+        BOOST_TEST_REQUIRE(sleepers(token).size() <= 1u, "seed=" << seed);
+        ++looks;
+        std::vector<std::size_t> now{count(sleeper_started), count(counted_started),
+                                     count(tally_started)};
+        if (now != starts) {
+          starts = std::move(now);
+          quiet_since = std::chrono::steady_clock::now();
+          return false;
+        }
+        return std::chrono::steady_clock::now() - quiet_since >= 5s;
+      },
+      60s);
+  BOOST_TEST_REQUIRE(quiet, "starts kept coming; seed=" << seed);
+  BOOST_TEST(sleepers(token).size() == 1u);
+  BOOST_TEST_MESSAGE("starts since the restart (sleeper, counted, tally): "
+                     << starts[0] << ", " << starts[1] << ", " << starts[2] << "; " << looks
+                     << " looks at the OS table");
+  BOOST_TEST(looks > 10u);
+  // Every copy of "counted" since the restart resumed from where the one before it stopped
+  // writing: the first from the last checkpoint before the kill.
+  const auto after = count_lines();
+  const auto resumes =
+      std::count_if(after.begin() + static_cast<std::ptrdiff_t>(lines_before), after.end(),
+                    [](const std::string& l) { return l.starts_with("resumed "); });
+  BOOST_TEST(resumes == static_cast<std::ptrdiff_t>(starts[1]), "counts:\n" << slurp(counts));
+  // The counter resumed from its checkpoint: its stop says where from. Each agent is told to
+  // stop only once it says it started, that is once SIGTERM means a graceful leave.
   for (int i = 0; i < 3; ++i)
     c[i].signal(SIGTERM);
   for (int i = 0; i < 3; ++i)

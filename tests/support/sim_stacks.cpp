@@ -19,6 +19,7 @@ SimStacks::SimStacks(std::size_t n, std::uint64_t seed, supervisor::StackConfig 
           net),
       config_(config),
       runtimes_(n),
+      pending_kills_(n),
       events_(n),
       inboxes_(n),
       call_results_(n),
@@ -42,6 +43,22 @@ supervisor::Stack& SimStacks::stack(std::size_t i) {
 
 void SimStacks::serve(std::size_t i) {
   supervisor::Stack& s = stack(i);
+  // SIGTERM-ignoring children whose shutdown timeout has run out are killed now.
+  std::vector<PendingKill>& kills = pending_kills_[i];
+  for (auto it = kills.begin(); it != kills.end();) {
+    if (it->due > c.now()) {
+      ++it;
+      continue;
+    }
+    Runtime& r = runtimes_[i];
+    auto running = r.running.find(it->name);
+    if (running != r.running.end() && running->second == it->id) {
+      r.running.erase(running);
+      ++r.stops[it->name];
+      s.on_child_exited(c.now(), it->name, it->id, false, "killed by signal 9");
+    }
+    it = kills.erase(it);
+  }
   // What the stack answers with (a restart after a crash, say) is served in the same pass.
   std::vector<supervisor::StackOutput> outputs;
   for (s.take_outputs(outputs); !outputs.empty(); outputs.clear(), s.take_outputs(outputs)) {
@@ -55,6 +72,7 @@ void SimStacks::serve(std::size_t i, std::vector<supervisor::StackOutput>& outpu
   for (supervisor::StackOutput& o : outputs) {
     if (auto* start = std::get_if<supervisor::StartChild>(&o)) {
       ++r.starts[start->spec.name];
+      r.started_at[start->spec.name].push_back(c.now());
       r.last_checkpoint[start->spec.name] = start->checkpoint;
       if (r.crash_on_start.contains(start->spec.name)) {
         s.on_child_exited(c.now(), start->spec.name, start->id, false, "exit status 1");
@@ -64,6 +82,10 @@ void SimStacks::serve(std::size_t i, std::vector<supervisor::StackOutput>& outpu
       }
     } else if (auto* stop = std::get_if<supervisor::StopChild>(&o)) {
       if (r.ignore_stop.contains(stop->name)) continue;  // a stuck child: it runs on
+      if (r.ignore_sigterm) {
+        pending_kills_[i].push_back({c.now() + stop->shutdown_ms, stop->name, stop->id});
+        continue;
+      }
       ++r.stops[stop->name];
       r.running.erase(stop->name);
       if (stop->handover) {
@@ -113,10 +135,12 @@ void SimStacks::settle_all() {
 void SimStacks::kill(std::size_t i) {
   c.kill(i);
   runtimes_[i].running.clear();  // a child never outlives its agent
+  pending_kills_[i].clear();
 }
 
 void SimStacks::restart(std::size_t i, const std::vector<std::size_t>& seeds) {
   runtimes_[i].running.clear();
+  pending_kills_[i].clear();
   events_[i].clear();
   inboxes_[i].clear();
   call_results_[i].clear();

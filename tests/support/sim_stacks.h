@@ -7,7 +7,9 @@
 //
 // The fake OS: a start runs the child at once (unless the test made it crash on start: it then
 // exits at once with status 1); a stop ends it at once, after storing a final checkpoint
-// "final@NODE#ID" when the stop is a state handover; a killed node's children die with it (a
+// "final@NODE#ID" when the stop is a state handover (unless the node's runtime ignores SIGTERM:
+// then the child ends at the kill after its shutdown timeout, delivered with the node's next
+// input once that time has come); a killed node's children die with it (a
 // child never outlives its agent); a remote command (shoal exec) prints its arguments on stdout
 // and exits with status 0 at once. Registry events, and what messaging hands the owner, are kept
 // per node. With SHOAL_SIM_TRACE set,
@@ -38,6 +40,10 @@ class SimStacks {
     std::map<std::string, std::string> final_checkpoint;  // stored by the last handover stop here
     std::set<std::string> crash_on_start;                 // these exit at once
     std::set<std::string> ignore_stop;  // these never end when stopped (the OS is stuck)
+    // The children here ignore SIGTERM: a stop ends one only at the kill after its shutdown
+    // timeout (and it stores no final checkpoint).
+    bool ignore_sigterm = false;
+    std::map<std::string, std::vector<std::uint64_t>> started_at;  // virtual time of each start
   };
 
   // N stacks named n0..n{N-1}, joined through n0.
@@ -99,8 +105,16 @@ class SimStacks {
   void serve(std::size_t i);
   void serve(std::size_t i, std::vector<supervisor::StackOutput>& outputs);
 
+  // Stops of SIGTERM-ignoring children that end at `due` with a kill.
+  struct PendingKill {
+    std::uint64_t due;
+    std::string name;
+    std::uint64_t id;
+  };
+
   const supervisor::StackConfig config_;
   std::vector<Runtime> runtimes_;
+  std::vector<std::vector<PendingKill>> pending_kills_;  // per node
   std::vector<std::vector<registry::RegistryEvent>> events_;
   std::vector<std::vector<messaging::Deliver>> inboxes_;
   std::vector<std::map<std::uint64_t, messaging::CallResult>> call_results_;
