@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <limits>
 
 #include "cluster/timing.h"
 #include "crdt/hash.h"
@@ -39,6 +40,11 @@ constexpr std::size_t kDirectRefuteMax = 16;
 // Up to this many peers, a crash this node confirmed also goes to each directly (and to the
 // member declared dead: if it is alive after all, it refutes at once).
 constexpr std::size_t kDirectDeathMax = 128;
+// The greatest incarnation. This node's incarnation never wraps (invariant 1): an accusation at
+// the greatest one cannot be outbid, so it is not refuted (peers that believe it keep this life
+// dead until the node restarts with a new creation), and a change of tags there does not spread.
+// Honest nodes never come near it: they count one per refutation or change of tags.
+constexpr std::uint64_t kMaxIncarnation = std::numeric_limits<std::uint64_t>::max();
 
 }  // namespace
 
@@ -708,8 +714,10 @@ void Membership::compare_views(std::uint64_t now, const std::string& peer, const
 
 void Membership::refute(std::uint64_t now, std::uint64_t at_least) {
   Member& me = members_.at(self_.name);
+  const std::uint64_t outbid = std::max(me.incarnation, at_least);
+  if (outbid == kMaxIncarnation) return;
   before_change(me);
-  me.incarnation = std::max(me.incarnation, at_least) + 1;
+  me.incarnation = outbid + 1;
   after_change(me);
   ++stats_.refutes;
   queue_update(self_.name, self_alive());
@@ -958,7 +966,7 @@ void Membership::set_tags(std::uint64_t now_ms, Tags tags) {
   Member& me = members_.at(self_.name);
   before_change(me);
   me.tags = std::move(tags);
-  ++me.incarnation;
+  if (me.incarnation < kMaxIncarnation) ++me.incarnation;
   after_change(me);
   queue_update(self_.name, self_alive());
   gossip(now_ms);

@@ -92,6 +92,11 @@ void Replicator::put(std::uint64_t now_ms, std::string_view key, std::string_vie
   replica_.put(now_ms, key, value, recorder());
 }
 
+void Replicator::put_at(std::uint64_t now_ms, crdt::Timestamp ts, std::string_view key,
+                        std::string_view value) {
+  replica_.put_at(now_ms, ts, key, value, recorder());
+}
+
 bool Replicator::remove(std::uint64_t /*now_ms*/, std::string_view key) {
   return replica_.remove(key, recorder());
 }

@@ -105,6 +105,9 @@ class Replicator {
   // acknowledged is not taken for what the new one has.
   void set_peers(std::uint64_t now_ms, std::vector<std::string> peers);
   void put(std::uint64_t now_ms, std::string_view key, std::string_view value);
+  // A put stamped `ts` rather than now (crdt::Replica::put_at).
+  void put_at(std::uint64_t now_ms, crdt::Timestamp ts, std::string_view key,
+              std::string_view value);
   bool remove(std::uint64_t now_ms, std::string_view key);
   std::size_t remove_where(std::uint64_t now_ms, const crdt::VersionPredicate& pred);
   // Ships the local mutations made since the last flush. Call once per loop turn.

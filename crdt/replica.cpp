@@ -42,6 +42,13 @@ void Replica::put(std::uint64_t now_ms, std::string_view key, std::string_view v
   grew(1);
 }
 
+void Replica::put_at(std::uint64_t now_ms, Timestamp ts, std::string_view key,
+                     std::string_view value, const ChangeFn& on_change) {
+  last_ms_ = std::max(last_ms_, now_ms);
+  state_->put(id_, ts, key, value, batch(), on_change);
+  grew(1);
+}
+
 bool Replica::remove(std::string_view key, const ChangeFn& on_change) {
   if (state_->versions(key) == 0) return false;  // opens no batch for nothing
   state_->remove(key, batch(), on_change);

@@ -159,6 +159,11 @@ class Replica {
   // Sets `key` to `value` at physical time now_ms.
   void put(std::uint64_t now_ms, std::string_view key, std::string_view value,
            const ChangeFn& on_change = {});
+  // Sets `key` to `value` with timestamp `ts` instead of the clock's: a new version (a new dot,
+  // so no earlier removal covers it) that is ordered among concurrent versions as the earlier
+  // write stamped `ts` was. For putting back a write that another node's removal undid.
+  void put_at(std::uint64_t now_ms, Timestamp ts, std::string_view key, std::string_view value,
+              const ChangeFn& on_change = {});
   // Removes `key`. Returns false (and changes nothing) if it had no value.
   bool remove(std::string_view key, const ChangeFn& on_change = {});
   // Removes every version that matches. Returns the number of keys touched.

@@ -335,14 +335,18 @@ void Registry::restore(std::uint64_t now_ms) {
     auto current = replicator_.state().get(it->first);
     std::optional<Registration> holder =
         current ? decode_registration(current->value) : std::nullopt;
-    if (holder && !own(holder->pid) && live(holder->pid) && current->ts > it->second.ts) {
-      it = held_.erase(it);  // claimed after ours during the split: its holder keeps it
+    // Claimed after ours during the split: that claim took the name, as a later claim does
+    // outside a split, even if this node does not yet see its holder alive (views merge after
+    // the versions meet); putting ours again would replace it here.
+    if (holder && !own(holder->pid) && current->ts > it->second.ts) {
+      it = held_.erase(it);
       continue;
     }
     // Ours, gone (the purge's removal came first), or an older claim that won only because ours
-    // was purged: put it again, as a version the purge did not see.
-    replicator_.put(now_ms, it->first, it->second.value);
-    if (auto put = replicator_.state().get(it->first)) it->second.ts = put->ts;
+    // was purged: put it again, as a version the purge did not see, stamped with our claim's own
+    // time. A fresh stamp would make it newer than a later claim made on the far side of the
+    // split that has not reached this node yet, and it would win the conflict there.
+    replicator_.put_at(now_ms, it->second.ts, it->first, it->second.value);
     ++restored_;
     ++it;
   }

@@ -71,6 +71,40 @@ BOOST_AUTO_TEST_CASE(timestamps_follow_the_clock_and_observed_remote_time) {
   BOOST_TEST(a.state().get("k")->value == "from-b");
 }
 
+BOOST_AUTO_TEST_CASE(a_put_at_an_earlier_time_survives_a_removal_and_loses_to_a_later_write) {
+  Replica a("a");
+  Replica b("b");
+  Replica c("c");
+  a.put(1000, "k", "a-claim");
+  const auto claimed = a.state().get("k")->ts;
+  sync(a, b);
+  // b removes a's version; concurrently, c writes later than a's claim.
+  BOOST_TEST(b.remove("k"));
+  c.put(2000, "k", "c-claim");
+  sync(b, a);
+  BOOST_TEST(!a.state().get("k"));
+  // a puts its claim back with the claim's time: a version the removal did not cover, which
+  // still orders before c's later write wherever the two meet.
+  a.put_at(3000, claimed, "k", "a-claim");
+  BOOST_TEST(a.state().get("k")->ts == claimed);
+  sync(a, b);
+  BOOST_TEST(b.state().get("k")->value == "a-claim");
+  // Every pair exchanges digests and what the other lacks, until all agree.
+  for (int round = 0; round < 3; ++round) {
+    for (Replica* x : {&a, &b, &c}) {
+      for (Replica* y : {&a, &b, &c}) {
+        if (x == y) continue;
+        tell(*y, *x);
+        sync(*x, *y);
+      }
+    }
+  }
+  for (Replica* r : {&a, &b, &c}) {
+    BOOST_TEST(r->state().get("k")->value == "c-claim", r->id());
+    BOOST_TEST(r->state().versions("k") == 2u, r->id());
+  }
+}
+
 BOOST_AUTO_TEST_CASE(far_behind_neighbour_catches_up_in_bounded_messages) {
   ReplicaConfig config;
   config.max_batch_entries = 5;
