@@ -706,6 +706,19 @@ BOOST_AUTO_TEST_CASE(quorum_mode_never_runs_two_copies_through_a_partition_and_i
       180'000);
   BOOST_TEST_REQUIRE(stable, "placement never held still for 15 s; seed=" << seed);
   BOOST_TEST_MESSAGE("placement stable " << stable_since - healed << " ms after the healing");
+  // The healed minority regained a majority: it started nothing for the lease after that.
+  std::size_t moved_back = 0;
+  for (const std::string& name : names) {
+    for (std::size_t i : minority) {
+      for (std::uint64_t at : w.rt(i).started_at[name]) {
+        if (at <= healed) continue;
+        ++moved_back;
+        BOOST_TEST(at >= healed + lease_ms, name << " started on n" << i << " " << at - healed
+                                                 << " ms after the healing; seed=" << seed);
+      }
+    }
+  }
+  BOOST_TEST_MESSAGE(moved_back << " children moved back to the healed minority");
   BOOST_TEST(most <= 1, "two copies of " << doubled << "; seed=" << seed);
 }
 
@@ -740,6 +753,51 @@ BOOST_AUTO_TEST_CASE(quorum_mode_restarts_a_killed_nodes_children_after_the_leas
   BOOST_TEST(w.c.now() >= declared + w.config().supervisor.lease_ms + 500);
   for (const std::string& name : names)
     BOOST_TEST(w.total(&Runtime::starts, name) == (orphans.contains(name) ? 2 : 1), name);
+}
+
+BOOST_AUTO_TEST_CASE(quorum_mode_a_restarted_node_starts_nothing_for_the_lease) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed, quorum_of(5));
+  const std::uint64_t lease_ms = w.config().supervisor.lease_ms;
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  std::vector<std::string> names;
+  for (int k = 0; k < 100; ++k) {
+    names.push_back("job-" + std::to_string(k));
+    ChildSpec spec = sleeper(names.back());
+    spec.shutdown_ms = 500;
+    BOOST_TEST_REQUIRE(add(w, 0, spec));
+  }
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 20'000), "seed=" << seed);
+  int most = 0;
+  auto sampled = [&](const std::function<bool()>& pred) {
+    return [&, pred] {
+      for (const std::string& name : names)
+        most = std::max(most, w.copies(name));
+      return pred();
+    };
+  };
+  w.kill(4);
+  BOOST_TEST_REQUIRE(w.wait(sampled([&] { return w.settled(names); }), 60'000), "seed=" << seed);
+  // n4 comes back as a new life: a majority at once, but it starts nothing for the lease, even
+  // the children rendezvous gives back to it.
+  const std::uint64_t restarted = w.c.now();
+  w.rt(4).started_at.clear();
+  w.restart(4, {0});
+  BOOST_TEST_REQUIRE(w.wait(sampled([&] {
+                              return w.c.converged() && w.settled(names) &&
+                                     !w.rt(4).started_at.empty();
+                            }),
+                            60'000),
+                     "seed=" << seed);
+  std::uint64_t first = UINT64_MAX;
+  for (const auto& [name, starts] : w.rt(4).started_at) {
+    for (std::uint64_t at : starts)
+      first = std::min(first, at);
+  }
+  BOOST_TEST_MESSAGE("the restarted node started its first child " << first - restarted
+                                                                   << " ms after its restart");
+  BOOST_TEST(first >= restarted + lease_ms, "seed=" << seed);
+  BOOST_TEST(most <= 1, "seed=" << seed);
 }
 
 BOOST_AUTO_TEST_CASE(quorum_mode_starts_nothing_without_a_majority) {
