@@ -13,12 +13,14 @@ Reports, and writes as JSON:
 
 Usage: soak.py --shoal BIN [--agents 10] [--duration 600] [--period 6] [--workers 50]
                [--keep 2] [--out out/soak.json]
-The last line printed is the headline. Ends every process it started, by pid.
+The last line printed is the headline. Exits 1 if a check fails (a false death, a lost name, a
+duplicate sample, a worker not running once at the end). The JSON records the git commit, the
+command line and the date. Ends every process it started, by pid.
 """
 import argparse, json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import free_base  # noqa: E402
+from benchlib import free_base, provenance  # noqa: E402
 
 
 class Agent:
@@ -95,6 +97,7 @@ def main():
     base = free_base(args.agents)
     agents = [Agent(args, i, base, args.agents, root) for i in range(args.agents)]
     killed_lives = set()
+    ok = False
     try:
         for a in agents:
             a.start()
@@ -204,7 +207,10 @@ def main():
         # lives that wrote to the map) and per-neighbour entries (few once origins are quiet).
         replica = {a.name: (a.cli("info") or {}).get("map") for a in agents[:args.keep]}
         peaks = {name: max((kb for _, kb in s), default=0) for name, s in rss.items()}
-        result = {"seed": seed, "agents": args.agents, "duration_s": round(elapsed),
+        ok = false_deaths == 0 and not lost and dup_samples == 0 and not not_once
+        root_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        result = {**provenance(root_dir), "ok": ok,
+                  "seed": seed, "agents": args.agents, "duration_s": round(elapsed),
                   "kills": kills, "deaths_seen": deaths, "false_deaths": false_deaths,
                   "names_settled": settled, "lost_names": lost,
                   "duplicate_samples": dup_samples, "samples": samples,
@@ -223,12 +229,15 @@ def main():
               "%.1f%% over the second half" %
               (kills, elapsed, args.agents, false_deaths, len(lost), dup_samples, samples,
                len(not_once), worst, worst_half))
+        if not ok:
+            print("soak: FAILED (see the checks above)", file=sys.stderr)
     finally:
         for a in agents:
             if a.alive():
                 a.proc.send_signal(signal.SIGKILL)
                 a.proc.wait()
+    return ok
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main() else 1)
