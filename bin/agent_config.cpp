@@ -1,5 +1,10 @@
 #include "bin/agent_config.h"
 
+#include <algorithm>
+#include <cctype>
+#include <limits>
+#include <sstream>
+
 #include "supervisor/uv/exec_runtime.h"
 
 namespace shoal::bin {
@@ -13,6 +18,34 @@ std::optional<std::pair<std::string, std::string>> key_value(std::string_view kv
   const auto eq = kv.find('=');
   if (eq == std::string_view::npos || eq == 0) return std::nullopt;
   return std::make_pair(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+}
+
+// Peers must be able to read this node: its tags within the wire's limits (cluster/wire.h), and
+// its alive message, at its widest (the greatest creation and incarnation), in one packet with
+// the header, else peers drop its packets and push-pulls, and it never joins.
+std::optional<std::string> tags_fit(const std::string& name, const cluster::Address& addr,
+                                    const cluster::Tags& tags, std::size_t packet_bytes) {
+  if (tags.size() > cluster::kMaxTags) {
+    return "--tag: at most " + std::to_string(cluster::kMaxTags) + " tags, shoal's own included";
+  }
+  for (const auto& [key, value] : tags) {
+    if (key.size() > cluster::kMaxTagKeyBytes) {
+      return "--tag: a tag key takes at most " + std::to_string(cluster::kMaxTagKeyBytes) +
+             " bytes";
+    }
+    if (value.size() > cluster::kMaxTagValueBytes) {
+      return "--tag " + key + ": a tag value takes at most " +
+             std::to_string(cluster::kMaxTagValueBytes) + " bytes";
+    }
+  }
+  const std::uint64_t widest = std::numeric_limits<std::uint64_t>::max();
+  cluster::PacketBuilder packet(name, widest, packet_bytes);
+  if (!packet.add(cluster::encode_message(cluster::Alive{name, addr, widest, widest, tags}))) {
+    return "--tag: the tags and the node's name take too many bytes: they travel in every "
+           "packet that announces the node (at most " +
+           std::to_string(packet_bytes) + " bytes)";
+  }
+  return std::nullopt;
 }
 
 // --child NAME=COMMAND ARGS... (the command split at spaces and tabs).
@@ -168,6 +201,10 @@ std::expected<AgentConfig, std::string> parse_agent_options(const AgentOptions& 
   c.name = o.name.empty() ? hostname + ":" + std::to_string(c.bind.port) : o.name;
   if (c.name.size() > cluster::kMaxNameBytes)
     return Failure("--name: a node name is 1 to 255 bytes");
+  if (auto bad = tags_fit(c.name, c.advertise.value_or(c.bind), c.tags,
+                          c.stack.membership.max_packet_bytes)) {
+    return Failure(*bad);
+  }
   c.key_file = o.key_file;
   // Secure by default: without a key, anyone who reaches the port can join, and a member can
   // make every node run any command (child specs are replicated and executed). Loopback-only
@@ -188,6 +225,97 @@ std::expected<AgentConfig, std::string> parse_agent_options(const AgentOptions& 
   c.http = o.http;
   c.stats_interval_ms = o.stats_interval_ms;
   return c;
+}
+
+bool repeatable_flag(std::string_view flag) {
+  return flag == "join" || flag == "tag" || flag == "register" || flag == "worker" ||
+         flag == "child" || flag == "exec-allow";
+}
+
+std::expected<ConfigEntries, std::string> parse_config(std::string_view text,
+                                                       const std::string& path) {
+  std::istringstream in{std::string(text)};
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  std::string line;
+  int number = 0;
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front())) != 0)
+      v.remove_prefix(1);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back())) != 0)
+      v.remove_suffix(1);
+    return std::string(v);
+  };
+  while (std::getline(in, line)) {
+    ++number;
+    const std::string where = path + ":" + std::to_string(number) + ": ";
+    const std::string stripped = trim(line);
+    if (stripped.empty() || stripped[0] == '#' || stripped[0] == ';') continue;
+    if (stripped.front() == '[' && stripped.back() == ']' &&
+        stripped.find('=') == std::string::npos)
+      continue;
+    const auto eq = stripped.find('=');
+    if (eq == std::string::npos) return std::unexpected(where + "expected flag = value");
+    std::string key = trim(std::string_view(stripped).substr(0, eq));
+    std::replace(key.begin(), key.end(), '_', '-');
+    std::string rest = trim(std::string_view(stripped).substr(eq + 1));
+    // Items: quoted strings (with \" and \\ escapes) or bare words, in an optional [ ] list.
+    std::vector<std::string> values;
+    const bool list = !rest.empty() && rest.front() == '[';
+    std::size_t i = list ? 1 : 0;
+    bool closed = !list;
+    while (i < rest.size()) {
+      const char c = rest[i];
+      if (std::isspace(static_cast<unsigned char>(c)) != 0 || c == ',') {
+        ++i;
+      } else if (c == '#') {
+        break;  // a comment (inside a list, the list is then unterminated)
+      } else if (c == ']' && list) {
+        closed = true;
+        ++i;
+        // Only a comment may follow the list: `bind = [::1]:7946` is not a list.
+        const std::size_t more = rest.find_first_not_of(" \t", i);
+        if (more != std::string::npos && rest[more] != '#')
+          return std::unexpected(where + "text after the list's closing ] (quote a value that " +
+                                 "starts with '[', such as an IPv6 address)");
+        break;
+      } else if (c == '"') {
+        std::string item;
+        ++i;
+        bool ended = false;
+        while (i < rest.size()) {
+          if (rest[i] == '\\' && i + 1 < rest.size()) {
+            item += rest[i + 1];
+            i += 2;
+          } else if (rest[i] == '"') {
+            ended = true;
+            ++i;
+            break;
+          } else {
+            item += rest[i++];
+          }
+        }
+        if (!ended) return std::unexpected(where + "unterminated string");
+        values.push_back(std::move(item));
+      } else {
+        // A bare word: up to a space, a comma or a comment (and, in a list, its end). Its first
+        // character is none of those, so each pass consumes at least one.
+        std::size_t end = i;
+        while (end < rest.size() && rest[end] != ',' && rest[end] != '#' &&
+               !(list && rest[end] == ']') &&
+               std::isspace(static_cast<unsigned char>(rest[end])) == 0) {
+          ++end;
+        }
+        values.push_back(rest.substr(i, end - i));
+        i = end;
+      }
+    }
+    if (!closed) return std::unexpected(where + "unterminated list");
+    if (values.empty()) return std::unexpected(where + "no value for " + key);
+    if (values.size() > 1 && !repeatable_flag(key))
+      return std::unexpected(where + key + " takes one value");
+    out.emplace_back(std::move(key), std::move(values));
+  }
+  return out;
 }
 
 }  // namespace shoal::bin

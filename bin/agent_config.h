@@ -11,6 +11,8 @@
 #include <expected>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "cluster/address.h"
@@ -92,5 +94,16 @@ std::expected<AgentConfig, std::string> parse_agent_options(const AgentOptions& 
                                                             const std::string& hostname);
 
 std::optional<supervisor::LogLevel> parse_log_level(std::string_view text);
+
+// The agent's flags that may be given more than once (and as a list in the config file).
+bool repeatable_flag(std::string_view flag);
+
+// The config file: one `flag = value` per line, TOML/INI style. A value is a "quoted string" (with
+// \" and \\ escapes), a bare word or number, or a list ["a", "b"] (repeatable flags only). '#'
+// and ';' start comments; a [section] header is allowed and ignored; '_' in a flag reads as '-'.
+// Returns the (flag, values) pairs in file order, or a reason naming `path` and the line.
+using ConfigEntries = std::vector<std::pair<std::string, std::vector<std::string>>>;
+std::expected<ConfigEntries, std::string> parse_config(std::string_view text,
+                                                       const std::string& path);
 
 }  // namespace shoal::bin

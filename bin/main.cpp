@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <expected>
 #include <fstream>
+#include <sstream>
 
 #include <cstdlib>
 #include <string>
@@ -24,11 +25,6 @@ std::string env_name(const std::string& flag) {
   return env;
 }
 
-bool repeatable(const std::string& flag) {
-  return flag == "join" || flag == "tag" || flag == "register" || flag == "worker" ||
-         flag == "child";
-}
-
 bool given(const std::vector<std::string>& args, const std::string& flag) {
   for (const std::string& a : args) {
     if (a == "--" + flag || a.starts_with("--" + flag + "=")) return true;
@@ -36,85 +32,13 @@ bool given(const std::vector<std::string>& args, const std::string& flag) {
   return false;
 }
 
-// The config file: one `flag = value` per line, TOML/INI style. A value is a "quoted string", a
-// bare word or number, or a list ["a", "b"] (repeatable flags). '#' and ';' start comments; a
-// [section] header is allowed and ignored. Returns (flag, values) pairs, or a reason with the
-// line number.
-std::expected<std::vector<std::pair<std::string, std::vector<std::string>>>, std::string>
-read_config(const std::string& path) {
+// The config file (see parse_config()).
+std::expected<shoal::bin::ConfigEntries, std::string> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return std::unexpected(path + ": cannot read it");
-  std::vector<std::pair<std::string, std::vector<std::string>>> out;
-  std::string line;
-  int number = 0;
-  auto trim = [](std::string_view v) {
-    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front())) != 0)
-      v.remove_prefix(1);
-    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back())) != 0)
-      v.remove_suffix(1);
-    return std::string(v);
-  };
-  while (std::getline(in, line)) {
-    ++number;
-    const std::string where = path + ":" + std::to_string(number) + ": ";
-    std::string text = trim(line);
-    if (text.empty() || text[0] == '#' || text[0] == ';') continue;
-    if (text.front() == '[' && text.back() == ']' && text.find('=') == std::string::npos) continue;
-    const auto eq = text.find('=');
-    if (eq == std::string::npos) return std::unexpected(where + "expected flag = value");
-    std::string key = trim(std::string_view(text).substr(0, eq));
-    std::replace(key.begin(), key.end(), '_', '-');
-    std::string rest = trim(std::string_view(text).substr(eq + 1));
-    // Items: quoted strings (with \" and \\ escapes) or bare words, in an optional [ ] list.
-    std::vector<std::string> values;
-    const bool list = !rest.empty() && rest.front() == '[';
-    std::size_t i = list ? 1 : 0;
-    bool closed = !list;
-    while (i < rest.size()) {
-      const char c = rest[i];
-      if (std::isspace(static_cast<unsigned char>(c)) != 0 || c == ',') {
-        ++i;
-      } else if (c == '#' && !list) {
-        break;
-      } else if (c == ']' && list) {
-        closed = true;
-        ++i;
-        break;
-      } else if (c == '"') {
-        std::string item;
-        ++i;
-        bool ended = false;
-        while (i < rest.size()) {
-          if (rest[i] == '\\' && i + 1 < rest.size()) {
-            item += rest[i + 1];
-            i += 2;
-          } else if (rest[i] == '"') {
-            ended = true;
-            ++i;
-            break;
-          } else {
-            item += rest[i++];
-          }
-        }
-        if (!ended) return std::unexpected(where + "unterminated string");
-        values.push_back(std::move(item));
-      } else {
-        std::size_t end = i;
-        while (end < rest.size() && rest[end] != ',' && rest[end] != ']' && rest[end] != '#' &&
-               std::isspace(static_cast<unsigned char>(rest[end])) == 0) {
-          ++end;
-        }
-        values.push_back(rest.substr(i, end - i));
-        i = end;
-      }
-    }
-    if (!closed) return std::unexpected(where + "unterminated list");
-    if (values.empty()) return std::unexpected(where + "no value for " + key);
-    if (values.size() > 1 && !repeatable(key))
-      return std::unexpected(where + key + " takes one value");
-    out.emplace_back(std::move(key), std::move(values));
-  }
-  return out;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return shoal::bin::parse_config(text.str(), path);
 }
 
 // Appends one flag's value from the environment or the config file as arguments: "--flag VALUE"
@@ -157,7 +81,7 @@ std::expected<std::vector<std::string>, std::string> agent_arguments(int argc, c
     const char* value = std::getenv(env_name(flag).c_str());
     if (value != nullptr && *value != '\0') {
       const std::string v = value;
-      const bool list = repeatable(flag) && flag != "child";
+      const bool list = shoal::bin::repeatable_flag(flag) && flag != "child";
       std::size_t start = 0;
       for (;;) {
         const std::size_t comma = list ? v.find(',', start) : std::string::npos;

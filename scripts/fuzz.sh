@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 bash scripts/deps.sh
 
-targets=(packet crdt replicator rpc store messaging http)
+targets=(packet crdt replicator rpc store messaging http membership values config)
 cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSHOAL_FUZZ=ON -DSHOAL_WERROR=OFF \
   -DSHOAL_BUILD_TESTS=OFF -DSHOAL_BUILD_BENCH=OFF \
   -DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null

@@ -133,6 +133,25 @@ BOOST_AUTO_TEST_CASE(the_exec_policy_is_checked_and_advertised_in_a_reserved_tag
   BOOST_TEST(error_of(o).find("shoal.") != std::string::npos, error_of(o));
 }
 
+BOOST_AUTO_TEST_CASE(tags_must_fit_what_peers_read_of_the_node) {
+  AgentOptions o;
+  o.tags = {"zone=" + std::string(255, 'a')};
+  BOOST_TEST_REQUIRE(parse_agent_options(o, "host").has_value());
+  o.tags = {"zone=" + std::string(256, 'a')};
+  BOOST_TEST(error_of(o) == "--tag zone: a tag value takes at most 255 bytes");
+  o.tags = {std::string(65, 'k') + "=v"};
+  BOOST_TEST(error_of(o) == "--tag: a tag key takes at most 64 bytes");
+  o.tags.clear();
+  for (int i = 0; i < 33; ++i)
+    o.tags.push_back("t" + std::to_string(i) + "=v");
+  BOOST_TEST(error_of(o).starts_with("--tag: at most 32 tags"), error_of(o));
+  // Each within its limits, together more than the packet that announces the node holds.
+  o.tags.clear();
+  for (int i = 0; i < 8; ++i)
+    o.tags.push_back("t" + std::to_string(i) + "=" + std::string(200, 'v'));
+  BOOST_TEST(error_of(o).find("too many bytes") != std::string::npos, error_of(o));
+}
+
 BOOST_AUTO_TEST_CASE(a_standalone_node_places_at_once) {
   AgentOptions o;
   o.discovery = "none";
@@ -180,6 +199,45 @@ BOOST_AUTO_TEST_CASE(a_lease_below_the_safe_bound_is_kept_and_reported_by_the_bo
   BOOST_TEST_REQUIRE(c.has_value());
   BOOST_TEST(c->stack.supervisor.lease_ms == 1u);
   BOOST_TEST(c->safe_lease_ms > 1u);  // the agent warns at start
+}
+
+BOOST_AUTO_TEST_CASE(the_config_file_reads_words_strings_and_lists_and_names_the_bad_line) {
+  const auto read = bin::parse_config(
+      "# shoal.conf\n"
+      "[agent]\n"
+      "name = \"n1\"   # trailing comment\n"
+      "bind=127.0.0.1:7946\n"
+      "  join = [\"127.0.0.1:7947\", 127.0.0.1:7948]\n"
+      "; another comment\n"
+      "exec_allow = [\"/usr/bin/*\", \"/opt/a b/*\"]\n"
+      "child = \"web=sh -c \\\"echo \\\\ hi\\\"\"\n",
+      "shoal.conf");
+  BOOST_TEST_REQUIRE(read.has_value(), read.error());
+  const bin::ConfigEntries want{{"name", {"n1"}},
+                                {"bind", {"127.0.0.1:7946"}},
+                                {"join", {"127.0.0.1:7947", "127.0.0.1:7948"}},
+                                {"exec-allow", {"/usr/bin/*", "/opt/a b/*"}},
+                                {"child", {"web=sh -c \"echo \\ hi\""}}};
+  BOOST_TEST((*read == want));
+  const auto error = [](std::string_view text) {
+    auto r = bin::parse_config(text, "f.conf");
+    return r ? std::string("accepted") : r.error();
+  };
+  BOOST_TEST(error("name = n1\nbind 127.0.0.1:1\n") == "f.conf:2: expected flag = value");
+  BOOST_TEST(error("name = \"n1\n") == "f.conf:1: unterminated string");
+  BOOST_TEST(error("join = [\"a\", \"b\"\n") == "f.conf:1: unterminated list");
+  BOOST_TEST(error("\n\nname =\n") == "f.conf:3: no value for name");
+  BOOST_TEST(error("name = [a, b]\n") == "f.conf:1: name takes one value");
+  // A ']' outside a list is part of a word; a '#' inside one starts a comment, so the list is
+  // unterminated; nothing but a comment may follow a list.
+  BOOST_TEST((bin::parse_config("exec = ze]ny\n", "f")->at(0).second ==
+              std::vector<std::string>{"ze]ny"}));
+  BOOST_TEST(error("join = [#]\n") == "f.conf:1: unterminated list");
+  BOOST_TEST(error("bind = [::1]:7946\n") ==
+             "f.conf:1: text after the list's closing ] (quote a value that starts with '[', "
+             "such as an IPv6 address)");
+  BOOST_TEST((bin::parse_config("bind = \"[::1]:7946\" # v6\njoin = [a] # seeds\n", "f") ==
+              bin::ConfigEntries{{"bind", {"[::1]:7946"}}, {"join", {"a"}}}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,8 @@
 #include "cluster/membership.h"
 
 #include <boost/test/unit_test.hpp>
+#include <cstdint>
+#include <limits>
 
 using namespace shoal::cluster;
 
@@ -59,6 +61,23 @@ BOOST_AUTO_TEST_CASE(suspicion_of_this_node_is_refuted_with_a_higher_incarnation
   c.packet(20, "peer", 50, {Dead{"me", 100, 0, "peer"}});
   BOOST_TEST(c.m.incarnation() == 1u);
   BOOST_TEST(c.m.stats().corrections == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(an_accusation_at_the_greatest_incarnation_never_wraps_this_nodes_incarnation) {
+  constexpr std::uint64_t most = std::numeric_limits<std::uint64_t>::max();
+  Core c;
+  c.packet(10, "peer", 50, {Suspect{"me", 100, 0, "peer"}});
+  BOOST_TEST(c.m.incarnation() == 1u);
+  // It cannot be outbid: not refuted, and the incarnation does not wrap to 0.
+  c.packet(20, "peer", 50, {Suspect{"me", 100, most, "peer"}, Dead{"me", 100, most, "peer"}});
+  BOOST_TEST(c.m.incarnation() == 1u);
+  BOOST_TEST(c.m.stats().refutes == 1u);
+  // One below it can be: the refutation takes the greatest, where a change of tags stays.
+  c.packet(30, "peer", 50, {Suspect{"me", 100, most - 1, "peer"}});
+  BOOST_TEST(c.m.incarnation() == most);
+  c.m.set_tags(40, {{"role", "db"}});
+  BOOST_TEST(c.m.incarnation() == most);
+  BOOST_TEST((c.m.member("me")->status == MemberStatus::alive));
 }
 
 BOOST_AUTO_TEST_CASE(packets_from_an_older_life_of_their_sender_are_ignored) {
