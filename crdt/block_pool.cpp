@@ -1,12 +1,19 @@
 #include "crdt/block_pool.h"
 
+#include <sys/mman.h>
+
 #include <new>
 
 namespace shoal::crdt::detail {
 
 BlockPool::~BlockPool() {
-  for (void* slab : slabs_)
-    ::operator delete(slab);
+  for (const Slab& slab : slabs_) {
+    if (slab.huge) {
+      ::operator delete(slab.memory, std::align_val_t{kHugeSlabBytes});
+    } else {
+      ::operator delete(slab.memory);
+    }
+  }
 }
 
 void* BlockPool::allocate(std::size_t size) {
@@ -19,9 +26,17 @@ void* BlockPool::allocate(std::size_t size) {
   const std::size_t bytes = c * kGranule;
   if (bump_left_ < bytes) {
     // The rest of the old slab is a few hundred bytes at most; not worth tracking.
-    bump_ = static_cast<char*>(::operator new(kSlabBytes));
-    slabs_.push_back(bump_);
-    bump_left_ = kSlabBytes;
+    const bool huge = slab_bytes_ >= kHugeAfter;
+    const std::size_t slab = huge ? kHugeSlabBytes : kSlabBytes;
+    if (huge) {
+      bump_ = static_cast<char*>(::operator new(slab, std::align_val_t{kHugeSlabBytes}));
+      ::madvise(bump_, slab, MADV_HUGEPAGE);
+    } else {
+      bump_ = static_cast<char*>(::operator new(slab));
+    }
+    slabs_.push_back(Slab{bump_, huge});
+    slab_bytes_ += slab;
+    bump_left_ = slab;
   }
   void* block = bump_;
   bump_ += bytes;

@@ -6,9 +6,14 @@
 // partly used pages stay resident. A pool packs the blocks into slabs of their own (and spares
 // each the heap's per-allocation header), so the memory of a state is about what it holds.
 //
-// Blocks up to kMaxPooled bytes are cut from 64 KiB slabs in 16-byte steps; a freed block goes to
-// the free list of its size and is reused by the next block of that size. Larger blocks come from
+// Blocks up to kMaxPooled bytes are cut from slabs in 16-byte steps; a freed block goes to the
+// free list of its size and is reused by the next block of that size. Larger blocks come from
 // ::operator new. Slabs are released with the pool. Every block is 16-byte aligned.
+//
+// Slabs are 64 KiB until the pool holds kHugeAfter bytes, then 2 MiB, aligned and advised to the
+// kernel as huge pages (MADV_HUGEPAGE; a hint, ignored where transparent huge pages are off): a
+// lookup in a large state lands on a random block, and with 4 KiB pages most such lookups also
+// miss the TLB and walk the page tables. A small state never takes a 2 MiB slab.
 //
 // Owned by one map; not thread-safe.
 
@@ -23,6 +28,8 @@ class BlockPool {
   static constexpr std::size_t kGranule = 16;
   static constexpr std::size_t kMaxPooled = 512;
   static constexpr std::size_t kSlabBytes = 64 * 1024;
+  static constexpr std::size_t kHugeSlabBytes = 2 * 1024 * 1024;
+  static constexpr std::size_t kHugeAfter = 1024 * 1024;
 
   BlockPool() = default;
   BlockPool(const BlockPool&) = delete;
@@ -34,7 +41,7 @@ class BlockPool {
   void deallocate(void* block, std::size_t size) noexcept;
 
   // Bytes obtained from the heap for pooled blocks.
-  std::size_t slab_bytes() const { return slabs_.size() * kSlabBytes; }
+  std::size_t slab_bytes() const { return slab_bytes_; }
 
  private:
   struct FreeBlock {
@@ -43,7 +50,12 @@ class BlockPool {
   static std::size_t size_class(std::size_t size) { return (size + kGranule - 1) / kGranule; }
 
   std::array<FreeBlock*, kMaxPooled / kGranule + 1> free_{};
-  std::vector<void*> slabs_;
+  struct Slab {
+    void* memory;
+    bool huge;
+  };
+  std::vector<Slab> slabs_;
+  std::size_t slab_bytes_ = 0;
   char* bump_ = nullptr;  // the unused tail of the newest slab
   std::size_t bump_left_ = 0;
 };
