@@ -20,6 +20,7 @@ void add_cli_commands(CLI::App& app, CliState& state) {
   cli::add_children_commands(app, state);
   cli::add_messaging_commands(app, state);
   cli::add_key_commands(app, state);
+  cli::add_completion_command(app, state);
 }
 
 namespace cli {

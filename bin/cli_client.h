@@ -93,9 +93,12 @@ void simple(CliState& state, const Common& common, std::string_view cmd, Value a
             const std::function<void(const Value&)>& table);
 
 // The command groups (bin/cli_*.cpp).
-void add_cluster_commands(CLI::App& app, CliState& state);    // members, info, names, groups, watch
-void add_children_commands(CLI::App& app, CliState& state);   // run, ps, stop, checkpoint, leave
-void add_key_commands(CLI::App& app, CliState& state);        // keys list|generate|install|...
-void add_messaging_commands(CLI::App& app, CliState& state);  // send, call, publish, recv, exec
+void add_cluster_commands(CLI::App& app, CliState& state);   // members, info, names, groups, watch
+void add_children_commands(CLI::App& app, CliState& state);  // run, ps, stop, checkpoint, leave
+void add_key_commands(CLI::App& app, CliState& state);       // keys list|generate|install|...
+void add_messaging_commands(CLI::App& app, CliState& state);
+// completion: a bash or zsh script from the subcommands and flags `app` has when it runs (add it
+// last).
+void add_completion_command(CLI::App& app, CliState& state);  // send, call, publish, recv, exec
 
 }  // namespace shoal::bin::cli

@@ -200,8 +200,11 @@ CLI::App* add_agent_command(CLI::App& app, shoal::bin::AgentOptions& agent,
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)"};
+  CLI::App app{"shoal: a cluster substrate (membership, replicated registry, supervisor)", "shoal"};
   app.require_subcommand(1);
+  app.footer(
+      "Run `shoal COMMAND --help` for a command's flags; `shoal completion bash` prints a "
+      "completion script.");
   app.set_version_flag("--version", std::string("shoal ") + shoal::bin::kShoalVersion);
 
   shoal::bin::AgentOptions agent;
@@ -210,6 +213,11 @@ int main(int argc, char** argv) {
   shoal::bin::CliState cli;
   shoal::bin::add_cli_commands(app, cli);
 
+  if (argc <= 1) {
+    // No command: the usage, on stderr, as for any other bad usage.
+    std::fputs(app.help().c_str(), stderr);
+    return 2;
+  }
   try {
     auto args = agent_arguments(argc, argv, run);
     if (!args) {

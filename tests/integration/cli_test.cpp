@@ -681,6 +681,40 @@ BOOST_AUTO_TEST_CASE(flags_win_over_the_environment_which_wins_over_the_config_f
   BOOST_TEST(bad_env.err.find("--bind") != std::string::npos, bad_env.err);
 }
 
+BOOST_AUTO_TEST_CASE(usage_names_the_program_and_bash_completes_commands_and_flags) {
+  // No command: the usage on stderr, exit 2; --help on stdout, exit 0.
+  const CliRun none = run_cli({});
+  BOOST_TEST(none.code == 2);
+  BOOST_TEST(none.err.find("Usage: shoal [OPTIONS] SUBCOMMAND") != std::string::npos, none.err);
+  const CliRun help = run_cli({"--help"});
+  BOOST_TEST(help.code == 0);
+  BOOST_TEST(help.out.find("Usage: shoal [OPTIONS] SUBCOMMAND") != std::string::npos, help.out);
+  BOOST_TEST(run_cli({"run", "--help"}).out.find("Usage: shoal run [OPTIONS]") !=
+             std::string::npos);
+  // The bash script, sourced, completes a subcommand, a subcommand's flags, and nothing of its
+  // own after `--`.
+  const CliRun script = run_cli({"completion", "bash"});
+  BOOST_TEST_REQUIRE(script.code == 0, script.err);
+  const auto complete = [&](const std::string& words, int cword) {
+    const CliRun r = shoal::test::run_program({"/bin/bash", "-c",
+                                               script.out + "\nCOMP_WORDS=(" + words +
+                                                   "); COMP_CWORD=" + std::to_string(cword) +
+                                                   "; _shoal; echo \"${COMPREPLY[*]}\""});
+    BOOST_TEST(r.code == 0, r.err);
+    return r.out;
+  };
+  BOOST_TEST(complete("shoal ru", 1) == "run\n");
+  BOOST_TEST(complete("shoal wh", 1) == "whereis\n");
+  BOOST_TEST(complete("shoal run --na", 2) == "--name\n");
+  BOOST_TEST(complete("shoal agent --exec-a", 2) == "--exec-allow\n");
+  BOOST_TEST(complete("shoal run --name x -- --na", 5) == "\n");
+  const CliRun zsh = run_cli({"completion", "zsh"});
+  BOOST_TEST(zsh.code == 0);
+  BOOST_TEST(zsh.out.find("bashcompinit") != std::string::npos);
+  const CliRun fish = run_cli({"completion", "fish"});
+  BOOST_TEST(fish.code == 2);
+}
+
 BOOST_AUTO_TEST_CASE(an_agent_refuses_a_reachable_address_without_a_key_unless_told_insecure) {
   Agents a(1);
   const std::string any = "0.0.0.0:" + a.addr(0).substr(a.addr(0).rfind(':') + 1);
