@@ -2,14 +2,36 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <new>
 
 namespace shoal::crdt::detail {
 
+namespace {
+
+// A 2 MiB-aligned mapping of 2 MiB, advised as huge pages. Mapped directly rather than from the
+// heap: an aligned heap allocation leaves the alignment's slack as free fragments beside it,
+// which later allocations touch (10 bytes more resident per entry of a 1,000,000-entry state).
+void* map_huge_slab() {
+  constexpr std::size_t size = BlockPool::kHugeSlabBytes;
+  void* raw = ::mmap(nullptr, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = (start + size - 1) & ~(std::uintptr_t{size} - 1);
+  if (aligned > start) ::munmap(raw, aligned - start);
+  if (const std::uintptr_t tail = start + 2 * size - (aligned + size); tail > 0)
+    ::munmap(reinterpret_cast<void*>(aligned + size), tail);
+  void* slab = reinterpret_cast<void*>(aligned);
+  ::madvise(slab, size, MADV_HUGEPAGE);
+  return slab;
+}
+
+}  // namespace
+
 BlockPool::~BlockPool() {
   for (const Slab& slab : slabs_) {
     if (slab.huge) {
-      ::operator delete(slab.memory, std::align_val_t{kHugeSlabBytes});
+      ::munmap(slab.memory, kHugeSlabBytes);
     } else {
       ::operator delete(slab.memory);
     }
@@ -29,8 +51,7 @@ void* BlockPool::allocate(std::size_t size) {
     const bool huge = slab_bytes_ >= kHugeAfter;
     const std::size_t slab = huge ? kHugeSlabBytes : kSlabBytes;
     if (huge) {
-      bump_ = static_cast<char*>(::operator new(slab, std::align_val_t{kHugeSlabBytes}));
-      ::madvise(bump_, slab, MADV_HUGEPAGE);
+      bump_ = static_cast<char*>(map_huge_slab());
     } else {
       bump_ = static_cast<char*>(::operator new(slab));
     }

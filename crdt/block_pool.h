@@ -10,8 +10,8 @@
 // free list of its size and is reused by the next block of that size. Larger blocks come from
 // ::operator new. Slabs are released with the pool. Every block is 16-byte aligned.
 //
-// Slabs are 64 KiB until the pool holds kHugeAfter bytes, then 2 MiB, aligned and advised to the
-// kernel as huge pages (MADV_HUGEPAGE; a hint, ignored where transparent huge pages are off): a
+// Slabs are 64 KiB until the pool holds kHugeAfter bytes, then 2 MiB, mapped aligned and advised to
+// the kernel as huge pages (MADV_HUGEPAGE; a hint, ignored where transparent huge pages are off): a
 // lookup in a large state lands on a random block, and with 4 KiB pages most such lookups also
 // miss the TLB and walk the page tables. A small state never takes a 2 MiB slab.
 //

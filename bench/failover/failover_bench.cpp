@@ -45,7 +45,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -57,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/provenance.h"
 #include "bin/rpc/client.h"
 #include "bin/rpc/frame.h"
 #include "bin/rpc/value.h"
@@ -922,36 +922,6 @@ Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
   return result;
 }
 
-// The commit the benchmark ran from (the working directory's repository), "+dirty" if it has
-// uncommitted changes; "unknown" outside a repository.
-std::string git_commit() {
-  auto run = [](const char* cmd) {
-    std::string out;
-    if (FILE* p = ::popen(cmd, "r")) {
-      char buf[256];
-      while (std::fgets(buf, sizeof buf, p) != nullptr)
-        out += buf;
-      ::pclose(p);
-    }
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
-      out.pop_back();
-    return out;
-  };
-  std::string commit = run("git rev-parse HEAD 2>/dev/null");
-  if (commit.empty()) return "unknown";
-  if (!run("git status --porcelain --untracked-files=no 2>/dev/null").empty()) commit += "+dirty";
-  return commit;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string fmt_ms(double v) {
   if (std::isnan(v)) return "-";
   char buf[32];
@@ -962,9 +932,6 @@ std::string fmt_ms(double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string command_line;
-  for (int i = 0; i < argc; ++i)
-    command_line += (i > 0 ? " " : "") + std::string(argv[i]);
   bool quick = false;
   int rounds = 5;
   int idle_seconds = 0;
@@ -1213,9 +1180,10 @@ int main(int argc, char** argv) {
   }
   Value doc = Value::map();
   doc.set("benchmark", "failover");
-  doc.set("commit", git_commit());
-  doc.set("command", command_line);
-  doc.set("date", utc_now());
+  const shoal::bench::Provenance from = shoal::bench::provenance(argc, argv);
+  doc.set("commit", from.commit);
+  doc.set("command", from.command);
+  doc.set("date", from.date);
   doc.set("ok", !failed);
   doc.set("quick", quick);
   doc.set("rounds", rounds);

@@ -1,0 +1,47 @@
+#include "bench/provenance.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace shoal::bench {
+
+namespace {
+
+// The standard output of `cmd` (run by the shell), without trailing newlines and spaces.
+std::string output_of(const char* cmd) {
+  std::string out;
+  if (FILE* p = ::popen(cmd, "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p) != nullptr)
+      out += buf;
+    ::pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' '))
+    out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+Provenance provenance(int argc, char** argv) {
+  Provenance p;
+  p.commit = output_of("git rev-parse HEAD 2>/dev/null");
+  if (p.commit.empty()) {
+    p.commit = "unknown";
+  } else if (!output_of("git status --porcelain --untracked-files=no 2>/dev/null").empty()) {
+    p.commit += "+dirty";
+  }
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) p.command += ' ';
+    p.command += argv[i];
+  }
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  p.date = buf;
+  return p;
+}
+
+}  // namespace shoal::bench

@@ -1,0 +1,23 @@
+#pragma once
+
+// What a benchmark result came from, recorded in every JSON under bench/: the C++ benches' side of
+// bench/benchlib.py's provenance().
+
+#include <string>
+
+namespace shoal::bench {
+
+struct Provenance {
+  // The commit of the working directory's repository, with "+dirty" if tracked files have
+  // uncommitted changes; "unknown" outside a repository.
+  std::string commit;
+  // The command line as given: argv joined by single spaces.
+  std::string command;
+  // The UTC date and time, ISO 8601 to the second ("2026-12-05T19:07:55Z").
+  std::string date;
+};
+
+// Returns the provenance of this run; `argc` and `argv` are main()'s. Runs git (two processes).
+Provenance provenance(int argc, char** argv);
+
+}  // namespace shoal::bench
