@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import free_base  # noqa: E402
+from benchlib import free_base, provenance  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z \w+ (\w+) (.*)$")
@@ -301,7 +301,7 @@ def main():
     sim_results = json.load(open(sim_json)) if os.path.exists(sim_json) else None
 
     with open(args.json, "w") as f:
-        json.dump({"bench": "membership", "rounds": rounds, "sizes": rows, "summary": summary,
+        json.dump({"bench": "membership", **provenance(ROOT), "rounds": rounds, "sizes": rows, "summary": summary,
                    "sim": sim_results}, f, indent=2)
     print("json: %s (logs in %s)" % (args.json, logdir))
     big = max(summary)

@@ -32,7 +32,6 @@ that did not come). Only processes this script started are stopped; all traffic 
 """
 
 import argparse
-import datetime
 import json
 import os
 import select
@@ -44,7 +43,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from benchlib import free_base  # noqa: E402
+from benchlib import free_base, provenance  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODE = os.path.join(ROOT, "build", "release", "bench", "messaging_node")
@@ -320,14 +319,6 @@ def run_cli_call(args):
                 p.kill()
 
 
-def git_commit():
-    try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", default=os.path.join(ROOT, "out", "messaging_bench.json"))
@@ -409,8 +400,7 @@ def main():
     row("shoal call (CLI process), p50 ms", fmt(cli.get("p50_ms"), "%.2f"))
     row("  of which process start (shoal --version), ms", fmt(cli.get("process_start_ms"), "%.2f"))
 
-    out = {"commit": git_commit(), "command": " ".join(sys.argv),
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "results": results}
+    out = {**provenance(ROOT), "results": results}
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
