@@ -14,6 +14,7 @@ packages=(
   iproute2 iptables nftables         # the fault lab: namespaces, veth, bridge, packet queue
   python3                            # examples/ (the stack server) and the Python benchmarks
   clang-format                       # the format check (.ci/run)
+  dpkg-dev                           # the .deb (cpack: dpkg-shlibdeps finds its dependencies)
 )
 
 missing=()
