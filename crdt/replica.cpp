@@ -36,10 +36,7 @@ void Replica::grew(std::size_t entries) {
 
 void Replica::put(std::uint64_t now_ms, std::string_view key, std::string_view value,
                   const ChangeFn& on_change) {
-  last_ms_ = std::max(last_ms_, now_ms);
-  const Timestamp ts = clock_.tick(now_ms);
-  state_->put(id_, ts, key, value, batch(), on_change);
-  grew(1);
+  put_at(now_ms, clock_.tick(now_ms), key, value, on_change);
 }
 
 void Replica::put_at(std::uint64_t now_ms, Timestamp ts, std::string_view key,

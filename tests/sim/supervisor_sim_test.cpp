@@ -52,6 +52,20 @@ ChildSpec sleeper(const std::string& name,
   return spec;
 }
 
+// Adds `count` sleepers named PREFIX<k> through node `via`, each with `shutdown_ms`; returns their
+// names.
+std::vector<std::string> add_sleepers(World& w, std::size_t via, const std::string& prefix,
+                                      int count, std::uint64_t shutdown_ms) {
+  std::vector<std::string> names;
+  for (int k = 0; k < count; ++k) {
+    names.push_back(prefix + std::to_string(k));
+    ChildSpec spec = sleeper(names.back());
+    spec.shutdown_ms = shutdown_ms;
+    BOOST_TEST_REQUIRE(add(w, via, spec));
+  }
+  return names;
+}
+
 // What the "tally" workers did: every copy of every child, in start order.
 struct Tally {
   struct Copy {
@@ -615,13 +629,7 @@ BOOST_AUTO_TEST_CASE(quorum_mode_never_runs_two_copies_through_a_partition_and_i
   constexpr std::uint64_t kShutdownMs = 1'000;
   BOOST_TEST_MESSAGE("lease_ms=" << lease_ms << " shutdown_ms=" << kShutdownMs);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  std::vector<std::string> names;
-  for (int k = 0; k < 200; ++k) {
-    names.push_back("svc-" + std::to_string(k));
-    ChildSpec spec = sleeper(names.back());
-    spec.shutdown_ms = kShutdownMs;
-    BOOST_TEST_REQUIRE(add(w, 0, spec));
-  }
+  const std::vector<std::string> names = add_sleepers(w, 0, "svc-", 200, kShutdownMs);
   // Sampled at every step of the simulation (10 ms), from now to the end.
   int most = 0;
   std::string doubled;
@@ -726,13 +734,7 @@ BOOST_AUTO_TEST_CASE(quorum_mode_restarts_a_killed_nodes_children_after_the_leas
   const auto seed = shoal::test::test_seed();
   World w(5, seed, quorum_of(5));
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  std::vector<std::string> names;
-  for (int k = 0; k < 100; ++k) {
-    names.push_back("job-" + std::to_string(k));
-    ChildSpec spec = sleeper(names.back());
-    spec.shutdown_ms = 500;
-    BOOST_TEST_REQUIRE(add(w, 1, spec));
-  }
+  const std::vector<std::string> names = add_sleepers(w, 1, "job-", 100, 500);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 20'000), "seed=" << seed);
   std::set<std::string> orphans;
   for (const std::string& name : names) {
@@ -760,13 +762,7 @@ BOOST_AUTO_TEST_CASE(quorum_mode_a_restarted_node_starts_nothing_for_the_lease) 
   World w(5, seed, quorum_of(5));
   const std::uint64_t lease_ms = w.config().supervisor.lease_ms;
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
-  std::vector<std::string> names;
-  for (int k = 0; k < 100; ++k) {
-    names.push_back("job-" + std::to_string(k));
-    ChildSpec spec = sleeper(names.back());
-    spec.shutdown_ms = 500;
-    BOOST_TEST_REQUIRE(add(w, 0, spec));
-  }
+  const std::vector<std::string> names = add_sleepers(w, 0, "job-", 100, 500);
   BOOST_TEST_REQUIRE(w.wait([&] { return w.settled(names); }, 20'000), "seed=" << seed);
   int most = 0;
   auto sampled = [&](const std::function<bool()>& pred) {
