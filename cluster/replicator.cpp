@@ -101,6 +101,11 @@ bool Replicator::remove(std::uint64_t /*now_ms*/, std::string_view key) {
   return replica_.remove(key, recorder());
 }
 
+bool Replicator::remove_if(std::uint64_t /*now_ms*/, std::string_view key,
+                           const crdt::VersionPredicate& pred) {
+  return replica_.remove_if(key, pred, recorder());
+}
+
 std::size_t Replicator::remove_where(std::uint64_t /*now_ms*/, const crdt::VersionPredicate& pred) {
   return replica_.remove_where(pred, recorder());
 }

@@ -109,6 +109,8 @@ class Replicator {
   void put_at(std::uint64_t now_ms, crdt::Timestamp ts, std::string_view key,
               std::string_view value);
   bool remove(std::uint64_t now_ms, std::string_view key);
+  // Removes only the versions of `key` that match (crdt::Replica::remove_if).
+  bool remove_if(std::uint64_t now_ms, std::string_view key, const crdt::VersionPredicate& pred);
   std::size_t remove_where(std::uint64_t now_ms, const crdt::VersionPredicate& pred);
   // Ships the local mutations made since the last flush. Call once per loop turn.
   void flush(std::uint64_t now_ms);

@@ -336,6 +336,23 @@ bool AwLwwMap::remove(std::string_view key, AwLwwMap& delta, const ChangeFn& on_
   return true;
 }
 
+bool AwLwwMap::remove_if(std::string_view key, const VersionPredicate& pred, AwLwwMap& delta,
+                         const ChangeFn& on_change) {
+  auto it = find(key);
+  if (it == entries_.end()) return false;
+  const detail::EntryBlock* block = &*it;
+  scratch_.clear();
+  std::vector<RawVersion> removed;
+  for (std::uint32_t i = 0; i < block->count(); ++i) {
+    const RawVersion v = block->version(i);
+    (pred(key, view(v)) ? removed : scratch_).push_back(v);
+  }
+  if (removed.empty()) return false;
+  record(delta, key, removed, nullptr);
+  replace(it, scratch_, on_change);
+  return true;
+}
+
 std::size_t AwLwwMap::remove_where(const VersionPredicate& pred, AwLwwMap& delta,
                                    const ChangeFn& on_change) {
   std::size_t touched = 0;

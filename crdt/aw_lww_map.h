@@ -85,7 +85,7 @@ struct Change {
 };
 using ChangeFn = std::function<void(const Change&)>;
 
-// Selects versions for remove_where().
+// Selects versions for remove_if() and remove_where().
 using VersionPredicate = std::function<bool(std::string_view key, const VersionView&)>;
 
 namespace detail {
@@ -214,6 +214,10 @@ class AwLwwMap {
   // Removes every version of `key` this replica has seen. Returns false (and changes nothing) if
   // the key has no value.
   bool remove(std::string_view key, AwLwwMap& delta, const ChangeFn& on_change = {});
+  // Removes the versions of `key` for which pred(key, version) is true; the others stay, and the
+  // greatest of them becomes the value. Returns false (and changes nothing) if none matches.
+  bool remove_if(std::string_view key, const VersionPredicate& pred, AwLwwMap& delta,
+                 const ChangeFn& on_change = {});
   // Removes every version for which pred(key, version) is true. Returns the number of keys touched.
   std::size_t remove_where(const VersionPredicate& pred, AwLwwMap& delta,
                            const ChangeFn& on_change = {});

@@ -53,6 +53,15 @@ bool Replica::remove(std::string_view key, const ChangeFn& on_change) {
   return true;
 }
 
+bool Replica::remove_if(std::string_view key, const VersionPredicate& pred,
+                        const ChangeFn& on_change) {
+  AwLwwMap delta(AwLwwMap::Kind::delta);  // joined into the batch only if something matched
+  if (!state_->remove_if(key, pred, delta, on_change)) return false;
+  batch().join(delta);
+  grew(1);
+  return true;
+}
+
 std::size_t Replica::remove_where(const VersionPredicate& pred, const ChangeFn& on_change) {
   // A batch is opened only if something matches, so that removing nothing logs nothing.
   AwLwwMap delta(AwLwwMap::Kind::delta);

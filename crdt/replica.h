@@ -166,6 +166,10 @@ class Replica {
               const ChangeFn& on_change = {});
   // Removes `key`. Returns false (and changes nothing) if it had no value.
   bool remove(std::string_view key, const ChangeFn& on_change = {});
+  // Removes the versions of `key` that match (AwLwwMap::remove_if). Returns false (and changes
+  // nothing) if none does.
+  bool remove_if(std::string_view key, const VersionPredicate& pred,
+                 const ChangeFn& on_change = {});
   // Removes every version that matches. Returns the number of keys touched.
   std::size_t remove_where(const VersionPredicate& pred, const ChangeFn& on_change = {});
 

@@ -191,11 +191,17 @@ bool Registry::unregister(std::uint64_t now_ms, std::string_view name) {
 }
 
 bool Registry::release(std::uint64_t now_ms, std::string_view name, const Pid& pid) {
-  auto v = replicator_.state().get(name_key(name));
-  if (!v) return false;
-  auto reg = decode_registration(v->value);
-  if (!reg || reg->pid != pid) return false;
-  return unregister(now_ms, name);
+  const std::string key = name_key(name);
+  const auto put_by_pid = [&](std::string_view, const crdt::VersionView& v) {
+    auto reg = decode_registration(v.value);
+    return reg && reg->pid == pid;
+  };
+  if (!replicator_.remove_if(now_ms, key, put_by_pid)) return false;
+  if (auto mine = held_.find(key); mine != held_.end()) {
+    auto reg = decode_registration(mine->second.value);
+    if (reg && reg->pid == pid) held_.erase(mine);
+  }
+  return true;
 }
 
 std::optional<Registration> Registry::whereis(std::string_view name) const {

@@ -111,8 +111,9 @@ class Registry {
                                                          std::string_view meta = {});
   // Removes `name`. Returns false if it was not registered.
   bool unregister(std::uint64_t now_ms, std::string_view name);
-  // Removes `name` iff its registration names `pid` (live or not: a pid whose process ended lets
-  // go of its name). Returns whether it did.
+  // Removes the versions of `name` that `pid` put (live or not: a pid whose process ended lets go
+  // of its name), whether or not they win; a concurrent claim of another pid stays and holds the
+  // name. Returns whether there was one.
   bool release(std::uint64_t now_ms, std::string_view name, const Pid& pid);
   std::optional<Registration> whereis(std::string_view name) const;
   // Live registrations whose name starts with `prefix`, in name order, at most `limit`.

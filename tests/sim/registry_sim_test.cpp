@@ -292,6 +292,49 @@ BOOST_AUTO_TEST_CASE(conflicting_registrations_in_a_partition_heal_to_one_winner
     conflicting_registrations_heal_to_the_latest(base + k);
 }
 
+// Two claims made at once, with no partition: both versions reach every node and the later wins.
+// When the winner lets go (its process ended), the other claim, still held, holds the name again
+// everywhere: a release removes only its own pid's versions.
+BOOST_AUTO_TEST_CASE(a_released_winner_leaves_the_name_to_the_concurrent_claim) {
+  const auto seed = shoal::test::test_seed();
+  World w(5, seed);
+  BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));
+  BOOST_TEST_REQUIRE(w.reg(1).register_name(w.c.now(), "leader", w.pid(1, 7)).has_value());
+  BOOST_TEST_REQUIRE(w.reg(3).register_name(w.c.now(), "leader", w.pid(3, 9)).has_value());
+  w.settle_all();
+  const auto everywhere = [&](const std::optional<Pid>& holder, std::size_t versions) {
+    for (std::size_t i = 0; i < 5; ++i) {
+      auto where = w.reg(i).whereis("leader");
+      if (where.has_value() != holder.has_value()) return false;
+      if (where && where->pid != *holder) return false;
+      if (w.c.replicator(i).state().versions("n/leader") != versions) return false;
+    }
+    return true;
+  };
+  std::optional<Pid> first;
+  BOOST_TEST_REQUIRE(w.wait(
+                         [&] {
+                           first = w.reg(0).whereis("leader").transform(
+                               [](const registry::Registration& r) { return r.pid; });
+                           return first && everywhere(first, 2);
+                         },
+                         10'000),
+                     "seed=" << seed);
+  const bool one_won = *first == w.pid(1, 7);
+  const std::size_t winner_node = one_won ? 1 : 3;
+  const Pid loser = one_won ? w.pid(3, 9) : w.pid(1, 7);
+  BOOST_TEST_MESSAGE("seed=" << seed << ": " << first->to_string() << " won over "
+                             << loser.to_string());
+  BOOST_TEST_REQUIRE(w.reg(winner_node).release(w.c.now(), "leader", *first));
+  BOOST_TEST(!w.reg(winner_node).release(w.c.now(), "leader", *first));  // nothing left of it
+  w.settle_all();
+  BOOST_TEST(w.wait([&] { return everywhere(loser, 1); }, 10'000), "seed=" << seed);
+  // And when the loser lets go too, the name is free everywhere.
+  BOOST_TEST_REQUIRE(w.reg(one_won ? 3 : 1).release(w.c.now(), "leader", loser));
+  w.settle_all();
+  BOOST_TEST(w.wait([&] { return everywhere(std::nullopt, 0); }, 10'000), "seed=" << seed);
+}
+
 BOOST_AUTO_TEST_CASE(watchers_hear_the_names_they_watch_until_they_stop) {
   World w(3, shoal::test::test_seed());
   BOOST_TEST_REQUIRE(w.wait([&] { return w.c.converged(); }, 10'000));

@@ -178,6 +178,34 @@ BOOST_AUTO_TEST_CASE(remove_where_leaves_a_concurrent_sibling_in_place) {
   BOOST_TEST(value_of(b, "k") == "owner=b");
 }
 
+BOOST_AUTO_TEST_CASE(remove_if_removes_only_the_matching_versions_of_one_key) {
+  AwLwwMap a;
+  AwLwwMap b;
+  const AwLwwMap from_b = b.put("b", from_ms(1), "k", "owner=b");
+  b.put("b", from_ms(1), "other", "owner=a");
+  a.put("a", from_ms(2), "k", "owner=a");
+  a.put("a", from_ms(2), "other", "owner=a");
+  a.join(from_b);
+  BOOST_TEST(a.versions("k") == 2u);
+  const auto owner_a = [](std::string_view, const VersionView& v) { return v.value == "owner=a"; };
+  AwLwwMap none(AwLwwMap::Kind::delta);
+  BOOST_TEST(!a.remove_if("absent", owner_a, none));
+  BOOST_TEST(!a.remove_if(
+      "k", [](std::string_view, const VersionView&) { return false; }, none));
+  BOOST_TEST(none.entry_count() == 0u);
+  // The winner goes; its concurrent sibling stays and becomes the value. Other keys are untouched.
+  AwLwwMap delta(AwLwwMap::Kind::delta);
+  BOOST_TEST(a.remove_if("k", owner_a, delta));
+  BOOST_TEST(value_of(a, "k") == "owner=b");
+  BOOST_TEST(a.versions("k") == 1u);
+  BOOST_TEST(value_of(a, "other") == "owner=a");
+  BOOST_TEST(delta.entry_count() == 1u);
+  // The delta removes at b what a removed, and nothing b wrote that a had not seen.
+  b.join(delta);
+  BOOST_TEST(value_of(b, "k") == "owner=b");
+  BOOST_TEST(value_of(b, "other") == "owner=a");
+}
+
 BOOST_AUTO_TEST_CASE(scan_visits_keys_with_the_prefix_in_order_until_told_to_stop) {
   AwLwwMap map;
   for (const char* key : {"n/b", "g/x", "n/a", "n/c", "o/a", "n"})

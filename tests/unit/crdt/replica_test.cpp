@@ -309,9 +309,21 @@ BOOST_AUTO_TEST_CASE(removing_nothing_logs_nothing) {
   Replica a("a");
   BOOST_TEST(!a.remove("absent"));
   BOOST_TEST(a.remove_where([](std::string_view, const auto&) { return true; }) == 0u);
+  BOOST_TEST(!a.remove_if("absent", [](std::string_view, const auto&) { return true; }));
   BOOST_TEST(!a.has_unflushed());
   BOOST_TEST(a.flush().empty());
   BOOST_TEST((a.digest() == Digest{}));
+}
+
+BOOST_AUTO_TEST_CASE(remove_if_logs_only_a_removal_that_matched) {
+  Replica a("a");
+  a.put(1000, "k", "v");
+  BOOST_TEST(a.flush().size() == 1u);
+  BOOST_TEST(!a.remove_if("k", [](std::string_view, const auto&) { return false; }));
+  BOOST_TEST(!a.has_unflushed());
+  BOOST_TEST(a.remove_if("k", [](std::string_view, const auto& v) { return v.value == "v"; }));
+  BOOST_TEST(a.state().versions("k") == 0u);
+  BOOST_TEST(a.flush().size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(local_mutations_batch_until_flushed) {
