@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <limits>
 #include <sstream>
 
 #include "supervisor/uv/exec_runtime.h"
@@ -18,34 +17,6 @@ std::optional<std::pair<std::string, std::string>> key_value(std::string_view kv
   const auto eq = kv.find('=');
   if (eq == std::string_view::npos || eq == 0) return std::nullopt;
   return std::make_pair(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
-}
-
-// Peers must be able to read this node: its tags within the wire's limits (cluster/wire.h), and
-// its alive message, at its widest (the greatest creation and incarnation), in one packet with
-// the header, else peers drop its packets and push-pulls, and it never joins.
-std::optional<std::string> tags_fit(const std::string& name, const cluster::Address& addr,
-                                    const cluster::Tags& tags, std::size_t packet_bytes) {
-  if (tags.size() > cluster::kMaxTags) {
-    return "--tag: at most " + std::to_string(cluster::kMaxTags) + " tags, shoal's own included";
-  }
-  for (const auto& [key, value] : tags) {
-    if (key.size() > cluster::kMaxTagKeyBytes) {
-      return "--tag: a tag key takes at most " + std::to_string(cluster::kMaxTagKeyBytes) +
-             " bytes";
-    }
-    if (value.size() > cluster::kMaxTagValueBytes) {
-      return "--tag " + key + ": a tag value takes at most " +
-             std::to_string(cluster::kMaxTagValueBytes) + " bytes";
-    }
-  }
-  const std::uint64_t widest = std::numeric_limits<std::uint64_t>::max();
-  cluster::PacketBuilder packet(name, widest, packet_bytes);
-  if (!packet.add(cluster::encode_message(cluster::Alive{name, addr, widest, widest, tags}))) {
-    return "--tag: the tags and the node's name take too many bytes: they travel in every "
-           "packet that announces the node (at most " +
-           std::to_string(packet_bytes) + " bytes)";
-  }
-  return std::nullopt;
 }
 
 // --child NAME=COMMAND ARGS... (the command split at spaces and tabs).
@@ -201,9 +172,9 @@ std::expected<AgentConfig, std::string> parse_agent_options(const AgentOptions& 
   c.name = o.name.empty() ? hostname + ":" + std::to_string(c.bind.port) : o.name;
   if (c.name.size() > cluster::kMaxNameBytes)
     return Failure("--name: a node name is 1 to 255 bytes");
-  if (auto bad = tags_fit(c.name, c.advertise.value_or(c.bind), c.tags,
-                          c.stack.membership.max_packet_bytes)) {
-    return Failure(*bad);
+  if (auto bad = cluster::tags_fit(c.name, c.advertise.value_or(c.bind), c.tags,
+                                   c.stack.membership.max_packet_bytes)) {
+    return Failure("--" + *bad);
   }
   c.key_file = o.key_file;
   // Secure by default: without a key, anyone who reaches the port can join, and a member can

@@ -19,13 +19,14 @@
 #include "cluster/map_store.h"
 #include "cluster/uv/seed_resolver.h"
 #include "cluster/wire.h"
+#include "shoal/version.h"
 #include "supervisor/child_spec.h"
 #include "supervisor/exec_policy.h"
 #include "supervisor/stack.h"
 
 namespace shoal::bin {
 
-inline constexpr const char* kShoalVersion = "0.1.0";
+inline constexpr const char* kShoalVersion = SHOAL_VERSION_STRING;  // the project's version
 
 // The flags of `shoal agent`, as given. Defaults are the documented ones.
 struct AgentOptions {

@@ -1,5 +1,7 @@
 #include "cluster/wire.h"
 
+#include <limits>
+
 #include "crdt/msgpack_reader.h"
 #include "crdt/msgpack_writer.h"
 
@@ -65,22 +67,34 @@ Tags read_tags(MsgReader& r, const char* field) {
   return tags;
 }
 
-std::optional<Message> read_message(MsgReader& r) {
-  const std::uint32_t len = r.array("message", 8);
-  if (!r.ok()) return std::nullopt;
-  if (len == 0) {
-    r.fail(Errc::invalid, "message", "empty message");
-    return std::nullopt;
+// The fields a message of `type` has in this version (its type included); 0 for a type this
+// version does not know.
+std::uint32_t field_count(MessageType type) {
+  switch (type) {
+    case MessageType::ping:
+    case MessageType::ping_req:
+    case MessageType::left:
+    case MessageType::user_broadcast:
+      return 4;
+    case MessageType::ack:
+    case MessageType::nack:
+      return 3;
+    case MessageType::alive:
+      return 6;
+    case MessageType::suspect:
+    case MessageType::dead:
+      return 5;
+    case MessageType::user:
+      return 2;
+    default:
+      return 0;
   }
-  const auto type = static_cast<MessageType>(r.uint("type", 255));
-  auto expect = [&](std::uint32_t n) {
-    if (r.ok() && len != n) {
-      r.fail(Errc::invalid, "message", "wrong field count for its type");
-    }
-  };
+}
+
+// The known fields of a message of `type` (its array header and type already read).
+std::optional<Message> read_fields(MsgReader& r, MessageType type) {
   switch (type) {
     case MessageType::ping: {
-      expect(4);
       Ping m;
       m.seq = r.uint("seq");
       m.target = read_name(r, "target");
@@ -89,7 +103,6 @@ std::optional<Message> read_message(MsgReader& r) {
       break;
     }
     case MessageType::ack: {
-      expect(3);
       Ack m;
       m.seq = r.uint("seq");
       m.view = r.uint("view");
@@ -97,13 +110,11 @@ std::optional<Message> read_message(MsgReader& r) {
       break;
     }
     case MessageType::nack: {
-      expect(3);
       Nack m{r.uint("seq"), static_cast<NackReason>(r.uint("reason", 1))};
       if (r.ok()) return m;
       break;
     }
     case MessageType::ping_req: {
-      expect(4);
       PingReq m;
       m.seq = r.uint("seq");
       m.target = read_name(r, "target");
@@ -112,7 +123,6 @@ std::optional<Message> read_message(MsgReader& r) {
       break;
     }
     case MessageType::alive: {
-      expect(6);
       Alive m;
       m.name = read_name(r, "name");
       m.addr = read_addr(r, "addr");
@@ -124,7 +134,6 @@ std::optional<Message> read_message(MsgReader& r) {
     }
     case MessageType::suspect:
     case MessageType::dead: {
-      expect(5);
       std::string name = read_name(r, "name");
       const std::uint64_t creation = r.uint("creation");
       const std::uint64_t incarnation = r.uint("incarnation");
@@ -136,7 +145,6 @@ std::optional<Message> read_message(MsgReader& r) {
       return Dead{std::move(name), creation, incarnation, std::move(from)};
     }
     case MessageType::left: {
-      expect(4);
       Left m;
       m.name = read_name(r, "name");
       m.creation = r.uint("creation");
@@ -145,13 +153,11 @@ std::optional<Message> read_message(MsgReader& r) {
       break;
     }
     case MessageType::user: {
-      expect(2);
       User m{std::string(r.bytes("payload", kMaxPacketBytes))};
       if (r.ok()) return m;
       break;
     }
     case MessageType::user_broadcast: {
-      expect(4);
       UserBroadcast m;
       m.origin = read_name(r, "origin");
       m.id = r.uint("id");
@@ -160,10 +166,39 @@ std::optional<Message> read_message(MsgReader& r) {
       break;
     }
     default:
-      r.fail(Errc::invalid, "type",
-             "unknown message type " + std::to_string(static_cast<int>(type)));
+      break;  // field_count() says 0: read_message() skips it
   }
   return std::nullopt;
+}
+
+// One message. A newer minor version may append fields to a message and add types: the extra
+// fields are skipped, and a message of an unknown type is skipped whole (nullopt, the reader
+// still ok), so that the rest of its packet is read.
+std::optional<Message> read_message(MsgReader& r) {
+  const std::uint32_t len = r.array("message", kMaxMessageFields);
+  if (!r.ok()) return std::nullopt;
+  if (len == 0) {
+    r.fail(Errc::invalid, "message", "empty message");
+    return std::nullopt;
+  }
+  const auto type = static_cast<MessageType>(r.uint("type", 255));
+  const std::uint32_t known = field_count(type);
+  if (r.ok() && known != 0 && len < known) {
+    r.fail(Errc::invalid, "message", "too few fields for its type");
+    return std::nullopt;
+  }
+  std::optional<Message> m = known != 0 ? read_fields(r, type) : std::nullopt;
+  for (std::uint32_t i = std::max<std::uint32_t>(known, 1); i < len && r.ok(); ++i)
+    r.skip("message");
+  if (!r.ok()) return std::nullopt;
+  return m;
+}
+
+// Skips the fields a newer minor version appended to a record of `fields` (this one knows
+// `known`).
+void skip_extra(MsgReader& r, const char* field, std::uint32_t fields, std::uint32_t known) {
+  for (std::uint32_t i = known; i < fields && r.ok(); ++i)
+    r.skip(field);
 }
 
 void check_version(MsgReader& r) {
@@ -294,7 +329,7 @@ std::expected<Packet, Error> decode_packet(std::string_view bytes) {
         Error{Errc::too_large, "packet", std::to_string(bytes.size()) + " bytes"});
   }
   MsgReader r(bytes);
-  r.array_of("packet", 4);
+  const std::uint32_t fields = r.array_at_least("packet", 4, kMaxMessageFields);
   check_version(r);
   Packet packet;
   packet.sender = read_name(r, "sender");
@@ -305,6 +340,8 @@ std::expected<Packet, Error> decode_packet(std::string_view bytes) {
     r.at("messages", i);
     if (auto m = read_message(r)) packet.messages.push_back(std::move(*m));
   }
+  r.at(nullptr, 0);
+  skip_extra(r, "packet", fields, 4);
   if (r.ok() && r.remaining() != 0) {
     r.at(nullptr, 0);
     r.fail(Errc::invalid, "packet", "trailing bytes");
@@ -342,7 +379,7 @@ std::expected<PushPull, Error> decode_push_pull(std::string_view bytes) {
         Error{Errc::too_large, "frame", std::to_string(bytes.size()) + " bytes"});
   }
   MsgReader r(bytes);
-  r.array_of("push_pull", 7);
+  const std::uint32_t fields = r.array_at_least("push_pull", 7, kMaxMessageFields);
   check_version(r);
   const std::uint64_t type = r.uint("type", 255);
   if (r.ok() && type != static_cast<std::uint64_t>(MessageType::push_pull)) {
@@ -356,7 +393,7 @@ std::expected<PushPull, Error> decode_push_pull(std::string_view bytes) {
   state.members.reserve(n);
   for (std::uint32_t i = 0; i < n && r.ok(); ++i) {
     r.at("members", i);
-    r.array_of("member", 6);
+    const std::uint32_t member_fields = r.array_at_least("member", 6, kMaxMessageFields);
     MemberState m;
     m.name = read_name(r, "name");
     m.addr = read_addr(r, "addr");
@@ -364,10 +401,12 @@ std::expected<PushPull, Error> decode_push_pull(std::string_view bytes) {
     m.incarnation = r.uint("incarnation");
     m.status = static_cast<MemberStatus>(r.uint("status", 3));
     m.tags = read_tags(r, "tags");
+    skip_extra(r, "member", member_fields, 6);
     if (r.ok()) state.members.push_back(std::move(m));
   }
   r.at(nullptr, 0);
   state.user_state = std::string(r.bytes("user_state", kMaxUserStateBytes));
+  skip_extra(r, "push_pull", fields, 7);
   if (r.ok() && r.remaining() != 0) r.fail(Errc::invalid, "push_pull", "trailing bytes");
   if (!r.ok()) return std::unexpected(r.error());
   return state;
@@ -429,7 +468,7 @@ std::string encode_user_stream(const UserStream& message) {
 
 std::expected<UserStream, Error> decode_user_stream(std::string_view bytes) {
   crdt::MsgReader r(bytes);
-  r.array_of("user_stream", 5);
+  const std::uint32_t fields = r.array_at_least("user_stream", 5, kMaxMessageFields);
   check_version(r);
   const std::uint64_t type = r.uint("type", 255);
   if (r.ok() && type != static_cast<std::uint64_t>(MessageType::user_stream)) {
@@ -439,9 +478,32 @@ std::expected<UserStream, Error> decode_user_stream(std::string_view bytes) {
   out.sender = read_name(r, "sender");
   out.creation = r.uint("creation");
   out.payload = std::string(r.bytes("payload", kMaxUserStateBytes));
+  skip_extra(r, "user_stream", fields, 5);
   if (r.ok() && r.remaining() != 0) r.fail(crdt::Errc::invalid, "user_stream", "trailing bytes");
   if (!r.ok()) return std::unexpected(r.error());
   return out;
+}
+
+std::optional<std::string> tags_fit(const std::string& name, const Address& addr, const Tags& tags,
+                                    std::size_t packet_bytes) {
+  if (tags.size() > kMaxTags)
+    return "tag: at most " + std::to_string(kMaxTags) + " tags, shoal's own included";
+  for (const auto& [key, value] : tags) {
+    if (key.size() > kMaxTagKeyBytes)
+      return "tag: a tag key takes at most " + std::to_string(kMaxTagKeyBytes) + " bytes";
+    if (value.size() > kMaxTagValueBytes) {
+      return "tag " + key + ": a tag value takes at most " + std::to_string(kMaxTagValueBytes) +
+             " bytes";
+    }
+  }
+  const std::uint64_t widest = std::numeric_limits<std::uint64_t>::max();
+  PacketBuilder packet(name, widest, packet_bytes);
+  if (!packet.add(encode_message(Alive{name, addr, widest, widest, tags}))) {
+    return "tag: the tags and the node's name take too many bytes: they travel in every packet "
+           "that announces the node (at most " +
+           std::to_string(packet_bytes) + " bytes)";
+  }
+  return std::nullopt;
 }
 
 }  // namespace shoal::cluster

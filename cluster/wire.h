@@ -5,6 +5,11 @@
 // UDP packet (at most kMaxPacketBytes, sealed by the keyring when a cluster key is set):
 //   packet   := [ version, sender, creation, messages ]
 //   version  := 1                       (kWireVersion; a reader drops others, counted)
+// Compatibility within a wire version (every minor release of one major version, see
+// include/shoal/version.h): writers may append fields to any record below (packet, message,
+// push_pull, member, user_stream) and add message types; a reader skips fields beyond those it
+// knows, and skips a message of a type it does not know, reading the rest of its packet. At most
+// kMaxMessageFields fields per record.
 //   sender   := name of the sending node (str);  creation := its process start, ms
 //   messages := [ message, ... ]        a compound: the probe message first, then gossip
 //   message  := [ type, fields... ]     by type (MessageType, only append):
@@ -51,6 +56,7 @@ using Error = crdt::Error;
 using Tags = std::map<std::string, std::string, std::less<>>;
 
 inline constexpr std::uint64_t kWireVersion = 1;
+inline constexpr std::uint32_t kMaxMessageFields = 16;
 
 // Limits, with their arithmetic.
 // 1,400 bytes of UDP payload: a 1,500-byte Ethernet MTU less 40 (IPv6) and 8 (UDP) headers,
@@ -167,6 +173,13 @@ struct PushPull {
 std::string encode_message(const Message& message);
 
 // Builds one compound packet of at most `limit` bytes from pre-encoded messages.
+// Whether peers can read a node with these tags: their count and sizes within the limits above,
+// and its alive message, at its widest (the greatest creation and incarnation), in one packet of
+// `packet_bytes` with the header; else peers drop its packets and it never joins. A one-line
+// reason that starts with "tag" otherwise (the agent prefixes "--", naming its flag).
+std::optional<std::string> tags_fit(const std::string& name, const Address& addr, const Tags& tags,
+                                    std::size_t packet_bytes);
+
 class PacketBuilder {
  public:
   PacketBuilder(std::string_view sender, std::uint64_t creation,

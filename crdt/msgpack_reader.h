@@ -51,6 +51,13 @@ class MsgReader {
   std::uint32_t map(const char* field, std::uint32_t max);
   // Reads an array header that must announce exactly `count` elements.
   void array_of(const char* field, std::uint32_t count);
+  // Reads an array header that must announce at least `min` (and at most `max`) elements: a
+  // record whose newer writers may append fields. Returns the count.
+  std::uint32_t array_at_least(const char* field, std::uint32_t min, std::uint32_t max);
+  // Skips one value of any type (a field or a message this reader does not know). Nesting deeper
+  // than kMaxSkipDepth fails: skipping never recurses without bound.
+  void skip(const char* field);
+  static constexpr int kMaxSkipDepth = 16;
   // Reads a non-negative integer in any msgpack integer format. Fails if it exceeds `max`.
   std::uint64_t uint(const char* field, std::uint64_t max = UINT64_MAX);
   // Reads a byte string (msgpack bin or str) of at most `max` bytes.
@@ -68,6 +75,7 @@ class MsgReader {
 
  private:
   bool need(const char* field, std::size_t n);
+  void skip(const char* field, int depth);
   std::uint64_t read_be(std::size_t n);
 
   std::string_view data_;

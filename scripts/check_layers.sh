@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Layer order, lowest first. A file in layer i may include project headers of layers 0..i.
-layers=(crdt cluster registry messaging supervisor bin)
+layers=(crdt cluster registry messaging supervisor lib bin)
 status=0
 
 for i in "${!layers[@]}"; do
@@ -38,6 +38,12 @@ fi
 if grep -rnE '^#include <uv\.h>' crdt cluster registry messaging supervisor --include='*.h' --include='*.cpp' |
      grep -vE '^(cluster|supervisor)/uv/'; then
   echo "only the libuv drivers (cluster/uv/, supervisor/uv/) and bin/ may include <uv.h> (above)" >&2
+  status=1
+fi
+# The public headers (include/shoal/) are all a user gets: they include only each other and the
+# standard library, never a layer's header.
+if grep -rnE '^#include "' include --include='*.h' --include='*.h.in' | grep -vE '#include "shoal/'; then
+  echo "include/shoal/ may include only shoal/ headers (above): the layers are not installed" >&2
   status=1
 fi
 exit $status

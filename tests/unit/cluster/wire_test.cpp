@@ -1,6 +1,7 @@
 #include "cluster/wire.h"
 
 #include "cluster/life.h"
+#include "crdt/msgpack_writer.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -103,17 +104,96 @@ BOOST_AUTO_TEST_CASE(hostile_packets_decode_to_an_error_never_a_crash) {
   BOOST_TEST(!decode_packet(std::string(kMaxPacketBytes + 1, '\x90')).has_value());
 }
 
-BOOST_AUTO_TEST_CASE(wrong_version_and_unknown_type_are_named) {
+BOOST_AUTO_TEST_CASE(another_wire_version_is_refused_and_named) {
   std::string bytes = PacketBuilder("n", 1).finish();
   bytes[1] = 2;
   auto v = decode_packet(bytes);
   BOOST_TEST_REQUIRE(!v.has_value());
   BOOST_TEST((v.error().code == shoal::crdt::Errc::bad_version));
-  PacketBuilder b("n", 1);
-  b.add(std::string("\x91\x63", 2));  // [99]
-  auto t = decode_packet(b.finish());
-  BOOST_TEST_REQUIRE(!t.has_value());
-  BOOST_TEST(t.error().field == "messages[0].type");
+  BOOST_TEST(v.error().field == "version");
+}
+
+// What a newer minor version of the same wire version may send (include/shoal/version.h): fields
+// appended to the packet, to messages, to push-pull and its members, and message types this
+// build does not know. This build reads what it knows and skips the rest.
+BOOST_AUTO_TEST_CASE(a_newer_minor_versions_fields_and_message_types_are_skipped) {
+  using shoal::crdt::MsgWriter;
+  std::string packet;
+  MsgWriter pk(packet);
+  pk.array(5);  // one field more than this build's packet
+  pk.uint(kWireVersion);
+  pk.str("n9");
+  pk.uint(5);
+  pk.array(3);
+  pk.array(6);  // a ping with two new fields: a string and a nested value
+  pk.uint(1);
+  pk.uint(41);
+  pk.str("n1");
+  pk.uint(7);
+  pk.str("new field");
+  pk.array(2);
+  pk.map(1);
+  pk.str("k");
+  pk.bin("v");
+  pk.nil();
+  pk.array(3);  // a message type from the future
+  pk.uint(99);
+  pk.str("future");
+  pk.array(1);
+  pk.uint(300);
+  pk.array(3);  // a plain ack after them
+  pk.uint(2);
+  pk.uint(42);
+  pk.uint(8);
+  pk.boolean(true);  // the packet's new field
+  auto decoded = decode_packet(packet);
+  BOOST_TEST_REQUIRE(decoded.has_value(), (decoded ? "" : decoded.error().to_string()));
+  BOOST_TEST(decoded->sender == "n9");
+  BOOST_TEST_REQUIRE(decoded->messages.size() == 2u);
+  BOOST_TEST(encode_message(decoded->messages[0]) == encode_message(Ping{41, "n1", 7}));
+  BOOST_TEST(encode_message(decoded->messages[1]) == encode_message(Ack{42, 8}));
+
+  std::string pp;
+  MsgWriter w(pp);
+  w.array(8);
+  w.uint(kWireVersion);
+  w.uint(10);  // push_pull
+  w.uint(1);
+  w.str("n9");
+  w.uint(5);
+  w.array(1);
+  w.array(7);  // a member with one new field
+  w.str("n9");
+  w.array(2);
+  w.bin(std::string("\x7f\0\0\1", 4));
+  w.uint(7946);
+  w.uint(5);
+  w.uint(2);
+  w.uint(0);
+  w.array(0);
+  w.str("member's new field");
+  w.bin("state");
+  w.uint(12345);  // the push-pull's new field
+  auto state = decode_push_pull(pp);
+  BOOST_TEST_REQUIRE(state.has_value(), (state ? "" : state.error().to_string()));
+  BOOST_TEST_REQUIRE(state->members.size() == 1u);
+  BOOST_TEST(state->members[0].addr.to_string() == "127.0.0.1:7946");
+  BOOST_TEST(state->members[0].incarnation == 2u);
+  BOOST_TEST(state->user_state == "state");
+
+  // Fewer fields than a type needs, and values nested past the skip depth, are still errors.
+  PacketBuilder short_ping("n", 1);
+  short_ping.add(std::string("\x92\x01\x05", 3));  // [1, 5]
+  BOOST_TEST(!decode_packet(short_ping.finish()).has_value());
+  std::string deep = "\x92\x63";  // [99, [[[[...]]]]]
+  deep += std::string(40, '\x91');
+  deep += '\xc0';
+  PacketBuilder nested("n", 1);
+  nested.add(deep);
+  auto too_deep = decode_packet(nested.finish());
+  BOOST_TEST_REQUIRE(!too_deep.has_value());
+  BOOST_TEST(too_deep.error().to_string().find("nested too deep") != std::string::npos,
+             too_deep.error().to_string());
 }
 
 BOOST_AUTO_TEST_CASE(announcements_round_trip_and_strangers_are_refused) {
