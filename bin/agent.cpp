@@ -29,7 +29,7 @@ constexpr std::uint64_t kLeaveLingerMs = 500;
 
 // --- Handlers ---
 
-// A registry event: the log, and the watchers whose prefix it matches.
+// A registry event: the log, and the watchers and event streams whose prefix it matches.
 void on_registry_event(Agent& a, const registry::RegistryEvent& e) {
   if (a.log.enabled(Level::info)) {
     std::string line = fmt::format("{} name={}", registry::event_name(e.kind), e.name);
@@ -39,7 +39,7 @@ void on_registry_event(Agent& a, const registry::RegistryEvent& e) {
       line += " loser=" + loser.to_string();
     a.log.line(Level::info, "registry", line);
   }
-  if (a.endpoints.watchers.empty()) return;
+  if (!a.endpoints.watched()) return;
   rpc::Value ev = rpc::Value::map();
   ev.set("type", "name");
   ev.set("event", registry::event_name(e.kind));
@@ -54,7 +54,7 @@ void on_registry_event(Agent& a, const registry::RegistryEvent& e) {
 void on_member_event(Agent& a, const cluster::MemberEvent& e) {
   a.log.log(Level::info, "membership", "{} name={} addr={} incarnation={} creation={}",
             cluster::event_name(e.kind), e.name, e.addr.to_string(), e.incarnation, e.creation);
-  if (a.endpoints.watchers.empty()) return;
+  if (!a.endpoints.watched()) return;
   rpc::Value ev = rpc::Value::map();
   ev.set("type", "member");
   ev.set("event", cluster::event_name(e.kind));
@@ -65,9 +65,10 @@ void on_member_event(Agent& a, const cluster::MemberEvent& e) {
   rpc_event(a, e.name, ev);
 }
 
-// A child instance's start or end here, for watchers (the log has its own lines).
+// A child instance's start or end here, for watchers and event streams (the log has its own
+// lines).
 void on_child_event(Agent& a, const supervisor::ChildEvent& e) {
-  if (a.endpoints.watchers.empty()) return;
+  if (!a.endpoints.watched()) return;
   rpc::Value ev = rpc::Value::map();
   ev.set("type", "child");
   ev.set("event", supervisor::child_event_name(e.kind));

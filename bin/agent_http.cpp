@@ -1,13 +1,22 @@
-// The agent's --http endpoint: Prometheus metrics, JSON views of the cluster, and a health check.
+// The agent's --http endpoint: the operator's dashboard, Prometheus metrics, JSON views of the
+// cluster, an event stream, and a health check.
 //
+//   GET /               the dashboard: one page (bin/http/dashboard.html, compiled in), read-only,
+//                       fed by the JSON views and /v1/events
 //   GET /metrics        Prometheus text format (version 0.0.4)
 //   GET /v1/members     as `shoal members --format json` (?status=alive)
 //   GET /v1/names       as `shoal names --format json` (?prefix=P&limit=N)
+//   GET /v1/groups      [{"group": G, "members": as `shoal group G --format json`}...]
+//                       (?prefix=P&limit=N)
 //   GET /v1/children    as `shoal ps --format json` (?node=N)
 //   GET /v1/info        as `shoal info --format json`
+//   GET /v1/events      Server-Sent Events: each event `shoal watch --format json` prints, as one
+//                       `data:` line (?prefix=P: events about names starting with P); a comment
+//                       every 15 s; at most 8 streams (503 beyond); see bin/http/server.h
 //   GET /health         200 {"status":"ok",...} while the agent serves; 503 while it leaves
 
 #include "bin/agent_state.h"
+#include "bin/http/dashboard.h"
 
 namespace shoal::bin {
 
@@ -202,9 +211,34 @@ http::Response json(Agent& a, std::string_view cmd, Value args) {
   return {200, "application/json", rpc::to_json(*v) + "\n"};
 }
 
+// The groups whose names start with args' prefix (at most args' limit), each with its members.
+http::Response groups(Agent& a, const Value& args) {
+  const Value* prefix = args.find("prefix");
+  const Value* limit = args.find("limit");
+  const std::uint64_t most = limit != nullptr ? limit->as_u64() : UINT64_MAX;
+  Value out = Value::array();
+  for (const std::string& g : a.registry().groups()) {
+    if (out.as_array().size() >= most) break;
+    if (prefix != nullptr && !g.starts_with(prefix->as_string())) continue;
+    Value which = Value::map();
+    which.set("group", g);
+    Value row = Value::map();
+    row.set("group", g);
+    row.set("members", query(a, "group", which).value_or(Value::array()));
+    out.push(std::move(row));
+  }
+  return {200, "application/json", rpc::to_json(out) + "\n"};
+}
+
 }  // namespace
 
+void http_event(Agent& a, const std::string& subject, const Value& event) {
+  if (a.endpoints.http && a.endpoints.http->streams() > 0)
+    a.endpoints.http->publish(subject, http::sse_event(rpc::to_json(event)));
+}
+
 http::Response http_request(Agent& a, const std::string& path, const std::string& q) {
+  if (path == "/") return {200, "text/html; charset=utf-8", std::string(http::dashboard_html())};
   if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(a)};
   if (path == "/health") {
     Value v = Value::map();
@@ -226,10 +260,19 @@ http::Response http_request(Agent& a, const std::string& path, const std::string
   }
   if (path == "/v1/members") return json(a, "members", std::move(args));
   if (path == "/v1/names") return json(a, "names", std::move(args));
+  if (path == "/v1/groups") return groups(a, args);
   if (path == "/v1/children") return json(a, "ps", std::move(args));
   if (path == "/v1/info") return json(a, "info", Value::map());
+  if (path == "/v1/events") {
+    // The client reconnects 2 s after the stream ends; the events start with the next change.
+    http::Response r{200, "text/event-stream; charset=utf-8", "retry: 2000\n\n"};
+    r.stream = true;
+    r.stream_prefix = http::query_param(q, "prefix").value_or("");
+    return r;
+  }
   return {404, "text/plain; charset=utf-8",
-          "not found: try /metrics, /health, /v1/members, /v1/names, /v1/children, /v1/info\n"};
+          "not found: try /, /metrics, /health, /v1/members, /v1/names, /v1/groups, "
+          "/v1/children, /v1/info, /v1/events\n"};
 }
 
 }  // namespace shoal::bin

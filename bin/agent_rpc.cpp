@@ -46,6 +46,7 @@ Value member_value(const cluster::Member& m) {
   out.set("incarnation", m.incarnation);
   out.set("creation", m.creation);
   out.set("tags", std::move(tags));
+  if (m.rtt_ms) out.set("rtt_ms", *m.rtt_ms);  // the last direct probe's round trip
   return out;
 }
 
@@ -656,6 +657,7 @@ void rpc_closed(Agent& agent, rpc::ClientId client) {
 }
 
 void rpc_event(Agent& agent, const std::string& key, const Value& event) {
+  http_event(agent, key, event);
   if (agent.endpoints.watchers.empty() || !agent.endpoints.rpc) return;
   std::string frame;
   for (const auto& [client, prefix] : agent.endpoints.watchers) {

@@ -103,6 +103,8 @@ struct Agent {
     std::unique_ptr<http::HttpServer> http;
     std::map<rpc::ClientId, std::string> watchers;  // `watch` streams: client -> name prefix
     std::uint64_t next_local_id = 0;                // ids of pids the agent holds itself
+    // Someone wants the events: a `watch` client or an HTTP event stream.
+    bool watched() const { return !watchers.empty() || (http && http->streams() > 0); }
   } endpoints;
 
   struct Messaging {
@@ -168,10 +170,12 @@ void rpc_closed(Agent& agent, rpc::ClientId client);
 // Runs a read-only RPC command (members, names, ps, info...) and returns its result.
 std::expected<rpc::Value, std::string> query(Agent& agent, std::string_view cmd,
                                              const rpc::Value& args);
-// Sends an event to the `watch` clients whose prefix `subject` (a name) starts with.
+// Sends an event to the `watch` clients and the HTTP event streams whose prefix `subject` (a
+// name) starts with.
 void rpc_event(Agent& agent, const std::string& subject, const rpc::Value& event);
-// The --http endpoint's answer to GET `path` (agent_http.cpp).
+// The --http endpoint's answer to GET `path`, and an event for its event streams (agent_http.cpp).
 http::Response http_request(Agent& agent, const std::string& path, const std::string& query);
+void http_event(Agent& agent, const std::string& subject, const rpc::Value& event);
 // Key rotation (agent_keys.cpp).
 void publish_keys(Agent& agent);
 std::expected<void, std::string> apply_key_op(Agent& agent, std::string_view op,

@@ -188,7 +188,8 @@ CLI::App* add_agent_command(CLI::App& app, shoal::bin::AgentOptions& agent,
                   "Direct probe timeout (ms); default 80");
 
   run->add_option("--http", agent.http,
-                  "Serve GET /metrics (Prometheus), /v1/members, /v1/names, /v1/children, /health "
+                  "Serve the dashboard (GET /), /metrics (Prometheus), /v1/members, /v1/names, "
+                  "/v1/groups, /v1/children, /v1/info, /v1/events (Server-Sent Events), /health "
                   "on this ip:port (off by default)");
   run->add_option("--config", config_file,
                   "Read flags from a file: one `flag = value` per line (TOML or INI), e.g. "

@@ -434,6 +434,9 @@ void Membership::on_ack(std::uint64_t now, const Ack& ack) {
       if (ack.seq == probe_->seq) {
         const std::uint64_t rtt = now - probe_->sent_ms;
         sample_rtt(rtt);
+        if (auto it = members_.find(probe_->target);
+            it != members_.end() && it->second.creation == probe_->creation)
+          it->second.rtt_ms = rtt;
         std::size_t b = 0;
         while (b < MembershipStats::kRttBucketsMs.size() && rtt > MembershipStats::kRttBucketsMs[b])
           ++b;

@@ -105,6 +105,9 @@ struct NodeIdentity {
 // A member as this node knows it: what push-pull carries (wire.h's MemberState), and local state.
 struct Member : MemberState {
   std::uint64_t since_ms = 0;  // when the status last changed
+  // The round trip of the last direct probe of this member that was answered, ms (the core's
+  // clock is in ms: under 1 ms reads 0); none before the first.
+  std::optional<std::uint64_t> rtt_ms = std::nullopt;
 
   // Internal to Membership: this member's place in its list of live peers.
   static constexpr std::size_t kNotListed = SIZE_MAX;

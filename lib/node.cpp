@@ -408,6 +408,11 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
   impl->executor = std::make_unique<cluster::UvExecutor>(&impl->loop);
   uv_timer_init(&impl->loop, &impl->linger);
   impl->linger.data = self;
+  if (!bind->is_loopback() && impl->options.keys.empty() && impl->options.log) {
+    impl->options.log("warn", "shoal",
+                      "insecure: no cluster key on " + impl->address +
+                          ": anyone who reaches it can join the cluster and send to its names");
+  }
   if (!seeds.empty()) impl->driver->join(std::move(seeds));
   impl->driver->settle();
   impl->thread = std::thread([self] {

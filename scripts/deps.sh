@@ -15,6 +15,7 @@ packages=(
   python3                            # examples/ (the stack server) and the Python benchmarks
   clang-format                       # the format check (.ci/run)
   dpkg-dev                           # the .deb (cpack: dpkg-shlibdeps finds its dependencies)
+  chromium python3-websocket         # the dashboard's browser test (DevTools protocol)
 )
 
 missing=()

@@ -15,6 +15,9 @@ struct HttpServer::Conn {
   std::string head;
   bool closing = false;
   bool answered = false;
+  bool stream = false;
+  std::string prefix;     // a stream's: the keys of the chunks it receives start with it
+  std::size_t extra = 0;  // bytes a stream's client sent after its request
   int handles = 2;
   std::array<char, 4096> buf{};
 };
@@ -47,22 +50,56 @@ const char* reason(int status) {
 
 }  // namespace
 
-HttpServer::HttpServer(uv_loop_t* loop, Handler handler, std::size_t max_clients)
-    : loop_(loop), handler_(std::move(handler)), max_clients_(max_clients) {}
+std::string sse_event(std::string_view data) {
+  std::string out;
+  out.reserve(data.size() + 16);
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t end = data.find_first_of("\r\n", start);
+    out += "data: ";
+    out.append(
+        data.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    out += '\n';
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+    if (data[end] == '\r' && start < data.size() && data[start] == '\n') ++start;
+  }
+  out += '\n';
+  return out;
+}
+
+std::string sse_comment(std::string_view text) {
+  std::string out = ": ";
+  for (char ch : text)
+    out += ch == '\r' || ch == '\n' ? ' ' : ch;
+  out += "\n\n";
+  return out;
+}
+
+HttpServer::HttpServer(uv_loop_t* loop, Handler handler, HttpLimits limits)
+    : loop_(loop), handler_(std::move(handler)), limits_(limits) {}
 
 HttpServer::~HttpServer() = default;
 
-std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::listen(
-    uv_loop_t* loop, const std::string& addr, Handler handler, std::size_t max_clients) {
+std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::listen(uv_loop_t* loop,
+                                                                           const std::string& addr,
+                                                                           Handler handler,
+                                                                           HttpLimits limits) {
   auto parsed = cluster::Address::parse(addr);
   if (!parsed) return std::unexpected(parsed.error());
-  std::unique_ptr<HttpServer> server(new HttpServer(loop, std::move(handler), max_clients));
+  std::unique_ptr<HttpServer> server(new HttpServer(loop, std::move(handler), limits));
   HttpServer* self = server.get();
   auto listener = cluster::UvListener::listen_tcp(
       loop, *parsed, [self](uv_stream_t* listening) { self->accept(listening); }, 64);
   if (!listener) return std::unexpected(listener.error());
   server->listener_ = std::move(*listener);
   ++server->open_handles_;
+  uv_timer_init(loop, &server->keepalive_);
+  server->keepalive_.data = self;
+  ++server->open_handles_;
+  uv_timer_start(
+      &server->keepalive_, [](uv_timer_t* t) { static_cast<HttpServer*>(t->data)->ping(); },
+      limits.keepalive_ms, limits.keepalive_ms);
   return server;
 }
 
@@ -73,7 +110,7 @@ void HttpServer::accept(uv_stream_t* listening) {
   uv_timer_init(loop_, &c->timer);
   c->tcp.data = c->timer.data = c;
   open_handles_ += 2;
-  if (conns_ >= max_clients_) {
+  if (conns_ >= limits_.max_clients) {
     // Room for the new one: the connection waiting longest without a complete head goes (all_
     // is in the order of acceptance).
     auto slowest =
@@ -85,7 +122,8 @@ void HttpServer::accept(uv_stream_t* listening) {
   }
   all_.push_back(c);
   ++conns_;
-  if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 || conns_ > max_clients_) {
+  if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0 ||
+      conns_ > limits_.max_clients) {
     ++stats_.refused;
     drop(*c);
     return;
@@ -115,7 +153,16 @@ void HttpServer::accept(uv_stream_t* listening) {
 }
 
 void HttpServer::on_data(Conn& c, std::string_view bytes) {
-  if (c.answered || c.closing) return;
+  if (c.closing) return;
+  if (c.answered) {
+    // A stream's client has nothing more to say; one that keeps talking is closed.
+    c.extra += bytes.size();
+    if (c.stream && c.extra > kMaxRequestBytes) {
+      ++stats_.streams_dropped;
+      drop(c);
+    }
+    return;
+  }
   c.head.append(bytes);
   const ParsedHead parsed = parse_request_head(c.head);
   if (std::holds_alternative<HeadIncomplete>(parsed)) return;
@@ -129,15 +176,34 @@ void HttpServer::on_data(Conn& c, std::string_view bytes) {
   respond(c, handler_(request.path, request.query), request.head_only);
 }
 
-void HttpServer::respond(Conn& c, const Response& r, bool head) {
+void HttpServer::respond(Conn& c, Response r, bool head) {
   c.answered = true;
+  const bool stream = r.stream && !head && r.status == 200;
+  if (stream && streams_ >= limits_.max_streams) {
+    ++stats_.streams_refused;
+    r = Response{503, "text/plain; charset=utf-8",
+                 "too many event streams (" + std::to_string(limits_.max_streams) + ")\n"};
+    return respond(c, std::move(r), false);
+  }
+  std::string data = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) +
+                     "\r\nContent-Type: " + r.content_type;
+  // A stream has no length (it ends when the connection does), for HEAD too.
+  if (!r.stream) data += "\r\nContent-Length: " + std::to_string(r.body.size());
+  data += "\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n";
+  if (!head) data += r.body;
+  if (stream) {
+    // Reading goes on, to see the client leave; the request deadline no longer applies.
+    uv_timer_stop(&c.timer);
+    c.stream = true;
+    c.prefix = std::move(r.stream_prefix);
+    ++streams_;
+    ++stats_.streams_opened;
+    send(c, std::move(data));
+    return;
+  }
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.tcp));
   auto* w = new Write;
-  w->data = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) +
-            "\r\nContent-Type: " + r.content_type +
-            "\r\nContent-Length: " + std::to_string(r.body.size()) +
-            "\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n";
-  if (!head) w->data += r.body;
+  w->data = std::move(data);
   w->req.data = &c;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c.tcp), &buf, 1, [](uv_write_t* req, int) {
@@ -151,10 +217,50 @@ void HttpServer::respond(Conn& c, const Response& r, bool head) {
   }
 }
 
+void HttpServer::send(Conn& c, std::string data) {
+  if (c.closing) return;
+  auto* w = new Write;
+  w->data = std::move(data);
+  w->req.data = &c;
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  auto* tcp = reinterpret_cast<uv_stream_t*>(&c.tcp);
+  if (uv_write(&w->req, tcp, &buf, 1, [](uv_write_t* req, int status) {
+        auto* write = reinterpret_cast<Write*>(req);
+        auto* conn = static_cast<Conn*>(req->data);
+        delete write;
+        if (status < 0) conn->server->drop(*conn);
+      }) != 0) {
+    delete w;
+    drop(c);
+    return;
+  }
+  // libuv writes at once what the kernel takes; the write queue is what it did not.
+  if (uv_stream_get_write_queue_size(tcp) > limits_.max_stream_backlog) {
+    ++stats_.streams_dropped;
+    drop(c);
+  }
+}
+
+void HttpServer::publish(std::string_view key, std::string_view chunk) {
+  if (streams_ == 0) return;
+  for (Conn* c : std::vector<Conn*>(all_)) {
+    if (c->stream && !c->closing && key.starts_with(c->prefix)) send(*c, std::string(chunk));
+  }
+}
+
+void HttpServer::ping() {
+  if (streams_ == 0) return;
+  const std::string comment = sse_comment("ping");
+  for (Conn* c : std::vector<Conn*>(all_)) {
+    if (c->stream && !c->closing) send(*c, comment);
+  }
+}
+
 void HttpServer::drop(Conn& c) {
   if (c.closing) return;
   c.closing = true;
   --conns_;
+  if (c.stream) --streams_;
   all_.erase(std::remove(all_.begin(), all_.end(), &c), all_.end());
   auto closed = [](uv_handle_t* h) {
     auto* conn = static_cast<Conn*>(h->data);
@@ -179,6 +285,8 @@ void HttpServer::close(std::function<void()> done) {
   on_closed_ = std::move(done);
   for (Conn* c : std::vector<Conn*>(all_))
     drop(*c);
+  uv_close(reinterpret_cast<uv_handle_t*>(&keepalive_),
+           [](uv_handle_t* h) { static_cast<HttpServer*>(h->data)->closed_one(); });
   if (listener_) listener_->close([this] { closed_one(); });
 }
 

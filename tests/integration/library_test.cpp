@@ -96,6 +96,17 @@ BOOST_AUTO_TEST_CASE(a_reachable_address_without_keys_needs_insecure) {
   o.keys = {std::string(64, 'a')};
   auto keyed = shoal::Node::start(o);
   BOOST_TEST_REQUIRE(keyed.has_value(), (keyed ? "" : keyed.error().message));
+  // Without a key, only by saying so; and the node says it in its log.
+  o.name = "n2";
+  o.keys.clear();
+  o.insecure = true;
+  std::string warned;  // written on the caller's thread, in start()
+  o.log = [&warned](std::string_view level, std::string_view, std::string_view text) {
+    if (level == "warn" && text.starts_with("insecure")) warned = text;
+  };
+  auto open = shoal::Node::start(o);
+  BOOST_TEST_REQUIRE(open.has_value(), (open ? "" : open.error().message));
+  BOOST_TEST(!warned.empty());
 }
 
 BOOST_AUTO_TEST_CASE(names_messages_and_the_thread_rule) {

@@ -40,6 +40,25 @@ BOOST_AUTO_TEST_CASE(hundred_nodes_join_through_one_seed_and_converge) {
   BOOST_TEST(false_deaths(c) == 0u);
 }
 
+// Each member's round trip is the last direct probe's: two one-way latencies of 1 to 3 ms.
+BOOST_AUTO_TEST_CASE(each_probed_member_has_its_round_trip) {
+  const auto seed = shoal::test::test_seed();
+  SimCluster c(5, seed);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 30'000), "seed=" << seed);
+  // Five probe periods per peer: every peer has been probed directly by then.
+  c.run_for(10'000);
+  for (const auto& [name, m] : c.membership(0).members()) {
+    if (name == c.name(0)) {
+      BOOST_TEST(!m.rtt_ms.has_value());  // never probes itself
+      continue;
+    }
+    BOOST_TEST_REQUIRE(m.rtt_ms.has_value(), name << " seed=" << seed);
+    BOOST_TEST(*m.rtt_ms >= 2u, name);
+    BOOST_TEST(*m.rtt_ms <= 6u, name);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(killed_node_is_declared_dead_by_every_survivor) {
   const auto seed = shoal::test::test_seed();
   SimCluster c(10, seed);
