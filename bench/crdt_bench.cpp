@@ -105,21 +105,6 @@ struct Figure {
 };
 
 // `s` as a JSON string, quotes included.
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + '"';
-}
-
 void print(const Figure& f) {
   if (f.target == 0) {
     fmt::print("{:<28} {:>14.1f} {:<6}\n", f.name, f.value, f.unit);
@@ -310,12 +295,13 @@ int main(int argc, char** argv) {
       "{{\n  \"bench\": \"crdt\",\n  \"commit\": {},\n  \"command\": {},\n  \"date\": {},\n"
       "  \"seed\": {},\n  \"entries\": {},\n  \"key_order\": \"shuffled\",\n"
       "  \"targets_met\": {},\n  \"figures\": [\n",
-      json_string(from.commit), json_string(from.command), json_string(from.date), seed, entries,
-      missed.empty() ? "true" : "false");
+      shoal::bench::json_string(from.commit), shoal::bench::json_string(from.command),
+      shoal::bench::json_string(from.date), seed, entries, missed.empty() ? "true" : "false");
   for (std::size_t i = 0; i < figures.size(); ++i) {
     const Figure& f = figures[i];
-    json += fmt::format("    {{\"name\": {}, \"value\": {:.1f}, \"unit\": {}, ",
-                        json_string(f.name), f.value, json_string(f.unit));
+    json +=
+        fmt::format("    {{\"name\": {}, \"value\": {:.1f}, \"unit\": {}, ",
+                    shoal::bench::json_string(f.name), f.value, shoal::bench::json_string(f.unit));
     if (f.target == 0) {
       json += "\"target\": null, \"met\": null}";
     } else {

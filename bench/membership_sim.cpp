@@ -3,8 +3,10 @@
 // For each N: every node joins through node 0 at time 0; measures virtual time (and probe periods)
 // until every node sees all N alive, then membership traffic per node per second over 10 idle
 // simulated seconds, then time until every survivor declares a killed node dead. Prints a table,
-// the headline last, and writes JSON (--json PATH). Real time spent is reported too: the
-// simulator runs every node in this one process.
+// the headline last, and writes JSON (--json PATH) with the commit and command line. Real time
+// spent is reported too: the simulator runs every node in this one process. Exits 1 if a size
+// did not converge, a kill was not seen by every survivor, or the lossy run declared a live node
+// dead.
 
 #include <fmt/format.h>
 
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/provenance.h"
 #include "cluster/sim/sim_cluster.h"
 
 using shoal::cluster::MembershipConfig;
@@ -48,8 +51,13 @@ int main(int argc, char** argv) {
              config.probe_interval_ms);
   fmt::print("{:>6} {:>14} {:>9} {:>16} {:>14} {:>10}\n", "N", "converge (ms)", "periods",
              "msgs/node/s idle", "kill->all (ms)", "real (s)");
-  std::string json = "{\n  \"bench\": \"membership_sim\",\n  \"seed\": " + std::to_string(seed) +
-                     ",\n  \"results\": [\n";
+  const shoal::bench::Provenance from = shoal::bench::provenance(argc, argv);
+  std::string json = fmt::format(
+      "{{\n  \"bench\": \"membership_sim\",\n  \"commit\": {},\n  \"command\": {},\n  "
+      "\"date\": {},\n  \"seed\": {},\n  \"results\": [\n",
+      shoal::bench::json_string(from.commit), shoal::bench::json_string(from.command),
+      shoal::bench::json_string(from.date), seed);
+  std::vector<std::string> failures;
   double last_periods = 0;
   std::size_t last_n = 0;
   for (std::size_t k = 0; k < sizes.size(); ++k) {
@@ -84,6 +92,8 @@ int main(int argc, char** argv) {
         k + 1 < sizes.size() ? "," : "");
     last_periods = periods;
     last_n = n;
+    if (!converged) failures.push_back(fmt::format("N={} did not converge", n));
+    if (!detected) failures.push_back(fmt::format("N={}: the kill was not seen by all", n));
   }
   json += "  ],\n";
 
@@ -105,8 +115,10 @@ int main(int argc, char** argv) {
     }
     fmt::print(
         "lossy run: 20 nodes, 10% loss, 5% duplication, 600 s simulated: {} false deaths, {} "
-        "suspicions, none ended in a death\n",
+        "suspicions\n",
         false_deaths, suspicions);
+    if (false_deaths > 0)
+      failures.push_back(fmt::format("the lossy run declared {} live nodes dead", false_deaths));
     json += fmt::format(
         "  \"lossy\": {{\"n\": 20, \"loss\": 0.10, \"duplicate\": 0.05, \"seconds\": 600, "
         "\"false_deaths\": {}, \"suspicions\": {}}}\n}}\n",
@@ -117,7 +129,9 @@ int main(int argc, char** argv) {
     std::fclose(f);
   }
   fmt::print("json: {}\n", json_path);
+  for (const std::string& f : failures)
+    fmt::print("membership_sim: FAILED: {}\n", f);
   fmt::print("membership_sim: {} nodes converge in {:.1f} probe periods (simulated)\n", last_n,
              last_periods);
-  return 0;
+  return failures.empty() ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 // bench/benchlib.py's provenance().
 
 #include <string>
+#include <string_view>
 
 namespace shoal::bench {
 
@@ -19,5 +20,8 @@ struct Provenance {
 
 // Returns the provenance of this run; `argc` and `argv` are main()'s. Runs git (two processes).
 Provenance provenance(int argc, char** argv);
+
+// `s` as a JSON string literal, quoted and escaped.
+std::string json_string(std::string_view s);
 
 }  // namespace shoal::bench

@@ -1013,6 +1013,8 @@ int main(int argc, char** argv) {
       {"kill-n3-m10000", 3, 10'000, false, Fault::kill},
       {"kill-n10-m10000", 10, 10'000, false, Fault::kill},
       {"kill-n50-m10000", 50, 10'000, false, Fault::kill},
+      {"kill-n100-m10000", 100, 10'000, false, Fault::kill},
+      {"kill-n5-m100000", 5, 100'000, false, Fault::kill},
       {"kill-n5-m100", 5, 100, false, Fault::kill},
       {"kill-n5-m1000", 5, 1'000, false, Fault::kill},
   };

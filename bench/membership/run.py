@@ -10,8 +10,10 @@ For each cluster size N (default 5, 20, 50) and each round:
   - in the first round: idle CPU, RSS and UDP bytes/s per node over an idle window.
 Then runs build/release/bench/membership_sim (N = 100 and 1,000 in virtual time).
 
-Prints a table, writes JSON (--json), and prints the headline last. Only processes this script
-started are signalled, by pid; all traffic stays on 127.0.0.1.
+Prints a table, writes JSON (--json) and, with matplotlib, scaling.png beside it (the figures
+against N on log axes), and prints the headline last. Exits 1 if a round did not converge, a
+kill or a stop was not seen by every survivor, or a live node was declared dead. Only processes
+this script started are signalled, by pid; all traffic stays on 127.0.0.1.
 """
 
 import argparse
@@ -234,6 +236,41 @@ def fmt(v, digits=0):
     return ("%." + str(digits) + "f") % v
 
 
+def plot(summary, sim_results, path):
+    """scaling.png: the real agents' figures and the simulator's convergence against N, log axes."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no plot: matplotlib is not installed (apt-get install python3-matplotlib)")
+        return
+    ns = sorted(summary)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label, style in (("converge_ms_median", "all alive after start", "o-"),
+                              ("kill_all_ms_median", "kill -9 seen by all", "s-"),
+                              ("stop_all_ms_median", "SIGSTOP seen by all", "^-")):
+        xs = [n for n in ns if summary[n][key] is not None]
+        a1.plot(xs, [summary[n][key] for n in xs], style, label=label)
+    a1.set_xlabel("real agents N (127.0.0.1, 2 cores)")
+    a1.set_ylabel("ms (median over rounds)")
+    sims = (sim_results or {}).get("results", [])
+    if sims:
+        xs = [r["n"] for r in sims]
+        a2.plot(xs, [r["periods"] for r in sims], "o-", label="converge (probe periods)")
+        a2.plot(xs, [r["msgs_per_node_per_s"] for r in sims], "s--", label="msgs per node per s (idle)")
+        a2.set_xlabel("simulated nodes N")
+    for ax in (a1, a2):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle("membership against cluster size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print("wrote", path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="5,20,50")
@@ -243,7 +280,15 @@ def main():
     ap.add_argument("--shoal", default=os.path.join(ROOT, "build/release/bin/shoal"))
     ap.add_argument("--sim", default=os.path.join(ROOT, "build/release/bench/membership_sim"))
     ap.add_argument("--json", default=os.path.join(ROOT, "out/membership_bench.json"))
+    ap.add_argument("--plot", metavar="JSON", help="only draw scaling.png from a recorded JSON")
     args = ap.parse_args()
+    if args.plot:
+        with open(args.plot) as f:
+            doc = json.load(f)
+        summary = {int(n): s for n, s in doc["summary"].items()}
+        plot(summary, doc.get("sim"), os.path.join(os.path.dirname(os.path.abspath(args.plot)),
+                                                   "membership_scaling.png"))
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     rounds, idle_s, sim_sizes = args.rounds, args.idle_seconds, "100,1000"
     if args.quick:
@@ -296,6 +341,10 @@ def main():
 
     sim_json = args.json.replace(".json", "_sim.json")
     sim = subprocess.run([args.sim, "--sizes", sim_sizes, "--json", sim_json], capture_output=True, text=True)
+    if sim.returncode != 0:
+        failures_sim = "the simulator exited %d" % sim.returncode
+    else:
+        failures_sim = None
     print()
     print(sim.stdout.strip())
     sim_results = json.load(open(sim_json)) if os.path.exists(sim_json) else None
@@ -304,6 +353,18 @@ def main():
         json.dump({"bench": "membership", **provenance(ROOT), "rounds": rounds, "sizes": rows, "summary": summary,
                    "sim": sim_results}, f, indent=2)
     print("json: %s (logs in %s)" % (args.json, logdir))
+    plot(summary, sim_results, os.path.join(os.path.dirname(args.json), "membership_scaling.png"))
+    failures = [failures_sim] if failures_sim else []
+    for row in rows:
+        for i, r in enumerate(row["rounds"]):
+            where = "N=%d round %d" % (row["n"], i + 1)
+            if not r.get("converged"):
+                failures.append(where + ": did not converge")
+            for what in ("kill", "stop"):
+                if r.get("converged") and not r.get(what + "_detected"):
+                    failures.append("%s: the %s was not seen by every survivor" % (where, what))
+            if r.get("false_deaths", 0):
+                failures.append("%s: %d live nodes declared dead" % (where, r["false_deaths"]))
     big = max(summary)
     s5 = summary.get(5, summary[min(summary)])
     sb = summary[big]
@@ -312,6 +373,9 @@ def main():
               fmt(s5["kill_all_ms_median"]), min(summary), fmt(sb["kill_all_ms_median"]), big,
               fmt(s5["stop_all_ms_median"]), fmt(sb["stop_all_ms_median"]), fmt(sb["converge_ms_median"]), big,
               fmt(s5["leave_all_ms_median"]), sum(s["false_deaths"] for s in summary.values())))
+    if failures:
+        print("membership bench: FAILED: " + "; ".join(failures))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
