@@ -8,7 +8,10 @@
                 number of children M (N = 5), on log axes. (No peer's figure is drawn: the README
                 records none measured on this machine.)
 
-  bench/failover/plot.py [out/failover_bench.json] [--out DIR]
+  bench/failover/plot.py [out/failover_bench.json ...] [--out DIR]
+
+With several JSON files, a scenario of a later file replaces the one of the same name before it
+(a suite run, then single scenarios re-run on their own).
 
 Needs matplotlib (Debian: python3-matplotlib); without it, says so and exits 0 (the JSON and the
 table are the benchmark's result, the plots only draw them).
@@ -22,7 +25,7 @@ import sys
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("json", nargs="?", default="out/failover_bench.json")
+    parser.add_argument("json", nargs="*", default=["out/failover_bench.json"])
     parser.add_argument("--out", default=None, help="directory for the PNGs (default: the JSON's)")
     args = parser.parse_args()
     try:
@@ -32,11 +35,18 @@ def main():
     except ImportError:
         print("plot.py: matplotlib is not installed (apt-get install python3-matplotlib): no plots")
         return 0
-    with open(args.json) as f:
-        doc = json.load(f)
-    out = args.out or os.path.dirname(os.path.abspath(args.json))
+    doc = {"scenarios": []}
+    scenarios = {}
+    for path in args.json:
+        with open(path) as f:
+            one = json.load(f)
+        for s in one["scenarios"]:
+            if s["name"] not in scenarios:
+                doc["scenarios"].append(s)
+            scenarios[s["name"]] = s
+    doc["scenarios"] = [scenarios[s["name"]] for s in doc["scenarios"]]
+    out = args.out or os.path.dirname(os.path.abspath(args.json[0]))
     os.makedirs(out, exist_ok=True)
-    scenarios = {s["name"]: s for s in doc["scenarios"]}
 
     # The timeline of one failover.
     chosen = scenarios.get("kill-n5-m10000") or (doc["scenarios"][0] if doc["scenarios"] else None)
