@@ -146,7 +146,7 @@ std::uint64_t Stack::next_deadline() const {
   std::uint64_t next = std::min({node_.next_deadline(), next_refresh_, messenger_.next_deadline()});
   if (!placing_) next = std::min(next, settle_at_);
   if (!left_) next = std::min(next, supervisor_.next_deadline());
-  if (workers_.size() > 0) next = std::min(next, next_tick_);
+  if (workers_.ticking()) next = std::min(next, next_tick_);
   if (leaving_ && !left_) next = std::min(next, drain_deadline_);
   return next;
 }
@@ -231,7 +231,7 @@ void Stack::turn(std::uint64_t now) {
   if (view_changed_ || now >= next_refresh_) refresh_view(now);
   apply_changes(now);
   if (!left_ && now >= supervisor_.next_deadline()) supervisor_.on_timer(now);
-  if (workers_.size() > 0 && now >= next_tick_) {
+  if (workers_.ticking() && now >= next_tick_) {
     workers_.tick(now);
     next_tick_ = now + config_.worker_tick_ms;
   }

@@ -307,6 +307,11 @@ void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& c
     }
   } else if (change.key.starts_with(kFailed)) {
     name = change.key.substr(kFailed.size());
+    if (change.after) {
+      maybe_failed_.insert(name);
+    } else if (!replicator_.state().get(change.key)) {
+      maybe_failed_.erase(name);
+    }
   } else if (change.key.starts_with(kCheckpoints)) {
     // A final checkpoint that came late (its batch was lost and sent again) ends a wait.
     name = change.key.substr(kCheckpoints.size());
@@ -402,12 +407,13 @@ void Supervisor::on_exited(std::uint64_t now_ms, std::string_view name, std::uin
 
 void Supervisor::on_timer(std::uint64_t now_ms) {
   if (now_ms >= wake_at_) {
+    // Reconcile everything now (sets wake_at_ again where still waiting).
     wake_at_ = UINT64_MAX;
-    next_reconcile_ = 0;  // reconcile everything now (sets wake_at_ again where still waiting)
-  }
-  if (now_ms >= next_reconcile_) {
     next_reconcile_ = now_ms + config_.reconcile_every_ms;
     reconcile_all(now_ms);
+  } else if (now_ms >= next_reconcile_) {
+    next_reconcile_ = now_ms + config_.reconcile_every_ms;
+    sweep(now_ms);
   }
   std::vector<std::string> due;
   for (auto it = backoff_.begin(); it != backoff_.end();) {
@@ -486,7 +492,7 @@ std::optional<std::string> Supervisor::refused(std::string_view name) const {
 }
 
 bool Supervisor::failed(std::string_view name) const {
-  return replicator_.state().get(key(kFailed, name)).has_value();
+  return maybe_failed_.contains(name) && replicator_.state().get(key(kFailed, name)).has_value();
 }
 
 std::vector<ChildInfo> Supervisor::children() const {
@@ -518,6 +524,26 @@ void Supervisor::reconcile_all(std::uint64_t now_ms) {
   }
   for (; local_it != local_.end(); ++local_it)
     names.push_back(local_it->first);
+  for (const std::string& name : names)
+    reconcile(now_ms, name);
+}
+
+void Supervisor::sweep(std::uint64_t now_ms) {
+  // The next sweep_batch names of mine_ and local_ (merged, in order) after sweep_after_.
+  std::vector<std::string> names;
+  auto m = mine_.upper_bound(sweep_after_);
+  auto l = local_.upper_bound(sweep_after_);
+  while (names.size() < std::max<std::size_t>(config_.sweep_batch, 1) &&
+         (m != mine_.end() || l != local_.end())) {
+    if (l == local_.end() || (m != mine_.end() && *m < l->first)) {
+      names.push_back(*m++);
+    } else {
+      if (m != mine_.end() && *m == l->first) ++m;
+      names.push_back((l++)->first);
+    }
+  }
+  const bool wrapped = m == mine_.end() && l == local_.end();
+  sweep_after_ = wrapped || names.empty() ? std::string() : names.back();
   for (const std::string& name : names)
     reconcile(now_ms, name);
 }
@@ -714,6 +740,7 @@ void Supervisor::mark_failed(std::uint64_t now_ms, const std::string& name,
   w.uint(now_ms);
   w.str(why);
   replicator_.put(now_ms, key(kFailed, name), value);
+  maybe_failed_.insert(name);
 }
 
 }  // namespace shoal::supervisor

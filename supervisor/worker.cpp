@@ -9,6 +9,7 @@ namespace {
 class IdleWorker : public Worker {
  public:
   void start(WorkerContext&, const std::optional<std::string>&) override {}
+  bool ticks() const override { return false; }
 };
 
 // Counts one per tick; checkpoints "count=N" every second, and on a handover (only then: a copy
@@ -158,7 +159,10 @@ void WorkerRuntime::finish(Running& r, bool normal, std::string how) {
 void WorkerRuntime::reap() {
   for (const std::string& name : finished_) {
     auto it = running_.find(name);
-    if (it != running_.end() && it->second->done) running_.erase(it);
+    if (it != running_.end() && it->second->done) {
+      running_.erase(it);
+      ticking_.erase(name);
+    }
   }
   finished_.clear();
 }
@@ -183,6 +187,7 @@ void WorkerRuntime::start(std::uint64_t now_ms, const StartChild& start) {
   Running& ref = *r;
   by_id_[start.id] = &ref;
   running_[spec.name] = std::move(r);
+  if (ref.worker->ticks()) ticking_.insert(spec.name);
   reports_.push_back({WorkerReport::Kind::started, spec.name, start.id, true, {}});
   ref.worker->start(ref, start.checkpoint);
   reap();
@@ -195,6 +200,7 @@ void WorkerRuntime::stop(std::uint64_t now_ms, const StopChild& stop) {
   Running& r = *it->second;
   r.stop_deadline = now_ms + std::max<std::uint64_t>(stop.shutdown_ms, 1);
   r.handover = stop.handover;
+  ticking_.insert(r.child);
   r.worker->stop(r);
   reap();
 }
@@ -223,13 +229,17 @@ bool WorkerRuntime::on_call_done(std::uint64_t now_ms, const messaging::CallDone
 
 void WorkerRuntime::tick(std::uint64_t now_ms) {
   now_ = now_ms;
-  for (auto& [name, r] : running_) {
+  // Workers only start and stop between ticks (never from on_tick), so ticking_ holds still.
+  for (const std::string& name : ticking_) {
+    auto it = running_.find(name);
+    if (it == running_.end()) continue;
+    const std::unique_ptr<Running>& r = it->second;
     if (r->done) continue;
     if (r->stop_deadline != 0 && now_ms >= r->stop_deadline) {
       finish(*r, false, "killed after the shutdown timeout");
       continue;
     }
-    r->worker->on_tick(*r);
+    if (r->worker->ticks()) r->worker->on_tick(*r);
   }
   reap();
 }

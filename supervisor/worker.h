@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,9 @@ class Worker {
   // A message sent or a call made to this copy's pid (or name, or a group it joined).
   virtual void on_message(WorkerContext& /*ctx*/, const Message& /*msg*/) {}
   virtual void on_tick(WorkerContext& /*ctx*/) {}
+  // Whether on_tick is wanted. One that says no costs nothing per tick while it runs (a node
+  // holding 20,000 idle workers would otherwise call all of them ten times a second).
+  virtual bool ticks() const { return true; }
 };
 
 using WorkerFactory = std::function<std::unique_ptr<Worker>()>;
@@ -117,10 +121,12 @@ class WorkerRuntime {
   bool deliver(std::uint64_t now_ms, const messaging::Deliver& d);
   // A call one of the workers made ended; false if it was not a worker's.
   bool on_call_done(std::uint64_t now_ms, const messaging::CallDone& done);
-  // Ticks every worker, and forces stops past their timeout.
+  // Ticks every worker that ticks(), and forces stops past their timeout.
   void tick(std::uint64_t now_ms);
 
   std::size_t size() const { return running_.size(); }
+  // Whether tick() has anything to do.
+  bool ticking() const { return !ticking_.empty(); }
   bool runs(std::string_view name) const { return running_.contains(name); }
   bool runs_instance(std::uint64_t id) const { return by_id_.contains(id); }
   void take_reports(std::vector<WorkerReport>& out);
@@ -133,6 +139,8 @@ class WorkerRuntime {
   std::map<std::string, WorkerFactory, std::less<>> types_;
   std::map<std::string, std::unique_ptr<Running>, std::less<>> running_;
   std::map<std::uint64_t, Running*> by_id_;  // instance id -> running worker
+  // What tick() visits: the running workers that tick, and those asked to stop (their timeout).
+  std::set<std::string, std::less<>> ticking_;
   struct PendingCall {
     std::uint64_t worker;  // instance id
     WorkerContext::CallFn done;

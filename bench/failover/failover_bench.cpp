@@ -398,10 +398,12 @@ class Cluster {
     return false;
   }
 
+  // All the specs in one run-batch (the RPC takes up to 100,000 in one request).
   bool add_children() {
-    for (int first = 0; first < s_.children; first += 2000) {
+    constexpr int kBatch = 100'000;
+    for (int first = 0; first < s_.children; first += kBatch) {
       Value specs = Value::array();
-      for (int k = first; k < std::min(s_.children, first + 2000); ++k) {
+      for (int k = first; k < std::min(s_.children, first + kBatch); ++k) {
         Value spec = Value::map();
         spec.set("name", child(k));
         if (s_.exec) {
@@ -415,10 +417,11 @@ class Cluster {
         }
         specs.push(std::move(spec));
       }
+      const std::uint64_t specs_count = specs.as_array().size();
       Value args = Value::map();
       args.set("children", std::move(specs));
-      auto r = call(agents_[0]->sock(), "run-batch", std::move(args), 60'000);
-      if (!r || at(*r, "added").as_u64() == 0) return false;
+      auto r = call(agents_[0]->sock(), "run-batch", std::move(args), 120'000);
+      if (!r || at(*r, "added").as_u64() != specs_count) return false;
     }
     return true;
   }
@@ -841,6 +844,10 @@ struct Result {
   // --idle: per agent, over the idle window once settled.
   std::vector<double> idle_cpu_pct;  // % of one core
   std::vector<double> rss_mib;
+  // From the run-batch request to every agent seeing every child running; and each agent's RSS
+  // growth from before the children to settled, per child spec it holds.
+  double start_ms = NAN;
+  std::vector<double> bytes_per_spec;
 };
 
 // Every agent's CPU use and memory over `seconds` of a settled cluster that nobody asks anything.
@@ -861,16 +868,33 @@ void measure_idle(Cluster& cluster, int seconds, Result& result) {
 }
 
 Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
-  Result result{s, {}, {}, {}, {}};
+  Result result{s, {}, {}, {}, {}, NAN, {}};
   Cluster cluster(s);
   if (!cluster.up()) {
     result.error = "the agents did not all see each other";
     return result;
   }
-  if (!cluster.add_children() || !cluster.wait_settled(120'000)) {
+  std::vector<std::optional<Usage>> bare;
+  for (auto& a : cluster.agents())
+    bare.push_back(usage_of(a->pid()));
+  const auto adding = std::chrono::steady_clock::now();
+  if (!cluster.add_children() || !cluster.wait_settled(300'000)) {
     result.error = "the children did not all start (" + cluster.unsettled() + ")";
     return result;
   }
+  result.start_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - adding).count();
+  for (std::size_t i = 0; i < cluster.agents().size(); ++i) {
+    auto now = usage_of(cluster.agents()[i]->pid());
+    if (!bare[i] || !now) continue;
+    result.bytes_per_spec.push_back(
+        (static_cast<double>(now->rss_kib) - static_cast<double>(bare[i]->rss_kib)) * 1024.0 /
+        s.children);
+  }
+  std::fprintf(stderr,
+               "  %d children started from one run-batch in %.0f ms (settled as every agent "
+               "sees it, polled every 0.5 s); RSS growth per child spec per agent p50 %.0f bytes\n",
+               s.children, result.start_ms, pct(result.bytes_per_spec, 50));
   if (idle_seconds > 0) {
     measure_idle(cluster, idle_seconds, result);
     std::fprintf(stderr,
@@ -1141,6 +1165,8 @@ int main(int argc, char** argv) {
       sc.set("idle_cpu_percent_of_a_core", stats_value(r.idle_cpu_pct));
       sc.set("rss_mib", stats_value(r.rss_mib));
     }
+    sc.set("start_ms", r.start_ms);
+    if (!r.bytes_per_spec.empty()) sc.set("rss_bytes_per_spec", stats_value(r.bytes_per_spec));
     sc.set("registrations", regs);
     sc.set("registrations_missing", missing);
     Value rounds_v = Value::array();

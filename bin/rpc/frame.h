@@ -31,8 +31,10 @@
 namespace shoal::bin::rpc {
 
 constexpr std::uint32_t kVersion = 1;
-// 2 MiB: a message of at most 1 MiB (messaging/wire.h) and its request around it.
-constexpr std::size_t kMaxRequestBytes = 2 * 1024 * 1024;
+// 8 MiB: a run-batch of 100,000 worker specs (about 2.6 MB), or a message of at most 1 MiB
+// (messaging/wire.h) and its request around it. Only the socket's owner can connect (0600), and
+// max_clients bounds how many such buffers there are.
+constexpr std::size_t kMaxRequestBytes = 8 * 1024 * 1024;
 constexpr std::size_t kMaxReplyBytes = 256 * 1024 * 1024;
 
 // Prefixes `body` with its length.

@@ -46,9 +46,48 @@ class Stubborn : public Worker {
   }
 };
 
+// Counts its ticks; says whether it wants them, and ignores a stop (so only the timeout ends it).
+class TickCounter : public Worker {
+ public:
+  TickCounter(bool wants, int& ticks) : wants_(wants), ticks_(ticks) {}
+  void start(WorkerContext&, const std::optional<std::string>&) override {}
+  void stop(WorkerContext&) override {}
+  void on_tick(WorkerContext&) override { ++ticks_; }
+  bool ticks() const override { return wants_; }
+
+ private:
+  bool wants_;
+  int& ticks_;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(worker_runtime)
+
+BOOST_AUTO_TEST_CASE(only_workers_that_tick_are_ticked_and_a_silent_one_still_times_out) {
+  WorkerRuntime rt;
+  int loud = 0, silent = 0;
+  rt.add_type("loud", [&] { return std::make_unique<TickCounter>(true, loud); });
+  rt.add_type("silent", [&] { return std::make_unique<TickCounter>(false, silent); });
+  rt.start(0, start_of("s", "silent", 1));
+  BOOST_TEST(!rt.ticking());  // nothing to tick: the driver need not wake for it
+  rt.start(0, start_of("l", "loud", 2));
+  BOOST_TEST(rt.ticking());
+  rt.tick(100);
+  rt.tick(200);
+  BOOST_TEST(loud == 2);
+  BOOST_TEST(silent == 0);
+  drain(rt);
+  rt.stop(300, StopChild{"s", 1, StopReason::removed, 1000});
+  rt.tick(1299);
+  BOOST_TEST(rt.runs("s"));
+  rt.tick(1300);
+  BOOST_TEST(!rt.runs("s"));
+  BOOST_TEST(silent == 0);
+  auto reports = drain(rt);
+  BOOST_REQUIRE_EQUAL(reports.size(), 1u);
+  BOOST_TEST(reports[0].text == "killed after the shutdown timeout");
+}
 
 BOOST_AUTO_TEST_CASE(counter_resumes_from_its_checkpoint_and_checkpoints_every_second) {
   WorkerRuntime rt;
