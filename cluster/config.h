@@ -43,10 +43,11 @@ struct MembershipConfig {
   // ms between attempts to reach one random dead member again, so that the halves of a healed
   // partition find each other. 0 disables.
   std::uint64_t reconnect_interval_ms = 2'000;
-  // Pings and acks carry a digest of the sender's view of live members. A difference with a peer
-  // that lasts view_sync_holdoff_ms (longer than gossip takes to spread news) starts a push-pull
-  // with that peer, at most one per view_sync_min_interval_ms: no node is left blind to a member
-  // that joined while its news was being spread.
+  // Pings and acks carry a digest of the sender's view of live members. When every digest this
+  // node hears differs from its own for view_sync_holdoff_ms (longer than gossip takes to spread
+  // news), and its own view stood still that long, it starts a push-pull with the peer it heard,
+  // at most one per view_sync_min_interval_ms: no node is left blind to a member that joined
+  // while its news was being spread.
   std::uint64_t view_sync_holdoff_ms = 300;
   std::uint64_t view_sync_min_interval_ms = 1'000;
   // ms before a member that failed / left is forgotten.

@@ -212,7 +212,6 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
              (m.status == MemberStatus::left && now - m.since_ms >= config_.reap_left_ms));
         if (forget) {
           updates_.erase(it->first);
-          mismatch_since_.erase(it->first);
           it = members_.erase(it);
         } else {
           ++it;
@@ -697,19 +696,26 @@ std::uint64_t Membership::member_hash(const Member& m) {
 void Membership::compare_views(std::uint64_t now, const std::string& peer, const Address& addr,
                                std::uint64_t digest) {
   if (digest == digest_) {
-    mismatch_since_.erase(peer);
+    mismatch_since_.reset();
     return;
   }
   if (members_.find(peer) == members_.end()) return;
-  auto [it, first] = mismatch_since_.try_emplace(peer, now);
-  // Only a difference that outlives both the holdoff and every change of our own view counts:
-  // while news is spreading (a cluster forming, say) views differ legitimately everywhere.
-  if (first || now - it->second < config_.view_sync_holdoff_ms ||
+  // A node whose view differs from every peer it hears, for longer than the holdoff and with its
+  // own view standing still, is the one behind (or ahead): one push-pull with the peer at hand
+  // settles both. Counted across peers, not per peer: at N members a given peer is heard only
+  // every N probe periods or so, so a per-peer count would leave a node blind for seconds. A
+  // node that agrees with anyone in between waits: while news spreads (a cluster forming, say)
+  // views differ legitimately everywhere, and the nodes that are up to date keep agreeing.
+  if (!mismatch_since_) {
+    mismatch_since_ = now;
+    return;
+  }
+  if (now - *mismatch_since_ < config_.view_sync_holdoff_ms ||
       now - last_change_ms_ < config_.view_sync_holdoff_ms ||
       now - last_view_sync_ < config_.view_sync_min_interval_ms) {
     return;
   }
-  mismatch_since_.erase(it);
+  mismatch_since_.reset();
   last_view_sync_ = now;
   ++stats_.view_syncs;
   request_stream(now, addr, StreamPurpose::push_pull);

@@ -379,7 +379,9 @@ class Membership {
   bool first_sight(const std::string& origin, std::uint64_t id);
   // The digest of the live members (name, creation, incarnation).
   std::uint64_t digest_ = 0;
-  std::map<std::string, std::uint64_t, std::less<>> mismatch_since_;
+  // Since when every view digest heard differed from ours (none agreed meanwhile); none if the
+  // last one agreed.
+  std::optional<std::uint64_t> mismatch_since_;
   std::uint64_t last_view_sync_ = 0;
   std::uint64_t last_change_ms_ = 0;  // when a member last changed in our view
   std::uint64_t now_hint_ = 0;        // the time of the input being handled
