@@ -1,18 +1,20 @@
 // membership_sim: the membership protocol at scale, in the deterministic simulator.
 //
 // For each N: every node joins through node 0 at time 0; measures virtual time (and probe periods)
-// until every node sees all N alive, then membership traffic per node per second over 10 idle
-// simulated seconds, then time until every survivor declares a killed node dead. Prints a table,
-// the headline last, and writes JSON (--json PATH) with the commit and command line. Real time
-// spent is reported too: the simulator runs every node in this one process. Exits 1 if a size
-// did not converge, a kill was not seen by every survivor, or the lossy run declared a live node
-// dead.
+// until every node sees all N alive, then membership traffic per node per second over the 10
+// simulated seconds after that (the join's news still being gossiped) and over 10 s once every
+// gossip queue has drained, then time until every survivor declares a killed node dead. Prints a
+// table, the headline last, and writes JSON (--json PATH) with the commit and command line. Real
+// time and the process's peak RSS are reported too: the simulator runs every node, in full, in
+// this one process (each holds every member). Exits 1 if a size did not converge, its gossip never
+// drained, a kill was not seen by every survivor, or the lossy run declared a live node dead.
 
 #include <fmt/format.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,23 @@
 using shoal::cluster::MembershipConfig;
 using shoal::cluster::MemberStatus;
 using shoal::cluster::sim::SimCluster;
+
+namespace {
+
+// This process's peak resident memory so far, KiB (VmHWM), or 0 if unknown.
+std::uint64_t peak_rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  std::uint64_t kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::strtoull(line + 6, nullptr, 10);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::size_t> sizes{100, 1000};
@@ -49,14 +68,15 @@ int main(int argc, char** argv) {
   const MembershipConfig config;
   fmt::print("membership_sim: seed={} probe_interval={} ms, latency 1-3 ms, no loss\n", seed,
              config.probe_interval_ms);
-  fmt::print("{:>6} {:>14} {:>9} {:>16} {:>14} {:>10}\n", "N", "converge (ms)", "periods",
-             "msgs/node/s idle", "kill->all (ms)", "real (s)");
+  fmt::print("{:>6} {:>14} {:>9} {:>16} {:>14} {:>16} {:>14} {:>10}\n", "N", "converge (ms)",
+             "periods", "msgs/node/s 10s", "drained (ms)", "msgs/node/s idle", "kill->all (ms)",
+             "real (s)");
   const shoal::bench::Provenance from = shoal::bench::provenance(argc, argv);
   std::string json = fmt::format(
       "{{\n  \"bench\": \"membership_sim\",\n  \"commit\": {},\n  \"command\": {},\n  "
-      "\"date\": {},\n  \"seed\": {},\n  \"results\": [\n",
+      "\"date\": {},\n  \"seed\": {},\n  \"probe_interval_ms\": {},\n  \"results\": [\n",
       shoal::bench::json_string(from.commit), shoal::bench::json_string(from.command),
-      shoal::bench::json_string(from.date), seed);
+      shoal::bench::json_string(from.date), seed, config.probe_interval_ms);
   std::vector<std::string> failures;
   double last_periods = 0;
   std::size_t last_n = 0;
@@ -69,10 +89,25 @@ int main(int argc, char** argv) {
     const std::uint64_t converge_ms = c.now();
     const double periods =
         static_cast<double>(converge_ms) / static_cast<double>(config.probe_interval_ms);
+    // Traffic in the 10 s after converging (the join's news still being gossiped), then once every
+    // node's gossip queue has drained (probes, acks and periodic exchanges only).
     const std::uint64_t sent_before = c.packets_sent();
     c.run_for(10'000);
     const double msgs =
         static_cast<double>(c.packets_sent() - sent_before) / static_cast<double>(n) / 10.0;
+    const std::uint64_t drain_from = c.now();
+    const bool drained = c.wait_until(
+        [&] {
+          for (std::size_t i = 0; i < n; ++i)
+            if (c.membership(i).queued_updates() > 0) return false;
+          return true;
+        },
+        300'000, 500);
+    const std::uint64_t drained_ms = c.now() - drain_from + 10'000;
+    const std::uint64_t quiet_before = c.packets_sent();
+    c.run_for(10'000);
+    const double quiet_msgs =
+        static_cast<double>(c.packets_sent() - quiet_before) / static_cast<double>(n) / 10.0;
     const std::size_t victim = n / 2;
     const std::uint64_t killed_at = c.now();
     c.kill(victim);
@@ -81,19 +116,22 @@ int main(int argc, char** argv) {
     const std::uint64_t detect_ms = c.now() - killed_at;
     const double real_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - real_start).count();
-    fmt::print("{:>6} {:>14} {:>9.1f} {:>16.1f} {:>14} {:>10.1f}\n", n,
+    fmt::print("{:>6} {:>14} {:>9.1f} {:>16.1f} {:>14} {:>16.1f} {:>14} {:>10.1f}\n", n,
                converged ? std::to_string(converge_ms) : std::string("never"), periods, msgs,
+               drained ? std::to_string(drained_ms) : std::string("never"), quiet_msgs,
                detected ? std::to_string(detect_ms) : std::string("never"), real_s);
     json += fmt::format(
         "    {{\"n\": {}, \"converged\": {}, \"converge_ms\": {}, \"periods\": {:.1f}, "
-        "\"msgs_per_node_per_s\": {:.1f}, \"kill_detected\": {}, \"kill_to_all_ms\": {}, "
-        "\"real_s\": {:.1f}}}{}\n",
-        n, converged, converge_ms, periods, msgs, detected, detect_ms, real_s,
-        k + 1 < sizes.size() ? "," : "");
+        "\"msgs_per_node_per_s_after_converging\": {:.1f}, \"gossip_drained\": {}, "
+        "\"gossip_drained_ms\": {}, \"msgs_per_node_per_s_idle\": {:.1f}, \"kill_detected\": {}, "
+        "\"kill_to_all_ms\": {}, \"real_s\": {:.1f}, \"peak_rss_kib\": {}}}{}\n",
+        n, converged, converge_ms, periods, msgs, drained, drained_ms, quiet_msgs, detected,
+        detect_ms, real_s, peak_rss_kib(), k + 1 < sizes.size() ? "," : "");
     last_periods = periods;
     last_n = n;
     if (!converged) failures.push_back(fmt::format("N={} did not converge", n));
     if (!detected) failures.push_back(fmt::format("N={}: the kill was not seen by all", n));
+    if (!drained) failures.push_back(fmt::format("N={}: gossip queues never drained", n));
   }
   json += "  ],\n";
 

@@ -203,6 +203,8 @@ class Membership {
   std::size_t count(MemberStatus status) const;
   int health_score() const { return awareness_; }
   const MembershipStats& stats() const { return stats_; }
+  // Member updates waiting to be gossiped (each until its retransmit limit).
+  std::size_t queued_updates() const { return updates_.size(); }
   const MembershipConfig& config() const { return config_; }
 
  private:

@@ -346,6 +346,13 @@ void Replicator::take_changes(std::vector<ReplicaChange>& out) {
 }
 
 void Replicator::take_effects(std::vector<ReplicaEffect>& out) {
+  // Into an empty `out` the buffer itself moves, so a burst (a join's thousands of member events)
+  // leaves no capacity behind here: at 300 simulated nodes, kept capacity was a quarter of memory.
+  if (out.empty()) {
+    out = std::move(effects_);
+    effects_.clear();
+    return;
+  }
   for (ReplicaEffect& e : effects_)
     out.push_back(std::move(e));
   effects_.clear();

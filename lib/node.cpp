@@ -95,8 +95,11 @@ class Context final : public WorkerContext {
   Pid self() const override { return pid_of(inner_.self()); }
   std::uint64_t now_ms() const override { return inner_.now(); }
   Result<void> checkpoint(std::string_view blob) override {
-    // The supervisor refuses a checkpoint it cannot take; it says why in its log.
-    if (blob.size() > 64 * 1024) return fail(Errc::too_large, "a checkpoint is at most 64 KiB");
+    // The supervisor would refuse it, and say so only in its log: the caller hears it here. A
+    // node's supervisor runs with the default limit (start() does not change it).
+    static const std::size_t limit = supervisor::SupervisorConfig{}.max_checkpoint_bytes;
+    if (blob.size() > limit)
+      return fail(Errc::too_large, "a checkpoint is at most " + std::to_string(limit) + " bytes");
     inner_.checkpoint(blob);
     return {};
   }

@@ -163,6 +163,8 @@ def one_round(shoal, n, logdir, idle_s, measure_idle):
             times = [ts for ts, comp, text in a.events if comp == "membership" and text.startswith("joined")]
             full.append(max(times) if times else a.started_ms)
         result["converge_ms"] = max(full) - t0
+        # The same from the last spawn: without the time it takes to start N processes.
+        result["converge_after_spawn_ms"] = max(full) - agents[-1].started_ms
         result["converged"] = True
 
         if measure_idle:
@@ -254,12 +256,17 @@ def plot(summary, sim_results, path):
         a1.plot(xs, [summary[n][key] for n in xs], style, label=label)
     a1.set_xlabel("real agents N (127.0.0.1, 2 cores)")
     a1.set_ylabel("ms (median over rounds)")
-    sims = (sim_results or {}).get("results", [])
+    sims = sorted((sim_results or {}).get("results", []), key=lambda r: r["n"])
     if sims:
         xs = [r["n"] for r in sims]
-        a2.plot(xs, [r["periods"] for r in sims], "o-", label="converge (probe periods)")
-        a2.plot(xs, [r["msgs_per_node_per_s"] for r in sims], "s--", label="msgs per node per s (idle)")
-        a2.set_xlabel("simulated nodes N")
+        period = (sim_results or {}).get("probe_interval_ms", 200)
+        a2.plot(xs, [r["periods"] for r in sims], "o-", label="all alive (probe periods)")
+        a2.plot(xs, [r["kill_to_all_ms"] / period for r in sims], "^-",
+                label="kill seen by all (probe periods)")
+        # Older records have one traffic figure, over the 10 s after converging.
+        a2.plot(xs, [r.get("msgs_per_node_per_s_idle", r.get("msgs_per_node_per_s")) for r in sims],
+                "s--", label="msgs per node per s (idle)")
+        a2.set_xlabel("simulated nodes N (every node in full)")
     for ax in (a1, a2):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -281,13 +288,22 @@ def main():
     ap.add_argument("--sim", default=os.path.join(ROOT, "build/release/bench/membership_sim"))
     ap.add_argument("--json", default=os.path.join(ROOT, "out/membership_bench.json"))
     ap.add_argument("--plot", metavar="JSON", help="only draw scaling.png from a recorded JSON")
+    ap.add_argument("--sim-json", metavar="JSON", action="append", default=[],
+                    help="with --plot: also draw the sizes of a recorded membership_sim JSON "
+                         "(a larger run; a size in it replaces the same size before)")
     args = ap.parse_args()
     if args.plot:
         with open(args.plot) as f:
             doc = json.load(f)
         summary = {int(n): s for n, s in doc["summary"].items()}
-        plot(summary, doc.get("sim"), os.path.join(os.path.dirname(os.path.abspath(args.plot)),
-                                                   "membership_scaling.png"))
+        sim = doc.get("sim") or {"results": []}
+        for path in args.sim_json:
+            with open(path) as f:
+                more = json.load(f)
+            sizes = {r["n"] for r in more["results"]}
+            sim = {**sim, "results": [r for r in sim["results"] if r["n"] not in sizes] + more["results"]}
+        plot(summary, sim, os.path.join(os.path.dirname(os.path.abspath(args.plot)),
+                                        "membership_scaling.png"))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     rounds, idle_s, sim_sizes = args.rounds, args.idle_seconds, "100,1000"
@@ -307,13 +323,14 @@ def main():
         rows.append({"n": n, "rounds": runs})
 
     print("membership bench: real agents on 127.0.0.1, default settings (probe 200 ms), %d round(s)" % rounds)
-    print("%4s %14s %22s %9s %22s %9s %9s %7s %7s %8s %6s" % (
-        "N", "all alive (ms)", "kill -9 min/med/max", "all (ms)", "SIGSTOP min/med/max", "all (ms)",
+    print("%4s %14s %12s %22s %9s %22s %9s %9s %7s %7s %8s %6s" % (
+        "N", "all alive (ms)", "after spawn", "kill -9 min/med/max", "all (ms)", "SIGSTOP min/med/max", "all (ms)",
         "leave", "CPU %", "RSS MB", "UDP KB/s", "false"))
     summary = {}
     for row in rows:
         n, runs = row["n"], row["rounds"]
         conv = [r["converge_ms"] for r in runs if r.get("converged")]
+        conv_spawned = [r["converge_after_spawn_ms"] for r in runs if r.get("converged")]
         kill_all = [max(r["kill_ms"]) for r in runs if r.get("kill_ms")]
         kill_each = [t for r in runs for t in r.get("kill_ms", [])]
         stop_all = [max(r["stop_ms"]) for r in runs if r.get("stop_ms")]
@@ -323,6 +340,7 @@ def main():
         false = sum(r.get("false_deaths", 0) for r in runs)
         s = {
             "converge_ms_median": pct(conv, 50), "converge_ms_max": max(conv) if conv else None,
+            "converge_after_spawn_ms_median": pct(conv_spawned, 50),
             "kill_all_ms_median": pct(kill_all, 50), "kill_each_ms": [pct(kill_each, 0), pct(kill_each, 50), pct(kill_each, 100)],
             "stop_all_ms_median": pct(stop_all, 50), "stop_each_ms": [pct(stop_each, 0), pct(stop_each, 50), pct(stop_each, 100)],
             "leave_all_ms_median": pct(leave_all, 50), "false_deaths": false,
@@ -330,13 +348,15 @@ def main():
             "udp_kb_s": idle.get("udp_kb_s_out_median"),
         }
         summary[n] = s
-        print("%4d %14s %22s %9s %22s %9s %9s %7s %7s %8s %6d" % (
+        print("%4d %14s %12s %22s %9s %22s %9s %9s %7s %7s %8s %6d" % (
             n, "%s/%s" % (fmt(s["converge_ms_median"]), fmt(s["converge_ms_max"])),
+            fmt(s["converge_after_spawn_ms_median"]),
             "/".join(fmt(v) for v in s["kill_each_ms"]), fmt(s["kill_all_ms_median"]),
             "/".join(fmt(v) for v in s["stop_each_ms"]), fmt(s["stop_all_ms_median"]),
             fmt(s["leave_all_ms_median"]), fmt(s["idle_cpu_pct"], 2), fmt(s["rss_mb"], 1),
             fmt(s["udp_kb_s"], 2), false))
-    print("(all alive: median/max over rounds from the first spawn; detection per survivor, and until all;")
+    print("(all alive: median/max over rounds from the first spawn, and median from the last spawn;")
+    print(" detection per survivor, and until all;")
     print(" leave: until all saw it; CPU, RSS and UDP out per idle node, medians)")
 
     sim_json = args.json.replace(".json", "_sim.json")
@@ -369,9 +389,10 @@ def main():
     s5 = summary.get(5, summary[min(summary)])
     sb = summary[big]
     print("membership bench: kill -9 seen by all in %s ms (N=%d) / %s ms (N=%d) median; SIGSTOP %s / %s ms; "
-          "all alive %s ms (N=%d); leave %s ms; %s false deaths" % (
+          "all alive %s ms (N=%d; %s ms after the last spawn); leave %s ms; %s false deaths" % (
               fmt(s5["kill_all_ms_median"]), min(summary), fmt(sb["kill_all_ms_median"]), big,
               fmt(s5["stop_all_ms_median"]), fmt(sb["stop_all_ms_median"]), fmt(sb["converge_ms_median"]), big,
+              fmt(sb["converge_after_spawn_ms_median"]),
               fmt(s5["leave_all_ms_median"]), sum(s["false_deaths"] for s in summary.values())))
     if failures:
         print("membership bench: FAILED: " + "; ".join(failures))
