@@ -58,14 +58,7 @@ Replicator::Replicator(std::string replica_id, ReplicatorConfig config, std::uin
     : config_(config),
       replica_(std::move(replica_id), config.replica),
       rng_(seed),
-      next_round_(now_ms + config.round_ms),
-      round_interval_(config.round_ms) {}
-
-void Replicator::wake(std::uint64_t now_ms) {
-  active_ = true;
-  round_interval_ = config_.round_ms;
-  next_round_ = std::min(next_round_, now_ms + config_.round_ms);
-}
+      next_round_(now_ms + config.round_ms) {}
 
 crdt::ChangeFn Replicator::recorder() {
   return [this](const crdt::Change& c) {
@@ -76,7 +69,7 @@ crdt::ChangeFn Replicator::recorder() {
   };
 }
 
-void Replicator::set_peers(std::uint64_t now_ms, std::vector<std::string> peers) {
+void Replicator::set_peers(std::uint64_t /*now_ms*/, std::vector<std::string> peers) {
   std::sort(peers.begin(), peers.end());
   peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
   for (const std::string& old : peers_) {
@@ -89,10 +82,8 @@ void Replicator::set_peers(std::uint64_t now_ms, std::vector<std::string> peers)
     replica_.track(peer);
     // A new peer is asked for its digest at once: each side then sends the other what it lacks
     // without waiting for a round to pick it.
-    if (!std::binary_search(peers_.begin(), peers_.end(), peer)) {
+    if (!std::binary_search(peers_.begin(), peers_.end(), peer))
       send_digest(peer, true, replica_.digest());
-      wake(now_ms);
-    }
   }
   peers_ = std::move(peers);
 }
@@ -143,7 +134,6 @@ void Replicator::restore(std::uint64_t now_ms, const crdt::AwLwwMap& map) {
 void Replicator::flush(std::uint64_t now_ms) {
   const std::vector<crdt::Encoded> sealed = replica_.flush();
   if (sealed.empty()) return;
-  wake(now_ms);
   if (journal_) {
     for (const crdt::Encoded& batch : sealed)
       journal_(*batch);
@@ -163,7 +153,6 @@ void Replicator::emit(const std::string& to, std::string bytes) {
 void Replicator::push(std::uint64_t now_ms, const std::string& peer) {
   auto out = replica_.outgoing(peer, now_ms);
   if (!out) return;
-  wake(now_ms);
   std::string bytes;
   crdt::MsgWriter pk(bytes);
   if (out->state) {
@@ -243,7 +232,6 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
       ++stats_.rejected;
       return;
     }
-    if (!received.empty()) wake(now_ms);
     std::vector<std::string> origins;
     for (Received& b : received) {
       ++stats_.batches_in;
@@ -273,9 +261,7 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     if (!is_peer(from)) return;
     // Only a round's request carries the sender's full digest (acknowledgements name only the
     // origins just received).
-    const bool have_all = covered(*digest);
-    if (!have_all) wake(now_ms);  // the peer has more: rounds stay fast until it arrived
-    if (reply_wanted && !synced_.contains(from) && have_all) mark_synced(from);
+    if (reply_wanted && !synced_.contains(from) && covered(*digest)) mark_synced(from);
     push(now_ms, from);
     if (reply_wanted) send_digest(from, false, replica_.digest());
     return;
@@ -293,7 +279,6 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
       return;
     }
     ++stats_.states_in;
-    wake(now_ms);
     if (replica_.join_state(*map, *covers, now_ms, recorder()) && journal_) journal_(encoded);
     if (is_peer(from) && !synced_.contains(from) && covered(*covers)) mark_synced(from);
     send_digest(from, false, replica_.digest());
@@ -317,22 +302,11 @@ void Replicator::mark_synced(const std::string& peer) {
 
 void Replicator::on_timer(std::uint64_t now_ms) {
   if (now_ms < next_round_) return;
+  next_round_ = now_ms + config_.round_ms;
   flush(now_ms);
   replica_.settle(now_ms);
-  crdt::Digest mine = replica_.digest();
-  // Fast while anything changed, and while a peer has not acknowledged all of this replica's own
-  // batches (a lost eager send is repaired by a round).
-  if (active_ || mine != last_round_digest_ || !replica_.acknowledged()) {
-    round_interval_ = config_.round_ms;
-  } else {
-    round_interval_ =
-        std::min(round_interval_ * 2, std::max(config_.round_ms, config_.idle_round_ms));
-  }
-  active_ = false;
-  next_round_ = now_ms + round_interval_;
   for (const std::string& peer : pick(config_.fanout))
-    send_digest(peer, true, mine);
-  last_round_digest_ = std::move(mine);
+    send_digest(peer, true, replica_.digest());
 }
 
 void Replicator::take_changes(std::vector<ReplicaChange>& out) {

@@ -47,12 +47,8 @@
 namespace shoal::cluster {
 
 struct ReplicatorConfig {
-  // ms between anti-entropy rounds while anything changes. Rounds repair what the eager sends
-  // missed; while nothing does change (no local write, nothing sent or received beyond digests,
-  // this replica's digest as it was, every peer has acknowledged this replica's batches) the
-  // interval doubles up to idle_round_ms, and any change brings it back at once.
+  // ms between anti-entropy rounds.
   std::uint64_t round_ms = 100;
-  std::uint64_t idle_round_ms = 1'000;
   // Peers asked for their digest each round.
   std::size_t fanout = 2;
   // New local batches go at once to every peer while there are at most this many (a batch is
@@ -171,11 +167,6 @@ class Replicator {
   std::vector<std::string> peers_;             // sorted
   std::set<std::string, std::less<>> synced_;  // peers whose map this replica has caught up with
   std::uint64_t next_round_;
-  std::uint64_t round_interval_;
-  bool active_ = false;  // something changed or moved since the last round
-  crdt::Digest last_round_digest_;
-  // Something changed or moved: the next round comes within round_ms, and rounds stay fast.
-  void wake(std::uint64_t now_ms);
   std::vector<ReplicaEffect> effects_;
   std::vector<ReplicaChange> changes_;
   ReplicatorStats stats_;

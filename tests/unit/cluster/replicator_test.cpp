@@ -219,47 +219,6 @@ BOOST_AUTO_TEST_CASE(a_new_replica_catches_up_by_full_state) {
              0u);
 }
 
-// Anti-entropy rounds slow to idle_round_ms while nothing changes (an idle agent's wakeups and
-// datagrams), and a write brings them back to round_ms at once.
-BOOST_AUTO_TEST_CASE(rounds_slow_down_while_nothing_changes_and_a_write_speeds_them_up) {
-  const auto seed = shoal::test::test_seed();
-  ReplicatorConfig config;
-  config.round_ms = 100;
-  config.idle_round_ms = 1'000;
-  Cluster c(3, seed, config, 0.0, 0.0);
-  c.nodes["n0"]->put(c.now, "k", "v");
-  for (int s = 0; s < 1'000; ++s)  // 5 s: everything delivered and acknowledged
-    c.step();
-  for (const auto& [name, node] : c.nodes)
-    BOOST_TEST_REQUIRE(node->state().size() == 1u, name);
-  // Rounds of n0 over the next 10 s: one per idle_round_ms (a round moves next_deadline).
-  auto rounds_over = [&](int steps) {
-    int rounds = 0;
-    std::uint64_t deadline = c.nodes["n0"]->next_deadline();
-    for (int s = 0; s < steps; ++s) {
-      c.step();
-      if (c.nodes["n0"]->next_deadline() != deadline) {
-        ++rounds;
-        deadline = c.nodes["n0"]->next_deadline();
-      }
-    }
-    return rounds;
-  };
-  const int idle = rounds_over(2'000);
-  BOOST_TEST(idle >= 9);
-  BOOST_TEST(idle <= 11);
-  c.nodes["n1"]->put(c.now, "k2", "v2");
-  c.nodes["n1"]->flush(c.now);  // as the driver does at the end of a loop turn
-  c.drain("n1");
-  BOOST_TEST(c.nodes["n1"]->next_deadline() <= c.now + config.round_ms);
-  for (int s = 0; s < 5; ++s)  // 25 ms: the batch has reached the others
-    c.step();
-  for (const auto& [name, node] : c.nodes) {
-    BOOST_TEST(node->state().size() == 2u, name);
-    BOOST_TEST(node->next_deadline() <= c.now + config.round_ms, name << ": rounds still slow");
-  }
-}
-
 // A member's last messages can arrive after it left the peers (a leaving node's final rounds): they
 // must not make it a neighbour again, for which the log would be kept and acknowledgements awaited
 // (a node that left and came back as a new life once held up every later graceful leave).
