@@ -24,6 +24,7 @@ namespace shoal::supervisor {
 struct MemberInfo {
   std::uint64_t creation = 0;
   cluster::Tags tags;
+  friend bool operator==(const MemberInfo&, const MemberInfo&) = default;
 };
 // The live members (this node included), by name.
 using View = std::map<std::string, MemberInfo, std::less<>>;

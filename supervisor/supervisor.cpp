@@ -252,6 +252,9 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
     }
   }
   const bool first_view = view_.empty();
+  // The Stack hands the view down every few seconds whether or not it changed; an unchanged one
+  // needs no reconciliation of every child here (the periodic sweep still comes round).
+  const bool unchanged = !first_view && view == view_;
   view_ = std::move(view);
   if (config_.mode == Mode::quorum) {
     if (has_quorum()) {
@@ -276,14 +279,16 @@ void Supervisor::set_members(std::uint64_t now_ms, View view) {
     auto it = view_.find(life.name);
     if (it == view_.end() || it->second.creation != life.creation) stale.push_back(life);
   }
+  bool dropped = false;
   for (const cluster::Life& life : stale) {
     if (life != cluster::Life{self_, creation_}) {
       replicator_.remove(now_ms, key(kDraining, life.key()));
       draining_.erase(life);
+      dropped = true;
     }
   }
   rebuild_placement_view();
-  reconcile_all(now_ms);
+  if (!unchanged || dropped) reconcile_all(now_ms);
 }
 
 void Supervisor::on_change(std::uint64_t now_ms, const cluster::ReplicaChange& change) {
