@@ -44,6 +44,14 @@ View members(int n) {
   return v;
 }
 
+// What the Stack does with the map's changes: hands each to the supervisor.
+void hand_changes(shoal::cluster::Replicator& replicator, Supervisor& sup, std::uint64_t now) {
+  std::vector<shoal::cluster::ReplicaChange> changes;
+  replicator.take_changes(changes);
+  for (const auto& c : changes)
+    sup.on_change(now, c);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(child_spec)
@@ -228,12 +236,7 @@ BOOST_AUTO_TEST_CASE(the_supervisors_cached_owners_always_equal_placement_over_t
   shoal::registry::Registry registry(replicator, "node-0");
   Supervisor sup(replicator, registry, "node-0", 1);
   std::uint64_t now = 1;
-  auto apply = [&] {
-    std::vector<shoal::cluster::ReplicaChange> changes;
-    replicator.take_changes(changes);
-    for (const auto& c : changes)
-      sup.on_change(now, c);
-  };
+  auto apply = [&] { hand_changes(replicator, sup, now); };
   for (int k = 0; k < 300; ++k) {
     ChildSpec s;
     s.name = "job-" + std::to_string(k);
@@ -296,12 +299,7 @@ BOOST_AUTO_TEST_CASE(the_periodic_sweep_visits_a_batch_per_period_and_comes_roun
   config.reclaim_after_ms = 1;
   Supervisor sup(replicator, registry, "node-0", 1000, config);
   std::uint64_t now = 1;
-  auto apply = [&] {
-    std::vector<shoal::cluster::ReplicaChange> changes;
-    replicator.take_changes(changes);
-    for (const auto& c : changes)
-      sup.on_change(now, c);
-  };
+  auto apply = [&] { hand_changes(replicator, sup, now); };
   const View view = members(1);
   registry.set_members({{"node-0", view.at("node-0").creation}});
   sup.set_members(now, view);
