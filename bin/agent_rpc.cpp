@@ -35,6 +35,16 @@ Value pid_value(const registry::Pid& pid) {
   return Value(pid.to_string());
 }
 
+// The members this node knows, by name (the core keeps them hashed, in no order).
+std::vector<const cluster::Member*> sorted_members(Agent& a) {
+  std::vector<const cluster::Member*> out;
+  for (const auto& [name, m] : a.membership().members())
+    out.push_back(&m);
+  std::sort(out.begin(), out.end(),
+            [](const cluster::Member* x, const cluster::Member* y) { return x->name < y->name; });
+  return out;
+}
+
 Value member_value(const cluster::Member& m) {
   Value tags = Value::map();
   for (const auto& [k, v] : m.tags)
@@ -74,7 +84,8 @@ Result members(Agent& a, const Value& args) {
     want.push_back(*kv);
   }
   Value out = Value::array();
-  for (const auto& [name, m] : a.membership().members()) {
+  for (const cluster::Member* member : sorted_members(a)) {
+    const cluster::Member& m = *member;
     if (!status.empty() && status != cluster::status_name(m.status)) continue;
     bool match = true;
     for (const auto& [k, v] : want) {

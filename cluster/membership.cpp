@@ -179,8 +179,8 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
     }
     case TimerKind::reconnect: {
       std::vector<const Member*> dead;
-      for (const auto& [name, m] : members_) {
-        if (m.status == MemberStatus::dead) dead.push_back(&m);
+      for (auto it = members_.begin(); gone_ > 0 && it != members_.end(); ++it) {
+        if (it->second.status == MemberStatus::dead) dead.push_back(&it->second);
       }
       if (!dead.empty() && !leaving_) {
         request_stream(now, dead[rng_() % dead.size()]->addr, StreamPurpose::reconnect);
@@ -204,7 +204,7 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
       if (streams_.count(timer.token) != 0) on_stream_failed(now, timer.token);
       break;
     case TimerKind::reap: {
-      for (auto it = members_.begin(); it != members_.end();) {
+      for (auto it = members_.begin(); gone_ > 0 && it != members_.end();) {
         const Member& m = it->second;
         const bool forget =
             m.name != self_.name &&
@@ -212,6 +212,7 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
              (m.status == MemberStatus::left && now - m.since_ms >= config_.reap_left_ms));
         if (forget) {
           updates_.erase(it->first);
+          --gone_;
           it = members_.erase(it);
         } else {
           ++it;
@@ -669,10 +670,12 @@ void Membership::correct(std::uint64_t now, const Address& to, const Member& m) 
 
 void Membership::before_change(const Member& m) {
   digest_ ^= member_hash(m);
+  if (!is_live(m.status) && m.name != self_.name) --gone_;
 }
 
 void Membership::after_change(Member& m) {
   digest_ ^= member_hash(m);
+  if (!is_live(m.status) && m.name != self_.name) ++gone_;
   last_change_ms_ = now_hint_;
   const bool listed = m.live_slot != Member::kNotListed;
   if (is_live(m.status) && !listed && m.name != self_.name) {

@@ -80,6 +80,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -113,6 +114,17 @@ struct Member : MemberState {
   static constexpr std::size_t kNotListed = SIZE_MAX;
   std::size_t live_slot = kNotListed;
 };
+
+// Members by name. Hashed, not ordered: every packet looks up its sender and each update's
+// member, and at thousands of members a tree's string compares and cache misses were the largest
+// cost of the simulator's large runs.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view name) const noexcept {
+    return std::hash<std::string_view>{}(name);
+  }
+};
+using MemberMap = std::unordered_map<std::string, Member, NameHash, std::equal_to<>>;
 
 // Counters for metrics and tests; all only grow.
 struct MembershipStats {
@@ -197,7 +209,8 @@ class Membership {
   const std::string& name() const { return self_.name; }
   std::uint64_t creation() const { return self_.creation; }
   std::uint64_t incarnation() const;
-  const std::map<std::string, Member, std::less<>>& members() const { return members_; }
+  // Every member known, this node included, by name, in no particular order.
+  const MemberMap& members() const { return members_; }
   const Member* member(std::string_view name) const;
   // Members (this node included) with the given status.
   std::size_t count(MemberStatus status) const;
@@ -340,8 +353,11 @@ class Membership {
 
   // Changed by inputs.
   std::mt19937_64 rng_;
-  std::map<std::string, Member, std::less<>> members_;  // includes this node
+  MemberMap members_;          // includes this node
   std::vector<Member*> live_;  // alive and suspect peers (not this node), in no order
+  // Peers that are dead or left: the periodic scans for reconnects and reaping skip the member
+  // list while there are none (the common case, and the whole list at every node is O(N^2)).
+  std::size_t gone_ = 0;
   std::deque<std::pair<std::uint64_t, std::string>> dead_log_;  // (declared at, name)
   std::vector<std::string> probe_order_;
   std::size_t probe_index_ = 0;

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <thread>
@@ -465,6 +466,8 @@ Result<std::vector<Member>> Node::members() {
     std::vector<Member> out;
     for (const auto& [name, m] : impl_->stack->membership().members())
       out.push_back(member_of(m));
+    std::sort(out.begin(), out.end(),
+              [](const Member& a, const Member& b) { return a.name < b.name; });
     return out;
   });
 }

@@ -1,6 +1,7 @@
 // Membership scenarios in the simulator: virtual time, seeded, no sleeps. Each case prints its
 // seed; SHOAL_SEED=N replays it exactly.
 
+#include <array>
 #include <boost/test/unit_test.hpp>
 #include <span>
 
@@ -208,6 +209,54 @@ BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed) {
   BOOST_TEST(c.wait_until([&] { return c.all_see(5, MemberStatus::left); }, 5'000));
   BOOST_TEST_MESSAGE("leave seen by all after " << c.now() - left_at << " ms");
   BOOST_TEST(false_deaths(c) == 0u);
+}
+
+// A dead member is kept for reap_dead_ms and a departed one for reap_left_ms, then forgotten by
+// every survivor; the reaper and the reconnects skip the member list only while nobody is gone.
+BOOST_AUTO_TEST_CASE(dead_and_departed_members_are_forgotten_when_their_retention_ends) {
+  const auto seed = shoal::test::test_seed();
+  MembershipConfig config;
+  config.reap_dead_ms = 8'000;
+  config.reap_left_ms = 4'000;
+  SimCluster c(8, seed, config);
+  c.join_all(0);
+  BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000), "seed=" << seed);
+  c.kill(2);
+  c.membership(5).leave(c.now());
+  // The survivors: running, and not the departed n5 (whose own view no longer matters).
+  const auto survivors = [&](std::size_t who) {
+    std::vector<std::size_t> out;
+    for (std::size_t i = 0; i < c.size(); ++i)
+      if (i != who && i != 5 && c.running(i)) out.push_back(i);
+    return out;
+  };
+  const auto all_see = [&](std::size_t who, MemberStatus status) {
+    for (std::size_t i : survivors(who))
+      if (!c.sees(i, c.name(who), status)) return false;
+    return true;
+  };
+  // How many survivors still hold node `who`.
+  const auto held_by = [&](std::size_t who) {
+    std::size_t n = 0;
+    for (std::size_t i : survivors(who))
+      n += c.membership(i).member(c.name(who)) != nullptr ? 1 : 0;
+    return n;
+  };
+  BOOST_TEST_REQUIRE(
+      c.wait_until([&] { return all_see(2, MemberStatus::dead) && all_see(5, MemberStatus::left); },
+                   10'000),
+      "seed=" << seed);
+  c.run_for(2'000);  // within both retentions: still known
+  BOOST_TEST(held_by(2) == 6u, "seed=" << seed);
+  BOOST_TEST(held_by(5) == 6u, "seed=" << seed);
+  BOOST_TEST(c.wait_until([&] { return held_by(5) == 0; }, 10'000), "seed=" << seed);
+  BOOST_TEST(held_by(2) == 6u, "the dead one outlives the departed one; seed=" << seed);
+  BOOST_TEST(c.wait_until([&] { return held_by(2) == 0; }, 20'000), "seed=" << seed);
+  // A member that dies after the others were forgotten is still seen dead, then forgotten too.
+  c.kill(6);
+  BOOST_TEST(c.wait_until([&] { return all_see(6, MemberStatus::dead); }, 10'000), "seed=" << seed);
+  BOOST_TEST(c.wait_until([&] { return held_by(6) == 0; }, 20'000), "seed=" << seed);
+  BOOST_TEST(false_deaths(c, std::array<std::size_t, 2>{2, 6}) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(upper_layer_payloads_reach_one_member_or_all) {
