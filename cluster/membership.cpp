@@ -213,6 +213,7 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
         if (forget) {
           updates_.erase(it->first);
           --gone_;
+          --by_status_[static_cast<std::size_t>(m.status)];
           it = members_.erase(it);
         } else {
           ++it;
@@ -489,10 +490,13 @@ void Membership::apply_alive(std::uint64_t now, const Alive& a) {
     auto& added = members_.emplace(a.name, std::move(m)).first->second;
     after_change(added);
     // Into the current probe round at a random place, so a newcomer is probed (and a crash of it
-    // noticed) within one round rather than after the next reshuffle.
+    // noticed) within one round rather than after the next reshuffle. By a swap with the member
+    // that held that place, which goes to the round's end: O(1). An insert shifted the rest of
+    // the round, O(N) per newcomer, and while a large cluster formed that was most of the time.
     const std::size_t span = probe_order_.size() - probe_index_ + 1;
-    probe_order_.insert(
-        probe_order_.begin() + static_cast<std::ptrdiff_t>(probe_index_ + rng_() % span), a.name);
+    const std::size_t place = probe_index_ + rng_() % span;
+    probe_order_.push_back(a.name);
+    std::swap(probe_order_[place], probe_order_.back());
     emit(now, EventKind::joined, added);
     queue_update(a.name, a);
     return;
@@ -670,11 +674,13 @@ void Membership::correct(std::uint64_t now, const Address& to, const Member& m) 
 
 void Membership::before_change(const Member& m) {
   digest_ ^= member_hash(m);
+  --by_status_[static_cast<std::size_t>(m.status)];
   if (!is_live(m.status) && m.name != self_.name) --gone_;
 }
 
 void Membership::after_change(Member& m) {
   digest_ ^= member_hash(m);
+  ++by_status_[static_cast<std::size_t>(m.status)];
   if (!is_live(m.status) && m.name != self_.name) ++gone_;
   last_change_ms_ = now_hint_;
   const bool listed = m.live_slot != Member::kNotListed;
@@ -1062,11 +1068,10 @@ const Member* Membership::member(std::string_view name) const {
   return it == members_.end() ? nullptr : &it->second;
 }
 
+static_assert(static_cast<std::size_t>(MemberStatus::left) == 3, "by_status_ holds four");
+
 std::size_t Membership::count(MemberStatus status) const {
-  std::size_t n = 0;
-  for (const auto& [name, m] : members_)
-    n += m.status == status ? 1 : 0;
-  return n;
+  return by_status_[static_cast<std::size_t>(status)];
 }
 
 }  // namespace shoal::cluster

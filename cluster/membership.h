@@ -358,6 +358,8 @@ class Membership {
   // Peers that are dead or left: the periodic scans for reconnects and reaping skip the member
   // list while there are none (the common case, and the whole list at every node is O(N^2)).
   std::size_t gone_ = 0;
+  // Members (this node included) by status, indexed by MemberStatus: count() in O(1).
+  std::array<std::size_t, 4> by_status_{};
   std::deque<std::pair<std::uint64_t, std::string>> dead_log_;  // (declared at, name)
   std::vector<std::string> probe_order_;
   std::size_t probe_index_ = 0;

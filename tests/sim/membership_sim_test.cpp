@@ -211,6 +211,53 @@ BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed) {
   BOOST_TEST(false_deaths(c) == 0u);
 }
 
+// A newcomer goes into each node's current probe round at a random place: every node probes it
+// directly within one round (one probe period per peer) of learning of it, not after the next
+// reshuffle.
+BOOST_AUTO_TEST_CASE(a_newcomer_is_probed_by_every_node_within_one_round) {
+  const auto seed = shoal::test::test_seed();
+  constexpr std::size_t kOld = 11;
+  SimCluster c(kOld + 1, seed);
+  for (std::size_t i = 1; i < kOld; ++i)
+    c.join(i, {0});
+  const auto all_old_see = [&](std::size_t who) {
+    for (std::size_t i = 0; i < kOld; ++i)
+      if (i != who && !c.sees(i, c.name(who), MemberStatus::alive)) return false;
+    return true;
+  };
+  BOOST_TEST_REQUIRE(c.wait_until(
+                         [&] {
+                           for (std::size_t i = 0; i < kOld; ++i)
+                             if (!all_old_see(i)) return false;
+                           return true;
+                         },
+                         10'000),
+                     "seed=" << seed);
+  c.run_for(3'000);  // some way into everyone's probe round
+  c.join(kOld, {0});
+  // When each old node first saw the newcomer, and when it first had its round trip.
+  std::vector<std::uint64_t> seen(kOld, 0);
+  std::vector<std::uint64_t> probed(kOld, 0);
+  const bool all_probed = c.wait_until(
+      [&] {
+        bool done = true;
+        for (std::size_t i = 0; i < kOld; ++i) {
+          const auto* m = c.membership(i).member(c.name(kOld));
+          if (m != nullptr && seen[i] == 0) seen[i] = c.now();
+          if (m != nullptr && m->rtt_ms && probed[i] == 0) probed[i] = c.now();
+          done = done && probed[i] != 0;
+        }
+        return done;
+      },
+      20'000, 10);
+  BOOST_TEST_REQUIRE(all_probed, "seed=" << seed);
+  const std::uint64_t round_ms = kOld * MembershipConfig{}.probe_interval_ms;
+  for (std::size_t i = 0; i < kOld; ++i) {
+    // The round in progress holds at most the other old nodes and the newcomer: kOld probes.
+    BOOST_TEST(probed[i] - seen[i] <= round_ms + 100, "node " << i << " seed=" << seed);
+  }
+}
+
 // A dead member is kept for reap_dead_ms and a departed one for reap_left_ms, then forgotten by
 // every survivor; the reaper and the reconnects skip the member list only while nobody is gone.
 BOOST_AUTO_TEST_CASE(dead_and_departed_members_are_forgotten_when_their_retention_ends) {
