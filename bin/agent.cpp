@@ -47,7 +47,7 @@ void on_registry_event(Agent& a, const registry::RegistryEvent& e) {
   ev.set("pid", e.pid ? rpc::Value(e.pid->to_string()) : rpc::Value());
   ev.set("node", e.pid ? rpc::Value(e.pid->node) : rpc::Value());
   ev.set("previous", e.previous ? rpc::Value(e.previous->to_string()) : rpc::Value());
-  ev.set("time", wall_ms());
+  ev.set("time", wall_clock_ms());
   rpc_event(a, e.name, ev);
 }
 
@@ -61,7 +61,7 @@ void on_member_event(Agent& a, const cluster::MemberEvent& e) {
   ev.set("name", e.name);
   ev.set("addr", e.addr.to_string());
   ev.set("incarnation", e.incarnation);
-  ev.set("time", wall_ms());
+  ev.set("time", wall_clock_ms());
   rpc_event(a, e.name, ev);
 }
 
@@ -76,7 +76,7 @@ void on_child_event(Agent& a, const supervisor::ChildEvent& e) {
   ev.set("node", a.membership().name());
   ev.set("instance", e.id);
   ev.set("detail", e.detail);
-  ev.set("time", wall_ms());
+  ev.set("time", wall_clock_ms());
   rpc_event(a, e.name, ev);
 }
 
@@ -240,7 +240,7 @@ std::expected<void, std::string> start_node(Agent& a, cluster::Keyring keyring) 
   if (c.advertise) options.advertise = *c.advertise;
   options.keyring = std::move(keyring);
   Agent* agent = &a;
-  const std::uint64_t creation = wall_ms();
+  const std::uint64_t creation = wall_clock_ms();
   const std::uint64_t seed = creation ^ (static_cast<std::uint64_t>(getpid()) << 32);
   auto driver = cluster::UvDriver::start(
       a.loop, std::move(options),

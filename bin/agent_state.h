@@ -13,7 +13,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -38,15 +37,11 @@
 
 namespace shoal::bin {
 
-inline std::uint64_t wall_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
+using cluster::wall_clock_ms;
 
 // 2026-11-23T17:40:01.123Z
 inline std::string timestamp() {
-  const std::uint64_t ms = wall_ms();
+  const std::uint64_t ms = wall_clock_ms();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);

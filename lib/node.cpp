@@ -164,12 +164,6 @@ class Adapter final : public supervisor::Worker {
   std::unique_ptr<shoal::Worker> worker_;
 };
 
-std::uint64_t wall_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
-
 }  // namespace
 
 const char* version() {
@@ -371,7 +365,7 @@ Result<std::unique_ptr<Node>> Node::start(NodeOptions options) {
   impl->options = std::move(options);
   if (int rc = uv_loop_init(&impl->loop); rc != 0)
     return fail(Errc::bind_failed, std::string("uv_loop_init: ") + uv_strerror(rc));
-  const std::uint64_t creation = wall_ms();
+  const std::uint64_t creation = cluster::wall_clock_ms();
   cluster::UvDriverOptions driver_options;
   driver_options.bind = *bind;
   if (advertise) driver_options.advertise = *advertise;

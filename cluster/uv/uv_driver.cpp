@@ -111,16 +111,20 @@ struct UvDriver::LinkWrite {
   Conn* conn = nullptr;
 };
 
+std::uint64_t wall_clock_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
+}
+
 UvDriver::UvDriver(uv_loop_t* loop, UvDriverOptions options, EventFn on_event, UserFn on_user)
     : loop_(loop),
       keyring_(std::move(options.keyring)),
       on_event_(std::move(on_event)),
       on_user_(std::move(on_user)) {
-  const auto wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  const std::uint64_t wall = wall_clock_ms();
   const std::uint64_t mono = uv_now(loop);
-  clock_offset_ms_ = static_cast<std::uint64_t>(wall) > mono ? wall - mono : 0;
+  clock_offset_ms_ = wall > mono ? wall - mono : 0;
 }
 
 UvDriver::~UvDriver() {

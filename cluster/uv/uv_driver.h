@@ -40,6 +40,10 @@
 
 namespace shoal::cluster {
 
+// The wall clock, ms since the epoch: the driver's clock offset, and the creation of a node that
+// starts (a restart must get a greater one than the life before it).
+std::uint64_t wall_clock_ms();
+
 struct UvDriverOptions {
   Address bind;       // UDP and TCP port
   Address advertise;  // what others use to reach us; the bind address if left zero
