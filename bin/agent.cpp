@@ -158,9 +158,32 @@ void on_signal(uv_signal_t* handle, int signum) {
 
 // Once a second: a snapshot when the log is long, the supervisor's summary when it changed,
 // rejected traffic when there was more.
+// glibc's malloc keeps freed heap memory for reuse and returns little of it by itself: after a
+// burst (a run-batch of thousands of specs, a full state from each of many peers) an agent kept
+// several times its live heap resident (20 agents with 10,000 specs: 58 MB resident, 16 MB once
+// trimmed). Every kTrimEveryTicks report ticks, if more than kTrimAboveBytes of the heap is
+// free, the free pages go back to the OS. Both calls walk the heap's free lists: a few ms at most.
+constexpr unsigned kTrimEveryTicks = 10;
+constexpr std::size_t kTrimAboveBytes = 4u << 20;
+
+void return_free_memory(Agent& a) {
+#if defined(__GLIBC__)
+  if (++a.life.trim_ticks < kTrimEveryTicks) return;
+  a.life.trim_ticks = 0;
+  const std::size_t free_bytes = mallinfo2().fordblks;
+  if (free_bytes < kTrimAboveBytes) return;
+  const bool returned = malloc_trim(0) != 0;
+  a.log.log(Level::debug, "agent", "heap: {} KiB free, {}returned to the OS", free_bytes / 1024,
+            returned ? "" : "none ");
+#else
+  (void)a;
+#endif
+}
+
 void report_tick(uv_timer_t* t) {
   auto* a = static_cast<Agent*>(t->data);
   if (a->node.store && a->node.store->snapshot_due()) snapshot_map(*a);
+  return_free_memory(*a);
   const cluster::UvStats& uv = a->node.driver->stats();
   const std::uint64_t malformed = a->membership().stats().rejected;
   const std::pair<std::size_t, std::size_t> children{a->supervisor().spec_count(),

@@ -139,6 +139,7 @@ struct Agent {
     std::uint64_t reported_auth = 0;
     std::uint64_t reported_malformed = 0;
     std::uint64_t reported_replay = 0;
+    unsigned trim_ticks = 0;  // report ticks since the heap was last looked at (agent.cpp)
   } life;
 
   // The time of the node's core (the driver's clock: wall-clock ms, monotonic).
