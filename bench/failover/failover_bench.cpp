@@ -848,6 +848,9 @@ struct Result {
   // growth from before the children to settled, per child spec it holds.
   double start_ms = NAN;
   std::vector<double> bytes_per_spec;
+  // The same growth at the end of the idle window (--idle): what stays resident once the start's
+  // transient buffers are freed and the agent has returned free heap to the OS.
+  std::vector<double> bytes_per_spec_idle;
 };
 
 // Every agent's CPU use and memory over `seconds` of a settled cluster that nobody asks anything.
@@ -868,7 +871,7 @@ void measure_idle(Cluster& cluster, int seconds, Result& result) {
 }
 
 Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
-  Result result{s, {}, {}, {}, {}, NAN, {}};
+  Result result{s, {}, {}, {}, {}, NAN, {}, {}};
   Cluster cluster(s);
   if (!cluster.up()) {
     result.error = "the agents did not all see each other";
@@ -897,9 +900,16 @@ Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
                s.children, result.start_ms, pct(result.bytes_per_spec, 50));
   if (idle_seconds > 0) {
     measure_idle(cluster, idle_seconds, result);
+    for (std::size_t i = 0; i < cluster.agents().size(); ++i) {
+      auto now = usage_of(cluster.agents()[i]->pid());
+      if (!bare[i] || !now) continue;
+      result.bytes_per_spec_idle.push_back(
+          (static_cast<double>(now->rss_kib) - static_cast<double>(bare[i]->rss_kib)) * 1024.0 /
+          s.children);
+    }
     std::fprintf(stderr,
                  "  idle for %d s: CPU per agent p50 %.2f%% max %.2f%% of a core, RSS p50 %.1f MiB "
-                 "max %.1f MiB\n",
+                 "max %.1f MiB; RSS growth per child spec per agent p50 %.0f bytes\n",
                  idle_seconds, pct(result.idle_cpu_pct, 50),
                  result.idle_cpu_pct.empty()
                      ? NAN
@@ -907,7 +917,8 @@ Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
                  pct(result.rss_mib, 50),
                  result.rss_mib.empty()
                      ? NAN
-                     : *std::max_element(result.rss_mib.begin(), result.rss_mib.end()));
+                     : *std::max_element(result.rss_mib.begin(), result.rss_mib.end()),
+                 pct(result.bytes_per_spec_idle, 50));
   }
   std::string previous;
   for (int r = 0; r < rounds; ++r) {
@@ -1167,6 +1178,8 @@ int main(int argc, char** argv) {
     }
     sc.set("start_ms", r.start_ms);
     if (!r.bytes_per_spec.empty()) sc.set("rss_bytes_per_spec", stats_value(r.bytes_per_spec));
+    if (!r.bytes_per_spec_idle.empty())
+      sc.set("rss_bytes_per_spec_after_idle", stats_value(r.bytes_per_spec_idle));
     sc.set("registrations", regs);
     sc.set("registrations_missing", missing);
     Value rounds_v = Value::array();
