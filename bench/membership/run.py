@@ -7,7 +7,8 @@ For each cluster size N (default 5, 20, 50) and each round:
   - kill -9 one node; per survivor, the time from the kill to its "failed" event;
   - SIGSTOP another node (a hung process: no socket closes); the same, then SIGCONT;
   - SIGTERM a third (graceful leave); time until every survivor logs "left";
-  - in the first round: idle CPU, RSS and UDP bytes/s per node over an idle window.
+  - in the first round: idle CPU, RSS and UDP bytes/s per node over an idle window (--idle-seconds,
+    after --settle-seconds for the join's gossip and replication to finish).
 Then runs build/release/bench/membership_sim (N = 100 and 1,000 in virtual time).
 
 Prints a table, writes JSON (--json) and, with matplotlib, scaling.png beside it (the figures
@@ -145,7 +146,7 @@ def detection(agents, victim, kind, since_ms, timeout_s):
     return ok, times
 
 
-def one_round(shoal, n, logdir, idle_s, measure_idle):
+def one_round(shoal, n, logdir, idle_s, settle_s, measure_idle):
     base = free_base(n)
     agents = []
     t0 = wall_ms()
@@ -168,8 +169,8 @@ def one_round(shoal, n, logdir, idle_s, measure_idle):
         result["converged"] = True
 
         if measure_idle:
-            # Idle: let the join settle, then measure over the window.
-            time.sleep(2)  # a benchmark's measurement window, not a test's race
+            # Idle: let the join's gossip and replication settle, then measure over the window.
+            time.sleep(settle_s)  # a benchmark's measurement window, not a test's race
             samples_before = {a.name: proc_cpu_rss(a.proc.pid) for a in agents}
             time.sleep(idle_s)
             samples_after = {a.name: proc_cpu_rss(a.proc.pid) for a in agents}
@@ -283,6 +284,8 @@ def main():
     ap.add_argument("--sizes", default="5,20,50")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--idle-seconds", type=float, default=10)
+    ap.add_argument("--settle-seconds", type=float, default=10,
+                    help="wait after every node sees all alive before the idle window (default 10)")
     ap.add_argument("--quick", action="store_true", help="N = 5 and 20, 1 round, 3 s idle, sim N = 100")
     ap.add_argument("--shoal", default=os.path.join(ROOT, "build/release/bin/shoal"))
     ap.add_argument("--sim", default=os.path.join(ROOT, "build/release/bench/membership_sim"))
@@ -319,7 +322,7 @@ def main():
     for n in sizes:
         runs = []
         for r in range(rounds):
-            runs.append(one_round(args.shoal, n, logdir, idle_s, measure_idle=(r == 0)))
+            runs.append(one_round(args.shoal, n, logdir, idle_s, args.settle_seconds, measure_idle=(r == 0)))
         rows.append({"n": n, "rounds": runs})
 
     print("membership bench: real agents on 127.0.0.1, default settings (probe 200 ms), %d round(s)" % rounds)
@@ -370,7 +373,7 @@ def main():
     sim_results = json.load(open(sim_json)) if os.path.exists(sim_json) else None
 
     with open(args.json, "w") as f:
-        json.dump({"bench": "membership", **provenance(ROOT), "rounds": rounds, "sizes": rows, "summary": summary,
+        json.dump({"bench": "membership", **provenance(ROOT), "rounds": rounds, "idle_seconds": idle_s, "settle_seconds": args.settle_seconds, "sizes": rows, "summary": summary,
                    "sim": sim_results}, f, indent=2)
     print("json: %s (logs in %s)" % (args.json, logdir))
     plot(summary, sim_results, os.path.join(os.path.dirname(args.json), "membership_scaling.png"))
