@@ -159,10 +159,10 @@ void on_signal(uv_signal_t* handle, int signum) {
 // Once a second: a snapshot when the log is long, the supervisor's summary when it changed,
 // rejected traffic when there was more.
 // glibc's malloc keeps freed heap memory for reuse and returns little of it by itself: after a
-// burst (a run-batch of thousands of specs, a full state from each of many peers) an agent kept
-// several times its live heap resident (20 agents with 10,000 specs: 58 MB resident, 16 MB once
-// trimmed). Every kTrimEveryTicks report ticks, if more than kTrimAboveBytes of the heap is
-// free, the free pages go back to the OS. Both calls walk the heap's free lists: a few ms at most.
+// burst (a run-batch of thousands of specs, a full state from each of many peers) an agent would
+// keep several times its live heap resident. Every kTrimEveryTicks report ticks, if more than
+// kTrimAboveBytes of the heap is free, the free pages go back to the OS. Both calls walk the
+// heap's free lists, every 10 s only.
 constexpr unsigned kTrimEveryTicks = 10;
 constexpr std::size_t kTrimAboveBytes = 4u << 20;
 

@@ -491,8 +491,8 @@ void Membership::apply_alive(std::uint64_t now, const Alive& a) {
     after_change(added);
     // Into the current probe round at a random place, so a newcomer is probed (and a crash of it
     // noticed) within one round rather than after the next reshuffle. By a swap with the member
-    // that held that place, which goes to the round's end: O(1). An insert shifted the rest of
-    // the round, O(N) per newcomer, and while a large cluster formed that was most of the time.
+    // that held that place, which goes to the round's end: O(1) per newcomer, where an insert
+    // would shift the rest of the round (O(N) each, O(N^2) per node while a cluster forms).
     const std::size_t span = probe_order_.size() - probe_index_ + 1;
     const std::size_t place = probe_index_ + rng_() % span;
     probe_order_.push_back(a.name);
