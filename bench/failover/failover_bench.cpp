@@ -887,26 +887,25 @@ Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
   }
   result.start_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - adding).count();
-  for (std::size_t i = 0; i < cluster.agents().size(); ++i) {
-    auto now = usage_of(cluster.agents()[i]->pid());
-    if (!bare[i] || !now) continue;
-    result.bytes_per_spec.push_back(
-        (static_cast<double>(now->rss_kib) - static_cast<double>(bare[i]->rss_kib)) * 1024.0 /
-        s.children);
-  }
+  // Each agent's RSS growth since before the children, per child spec.
+  const auto growth_per_spec = [&] {
+    std::vector<double> out;
+    for (std::size_t i = 0; i < cluster.agents().size(); ++i) {
+      auto now = usage_of(cluster.agents()[i]->pid());
+      if (!bare[i] || !now) continue;
+      out.push_back((static_cast<double>(now->rss_kib) - static_cast<double>(bare[i]->rss_kib)) *
+                    1024.0 / s.children);
+    }
+    return out;
+  };
+  result.bytes_per_spec = growth_per_spec();
   std::fprintf(stderr,
                "  %d children started from one run-batch in %.0f ms (settled as every agent "
                "sees it, polled every 0.5 s); RSS growth per child spec per agent p50 %.0f bytes\n",
                s.children, result.start_ms, pct(result.bytes_per_spec, 50));
   if (idle_seconds > 0) {
     measure_idle(cluster, idle_seconds, result);
-    for (std::size_t i = 0; i < cluster.agents().size(); ++i) {
-      auto now = usage_of(cluster.agents()[i]->pid());
-      if (!bare[i] || !now) continue;
-      result.bytes_per_spec_idle.push_back(
-          (static_cast<double>(now->rss_kib) - static_cast<double>(bare[i]->rss_kib)) * 1024.0 /
-          s.children);
-    }
+    result.bytes_per_spec_idle = growth_per_spec();
     std::fprintf(stderr,
                  "  idle for %d s: CPU per agent p50 %.2f%% max %.2f%% of a core, RSS p50 %.1f MiB "
                  "max %.1f MiB; RSS growth per child spec per agent p50 %.0f bytes\n",
