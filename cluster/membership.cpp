@@ -179,7 +179,7 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
     }
     case TimerKind::reconnect: {
       std::vector<const Member*> dead;
-      for (auto it = members_.begin(); gone_ > 0 && it != members_.end(); ++it) {
+      for (auto it = members_.begin(); gone_peers() > 0 && it != members_.end(); ++it) {
         if (it->second.status == MemberStatus::dead) dead.push_back(&it->second);
       }
       if (!dead.empty() && !leaving_) {
@@ -204,7 +204,7 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
       if (streams_.count(timer.token) != 0) on_stream_failed(now, timer.token);
       break;
     case TimerKind::reap: {
-      for (auto it = members_.begin(); gone_ > 0 && it != members_.end();) {
+      for (auto it = members_.begin(); gone_peers() > 0 && it != members_.end();) {
         const Member& m = it->second;
         const bool forget =
             m.name != self_.name &&
@@ -212,7 +212,6 @@ void Membership::fire(std::uint64_t now, const Timer& timer) {
              (m.status == MemberStatus::left && now - m.since_ms >= config_.reap_left_ms));
         if (forget) {
           updates_.erase(it->first);
-          --gone_;
           --by_status_[static_cast<std::size_t>(m.status)];
           it = members_.erase(it);
         } else {
@@ -675,13 +674,11 @@ void Membership::correct(std::uint64_t now, const Address& to, const Member& m) 
 void Membership::before_change(const Member& m) {
   digest_ ^= member_hash(m);
   --by_status_[static_cast<std::size_t>(m.status)];
-  if (!is_live(m.status) && m.name != self_.name) --gone_;
 }
 
 void Membership::after_change(Member& m) {
   digest_ ^= member_hash(m);
   ++by_status_[static_cast<std::size_t>(m.status)];
-  if (!is_live(m.status) && m.name != self_.name) ++gone_;
   last_change_ms_ = now_hint_;
   const bool listed = m.live_slot != Member::kNotListed;
   if (is_live(m.status) && !listed && m.name != self_.name) {
@@ -1072,6 +1069,11 @@ static_assert(static_cast<std::size_t>(MemberStatus::left) == 3, "by_status_ hol
 
 std::size_t Membership::count(MemberStatus status) const {
   return by_status_[static_cast<std::size_t>(status)];
+}
+
+std::size_t Membership::gone_peers() const {
+  // This node is alive, or left once leave() has run (invariant 1).
+  return count(MemberStatus::dead) + count(MemberStatus::left) - (leaving_ ? 1 : 0);
 }
 
 }  // namespace shoal::cluster

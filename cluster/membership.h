@@ -354,11 +354,11 @@ class Membership {
   std::mt19937_64 rng_;
   MemberMap members_;          // includes this node
   std::vector<Member*> live_;  // alive and suspect peers (not this node), in no order
-  // Peers that are dead or left: the periodic scans for reconnects and reaping skip the member
-  // list while there are none (the common case, and the whole list at every node is O(N^2)).
-  std::size_t gone_ = 0;
   // Members (this node included) by status, indexed by MemberStatus: count() in O(1).
   std::array<std::size_t, 4> by_status_{};
+  // Peers that are dead or left: the periodic scans for reconnects and reaping skip the member
+  // list while there are none (the common case; the whole list at every node is O(N^2)).
+  std::size_t gone_peers() const;
   std::deque<std::pair<std::uint64_t, std::string>> dead_log_;  // (declared at, name)
   std::vector<std::string> probe_order_;
   std::size_t probe_index_ = 0;
