@@ -693,10 +693,14 @@ void Membership::after_change(Member& m) {
   }
 }
 
-std::uint64_t Membership::member_hash(const Member& m) {
-  if (!is_live(m.status)) return 0;
-  const std::uint64_t h = crdt::Fnv1a().bytes(m.name).word(m.creation).word(m.incarnation).value();
+std::uint64_t Membership::view_hash(std::string_view name, std::uint64_t creation,
+                                    std::uint64_t incarnation) {
+  const std::uint64_t h = crdt::Fnv1a().bytes(name).word(creation).word(incarnation).value();
   return h ^ (h >> 29);
+}
+
+std::uint64_t Membership::member_hash(const Member& m) {
+  return is_live(m.status) ? view_hash(m.name, m.creation, m.incarnation) : 0;
 }
 
 void Membership::compare_views(std::uint64_t now, const std::string& peer, const Address& addr,

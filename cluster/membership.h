@@ -218,6 +218,11 @@ class Membership {
   // Member updates waiting to be gossiped (each until its retransmit limit).
   std::size_t queued_updates() const { return updates_.size(); }
   const MembershipConfig& config() const { return config_; }
+  // A live member's share of the view digest that pings and acks carry (the digest is the XOR of
+  // the shares of every live member, this node included); not-live members have none. Public so
+  // that a modelled node (bench/membership_model.cpp) computes the digest the same way.
+  static std::uint64_t view_hash(std::string_view name, std::uint64_t creation,
+                                 std::uint64_t incarnation);
 
  private:
   enum class TimerKind {
@@ -315,7 +320,7 @@ class Membership {
   void correct(std::uint64_t now, const Address& to, const Member& m);
   // View digests: the XOR of member_hash over members, kept up to date at every change (XOR out
   // before, XOR in after); compared on every ping and ack, and a difference that lasts triggers a
-  // push-pull. member_hash is 0 for members that are not live.
+  // push-pull. member_hash is view_hash for live members, 0 for the others.
   static std::uint64_t member_hash(const Member& m);
   void compare_views(std::uint64_t now, const std::string& peer, const Address& addr,
                      std::uint64_t digest);
