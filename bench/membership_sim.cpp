@@ -3,7 +3,12 @@
 // For each N: every node joins through node 0 at time 0; measures virtual time (and probe periods)
 // until every node sees all N alive, then membership traffic per node per second over the 10
 // simulated seconds after that (the join's news still being gossiped) and over 10 s once every
-// gossip queue has drained, then time until every survivor declares a killed node dead. Prints a
+// gossip queue has drained, then the time until every node sees one newcomer (node N, joining
+// through node 0 once the cluster is quiet), then time until every survivor declares a killed
+// node dead. The formation is bound by bytes: each node must receive N alive messages, a few
+// dozen to a packet, at a rate of packets per node that does not grow with N, so it takes a
+// number of periods that grows with N. One newcomer, like one death, is a single piece of news,
+// which infection-style gossip spreads in O(log N) periods: that is the newcomer's column. Prints a
 // table, the headline last, and writes JSON (--json PATH) with the commit and command line. Real
 // time and the process's peak RSS are reported too: the simulator runs every node, in full, in
 // this one process (each holds every member). Exits 1 if a size did not converge, its gossip never
@@ -68,9 +73,9 @@ int main(int argc, char** argv) {
   const MembershipConfig config;
   fmt::print("membership_sim: seed={} probe_interval={} ms, latency 1-3 ms, no loss\n", seed,
              config.probe_interval_ms);
-  fmt::print("{:>6} {:>14} {:>9} {:>16} {:>14} {:>16} {:>14} {:>10}\n", "N", "converge (ms)",
-             "periods", "msgs/node/s 10s", "drained (ms)", "msgs/node/s idle", "kill->all (ms)",
-             "real (s)");
+  fmt::print("{:>6} {:>14} {:>9} {:>16} {:>14} {:>16} {:>14} {:>10} {:>14} {:>10}\n", "N",
+             "converge (ms)", "periods", "msgs/node/s 10s", "drained (ms)", "msgs/node/s idle",
+             "newcomer (ms)", "periods", "kill->all (ms)", "real (s)");
   const shoal::bench::Provenance from = shoal::bench::provenance(argc, argv);
   std::string json = fmt::format(
       "{{\n  \"bench\": \"membership_sim\",\n  \"commit\": {},\n  \"command\": {},\n  "
@@ -83,8 +88,12 @@ int main(int argc, char** argv) {
   for (std::size_t k = 0; k < sizes.size(); ++k) {
     const std::size_t n = sizes[k];
     const auto real_start = std::chrono::steady_clock::now();
-    SimCluster c(n, seed, config);
-    c.join_all(0);
+    // Node n is the newcomer: down until the cluster of n is quiet (converged() counts running
+    // nodes only), then started and joined through node 0.
+    SimCluster c(n + 1, seed, config);
+    c.kill(n);
+    for (std::size_t i = 1; i < n; ++i)
+      c.join(i, {0});
     const bool converged = c.wait_until([&] { return c.converged(); }, 120'000, 50);
     const std::uint64_t converge_ms = c.now();
     const double periods =
@@ -108,6 +117,13 @@ int main(int argc, char** argv) {
     c.run_for(10'000);
     const double quiet_msgs =
         static_cast<double>(c.packets_sent() - quiet_before) / static_cast<double>(n) / 10.0;
+    const std::uint64_t joined_at = c.now();
+    c.restart(n, {0});
+    const bool newcomer_seen =
+        c.wait_until([&] { return c.all_see(n, MemberStatus::alive); }, 60'000, 10);
+    const std::uint64_t newcomer_ms = c.now() - joined_at;
+    const double newcomer_periods =
+        static_cast<double>(newcomer_ms) / static_cast<double>(config.probe_interval_ms);
     const std::size_t victim = n / 2;
     const std::uint64_t killed_at = c.now();
     c.kill(victim);
@@ -116,21 +132,28 @@ int main(int argc, char** argv) {
     const std::uint64_t detect_ms = c.now() - killed_at;
     const double real_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - real_start).count();
-    fmt::print("{:>6} {:>14} {:>9.1f} {:>16.1f} {:>14} {:>16.1f} {:>14} {:>10.1f}\n", n,
-               converged ? std::to_string(converge_ms) : std::string("never"), periods, msgs,
-               drained ? std::to_string(drained_ms) : std::string("never"), quiet_msgs,
-               detected ? std::to_string(detect_ms) : std::string("never"), real_s);
+    fmt::print(
+        "{:>6} {:>14} {:>9.1f} {:>16.1f} {:>14} {:>16.1f} {:>14} {:>10.1f} {:>14} {:>10.1f}\n", n,
+        converged ? std::to_string(converge_ms) : std::string("never"), periods, msgs,
+        drained ? std::to_string(drained_ms) : std::string("never"), quiet_msgs,
+        newcomer_seen ? std::to_string(newcomer_ms) : std::string("never"), newcomer_periods,
+        detected ? std::to_string(detect_ms) : std::string("never"), real_s);
     json += fmt::format(
         "    {{\"n\": {}, \"converged\": {}, \"converge_ms\": {}, \"periods\": {:.1f}, "
         "\"msgs_per_node_per_s_after_converging\": {:.1f}, \"gossip_drained\": {}, "
-        "\"gossip_drained_ms\": {}, \"msgs_per_node_per_s_idle\": {:.1f}, \"kill_detected\": {}, "
+        "\"gossip_drained_ms\": {}, \"msgs_per_node_per_s_idle\": {:.1f}, "
+        "\"newcomer_seen_by_all\": {}, "
+        "\"newcomer_to_all_ms\": {}, \"newcomer_periods\": {:.1f}, \"kill_detected\": {}, "
         "\"kill_to_all_ms\": {}, \"real_s\": {:.1f}, \"peak_rss_kib\": {}}}{}\n",
-        n, converged, converge_ms, periods, msgs, drained, drained_ms, quiet_msgs, detected,
-        detect_ms, real_s, peak_rss_kib(), k + 1 < sizes.size() ? "," : "");
+        n, converged, converge_ms, periods, msgs, drained, drained_ms, quiet_msgs, newcomer_seen,
+        newcomer_ms, newcomer_periods, detected, detect_ms, real_s, peak_rss_kib(),
+        k + 1 < sizes.size() ? "," : "");
     last_periods = periods;
     last_n = n;
     if (!converged) failures.push_back(fmt::format("N={} did not converge", n));
     if (!detected) failures.push_back(fmt::format("N={}: the kill was not seen by all", n));
+    if (!newcomer_seen)
+      failures.push_back(fmt::format("N={}: the newcomer was not seen by all", n));
     if (!drained) failures.push_back(fmt::format("N={}: gossip queues never drained", n));
   }
   json += "  ],\n";
