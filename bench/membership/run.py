@@ -239,8 +239,11 @@ def fmt(v, digits=0):
     return ("%." + str(digits) + "f") % v
 
 
-def plot(summary, sim_results, path):
-    """scaling.png: the real agents' figures and the simulator's convergence against N, log axes."""
+def plot(summary, sim_results, path, model=None):
+    """scaling.png: the real agents' figures and the simulator's against N, log axes.
+
+    model: a membership_model JSON (most nodes modelled, up to 10,000): its medians per N are
+    drawn with open markers next to the full simulation's."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -267,12 +270,35 @@ def plot(summary, sim_results, path):
         # Older records have one traffic figure, over the 10 s after converging.
         a2.plot(xs, [r.get("msgs_per_node_per_s_idle", r.get("msgs_per_node_per_s")) for r in sims],
                 "s--", label="msgs per node per s (idle)")
+        joins = [r for r in sims if "newcomer_periods" in r]
+        if joins:
+            a2.plot([r["n"] for r in joins], [r["newcomer_periods"] for r in joins], "D-",
+                    label="one newcomer seen by all (periods)")
         a2.set_xlabel("simulated nodes N (every node in full)")
+    runs = [r for r in (model or {}).get("runs", []) if r["real_nodes"] < r["n"]]
+    if runs:
+        period = model.get("probe_interval_ms", 200)
+        by_n = {}
+        for r in runs:
+            by_n.setdefault(r["n"], []).append(r)
+        xs = sorted(by_n)
+
+        def med(n, key):
+            v = sorted(r[key] for r in by_n[n])
+            return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+        a2.plot(xs, [med(n, "newcomer_to_all_ms") / period for n in xs], "D:", mfc="none",
+                label="newcomer, %d real + model (periods)" % model.get("real", 0))
+        a2.plot(xs, [med(n, "kill_to_all_ms") / period for n in xs], "^:", mfc="none",
+                label="kill, %d real + model (periods)" % model.get("real", 0))
+        a2.plot(xs, [med(n, "msgs_per_node_per_s_idle") for n in xs], "s:", mfc="none",
+                label="msgs per node per s, real + model")
+        a2.set_xlabel("simulated nodes N (full; open markers: mostly modelled)")
     for ax in (a1, a2):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
-        ax.legend()
+        ax.legend(fontsize=7)
     fig.suptitle("membership against cluster size")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -291,6 +317,8 @@ def main():
     ap.add_argument("--sim", default=os.path.join(ROOT, "build/release/bench/membership_sim"))
     ap.add_argument("--json", default=os.path.join(ROOT, "out/membership_bench.json"))
     ap.add_argument("--plot", metavar="JSON", help="only draw scaling.png from a recorded JSON")
+    ap.add_argument("--model-json", metavar="JSON",
+                    help="with --plot: also draw a recorded membership_model JSON (to 10,000 nodes)")
     ap.add_argument("--sim-json", metavar="JSON", action="append", default=[],
                     help="with --plot: also draw the sizes of a recorded membership_sim JSON "
                          "(a larger run; a size in it replaces the same size before)")
@@ -305,8 +333,12 @@ def main():
                 more = json.load(f)
             sizes = {r["n"] for r in more["results"]}
             sim = {**sim, "results": [r for r in sim["results"] if r["n"] not in sizes] + more["results"]}
+        model = None
+        if args.model_json:
+            with open(args.model_json) as f:
+                model = json.load(f)
         plot(summary, sim, os.path.join(os.path.dirname(os.path.abspath(args.plot)),
-                                        "membership_scaling.png"))
+                                        "membership_scaling.png"), model)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
     rounds, idle_s, sim_sizes = args.rounds, args.idle_seconds, "100,1000"
