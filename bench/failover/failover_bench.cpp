@@ -338,8 +338,10 @@ struct Round {
   // Members other than the victim that some survivor suspected or declared failed.
   std::size_t false_suspicions = 0;
   std::size_t false_failures = 0;
-  // CPU the agents used from the fault to convergence, in cores (2.0: both of a 2-core machine).
+  // CPU the agents used from the fault to convergence, in cores (2.0: both of a 2-core machine)...
   double cpu_cores = NAN;
+  // ... and in the second before the fault (what the cluster was still doing when it came).
+  double cpu_cores_before = NAN;
   std::vector<std::string> duplicate_examples;
   bool healthy = true;            // every agent's health score was 0 at the fault
   std::size_t registrations = 0;  // load: names registered during the round
@@ -603,6 +605,21 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
     sleep_ms(1000);  // the stream runs before the fault too
   }
 
+  auto agents_cpu_ms = [&] {
+    double ms = 0;
+    for (auto& a : agents_) {
+      if (auto u = usage_of(a->pid())) ms += u->cpu_ms;
+    }
+    return ms;
+  };
+  {
+    const double before = agents_cpu_ms();
+    const auto from = std::chrono::steady_clock::now();
+    sleep_ms(1000);
+    const double wall =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - from).count();
+    round.cpu_cores_before = (agents_cpu_ms() - before) / wall;
+  }
   double cpu_before = 0;
   for (Agent* a : survivors) {
     if (auto u = usage_of(a->pid())) cpu_before += u->cpu_ms;
@@ -926,11 +943,12 @@ Result run_scenario(const Scenario& s, int rounds, int idle_seconds) {
                  "  %s round %d: victim %s, %zu orphans, detected %.0f ms, restarted %.0f ms, "
                  "converged %.0f ms, lost %zu, started twice %zu, other starts %zu, conflicts %zu, "
                  "two copies seen %zu (%zu after converging), others suspected %zu / failed "
-                 "%zu, agents' CPU %.2f cores%s\n",
+                 "%zu, agents' CPU %.2f cores (%.2f in the second before)%s\n",
                  s.name.c_str(), r + 1, round.victim.c_str(), round.orphans, round.detected_all_ms,
                  round.restarted_ms, round.converged_ms, round.lost, round.double_started,
                  round.other_starts, round.conflicts, round.duplicates, round.duplicates_converged,
                  round.false_suspicions, round.false_failures, round.cpu_cores,
+                 round.cpu_cores_before,
                  round.healthy ? "" : " (an agent's health score was not 0 at the fault)");
     if (!round.handoff_gaps_ms.empty()) {
       std::fprintf(stderr,
@@ -1202,6 +1220,7 @@ int main(int argc, char** argv) {
       rv.set("other_members_suspected", x.false_suspicions);
       rv.set("other_members_failed", x.false_failures);
       rv.set("agents_cpu_cores", x.cpu_cores);
+      rv.set("agents_cpu_cores_second_before", x.cpu_cores_before);
       if (!x.handoff_gaps_ms.empty()) rv.set("handoff_gap_ms", stats_value(x.handoff_gaps_ms));
       if (!x.restarts.empty()) {
         Value tl = Value::array();
