@@ -157,7 +157,8 @@ int main(int argc, char** argv) {
       drain.push_back(static_cast<double>(r.drained_ms) / 1000.0);
       unmodelled += r.unmodelled;
       real_s += run_s;
-      if (!r.drained) failures.push_back(fmt::format("N={} seed {}: never quiet", n, options.seed));
+      if (!r.drained || !r.quiet_before_kill)
+        failures.push_back(fmt::format("N={} seed {}: never quiet", n, options.seed));
       if (!r.newcomer_seen)
         failures.push_back(
             fmt::format("N={} seed {}: the newcomer was not seen by all", n, options.seed));

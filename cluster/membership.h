@@ -220,7 +220,7 @@ class Membership {
   const MembershipConfig& config() const { return config_; }
   // A live member's share of the view digest that pings and acks carry (the digest is the XOR of
   // the shares of every live member, this node included); not-live members have none. Public so
-  // that a modelled node (bench/membership_model.cpp) computes the digest the same way.
+  // that a modelled node (cluster/sim/model_cluster.cpp) computes the digest the same way.
   static std::uint64_t view_hash(std::string_view name, std::uint64_t creation,
                                  std::uint64_t incarnation);
 

@@ -4,22 +4,22 @@
 // rest run a compact model of it, so that 10,000 nodes fit one process (bench/membership_model).
 //
 // The full simulator (SimCluster with real cores only) holds every member in every node: about
-// 470 bytes per (node, member) pair while a cluster forms, so 10,000 nodes would need about 48 GB.
-// A modelled node runs the same protocol on the same wire (every packet is encoded and decoded by
-// cluster/wire.h, piggybacked gossip comes from the real BroadcastQueue), but keeps its view as
-// the differences from one table every node shares: the cluster as it starts, every member alive
-// at incarnation 0. It costs a few hundred bytes instead of a few megabytes.
+// 470 bytes per (node, member) pair at the peak of a forming cluster, so 10,000 nodes would need
+// about 48 GB. A modelled node runs the same protocol on the same wire (every packet is encoded
+// and decoded by cluster/wire.h, piggybacked gossip comes from the real BroadcastQueue), but keeps
+// its view as the differences from one table every node shares: the cluster as it starts, every
+// member alive at incarnation 0. Its state is a few KB whatever N (its RNG is most of it).
 //
 // The model follows Membership (cluster/membership.cpp) for what a clean run (no loss, no pauses)
-// exercises: probing in a shuffled round with newcomers placed at random in it, ping-req with
-// nacks, the crash fast path (a port unreachable confirmed by a helper), suspicion with
-// Lifeguard's confirmations and reminders, gossip rounds and piggybacking within the retransmit
-// limit, dead members' gossip, periodic push-pull, view digests and view syncs, and the direct
-// death notices of small clusters. It leaves out what such a run never needs: refutation and
-// corrections of an older view, the health multiplier and round-trip stretching (at 1-3 ms the
-// configured timings hold), reconnects, reaping, leaving and the upper layers' payloads. A
-// modelled node that meets one of those (suspected itself, say) counts it as unmodelled: a run
-// with any is not a measurement.
+// exercises: probing in rounds of a random order (an affine permutation of the starting members,
+// newcomers placed at random in the round), ping-req with nacks, the crash fast path (a port
+// unreachable confirmed by a helper), suspicion with Lifeguard's confirmations and reminders,
+// gossip rounds and piggybacking within the retransmit limit, dead members' gossip, periodic
+// push-pull, view digests and view syncs, and the direct death notices of small clusters. It
+// leaves out the health multiplier, round-trip stretching (at 1-3 ms the configured timings
+// hold), refutation, corrections of a stale suspicion, reconnects, reaping, leaving, tags and the
+// upper layers' payloads. Being suspected or declared dead itself (which it would refute) is
+// counted as unmodelled: a run with any is not a measurement.
 //
 // How close the model is to the real core is measured, not assumed: run_hybrid with real = 0
 // runs every node real, over the same seeds (tests/sim/membership_sim_test.cpp,
@@ -36,8 +36,8 @@ namespace shoal::cluster::sim {
 
 struct HybridOptions {
   std::size_t n = 1000;
-  // Nodes that run the real core, spread evenly (0 or >= n: all of them); the newcomer is real
-  // besides.
+  // Nodes that run the real core: every (n / real)-th, so about `real` of them (HybridRun says
+  // how many); 0, or more than n / 2, makes every node real. The newcomer is real besides.
   std::size_t real = 32;
   std::uint64_t seed = 1;
   MembershipConfig config;
@@ -53,7 +53,8 @@ struct HybridRun {
   std::uint64_t drained_ms = 0;  // when the queues were first empty, virtual ms
   double idle_msgs = 0;          // packets sent per node per second, once drained
   bool newcomer_seen = false;
-  std::uint64_t newcomer_ms = 0;  // join -> every node sees it alive
+  std::uint64_t newcomer_ms = 0;   // join -> every node sees it alive
+  bool quiet_before_kill = false;  // every queue empty again after the newcomer
   bool kill_seen = false;
   // kill -> the first node sees it dead (when some probe or gossip first reaches the dead node:
   // much the same for the model and the real core, but varying widely from run to run)...
