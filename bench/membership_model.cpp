@@ -21,7 +21,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -35,19 +34,6 @@ using shoal::cluster::MembershipConfig;
 using shoal::cluster::sim::HybridOptions;
 using shoal::cluster::sim::HybridRun;
 
-// This process's peak resident memory so far, KiB (VmHWM), or 0 if unknown.
-std::uint64_t peak_rss_kib() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (f == nullptr) return 0;
-  char line[256];
-  std::uint64_t kib = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::strtoull(line + 6, nullptr, 10);
-  }
-  std::fclose(f);
-  return kib;
-}
-
 double mean(const std::vector<double>& v) {
   return v.empty() ? 0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
 }
@@ -57,16 +43,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const std::size_t m = v.size() / 2;
   return v.size() % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-std::vector<std::size_t> parse_list(const std::string& list) {
-  std::vector<std::size_t> out;
-  for (std::size_t pos = 0; pos < list.size();) {
-    const std::size_t comma = list.find(',', pos);
-    out.push_back(std::strtoull(list.substr(pos, comma - pos).c_str(), nullptr, 10));
-    pos = comma == std::string::npos ? list.size() : comma + 1;
-  }
-  return out;
 }
 
 }  // namespace
@@ -89,9 +65,9 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     if (arg == "--sizes") {
-      sizes = parse_list(value());
+      sizes = shoal::bench::parse_sizes(value());
     } else if (arg == "--validate") {
-      validate = parse_list(value());
+      validate = shoal::bench::parse_sizes(value());
     } else if (arg == "--real") {
       real = std::strtoull(value().c_str(), nullptr, 10);
     } else if (arg == "--seed") {
@@ -174,7 +150,7 @@ int main(int argc, char** argv) {
           "\"peak_rss_kib\": {}}}",
           n, r.real_nodes, options.seed, r.drained, r.drained_ms, r.idle_msgs, r.newcomer_seen,
           r.newcomer_ms, r.kill_seen, r.kill_first_ms, r.kill_ms, r.unmodelled, run_s,
-          peak_rss_kib());
+          shoal::bench::peak_rss_kib());
     }
     if (unmodelled > 0)
       failures.push_back(fmt::format("N={}: {} unmodelled events", n, unmodelled));

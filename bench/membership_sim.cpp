@@ -19,7 +19,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -30,23 +29,6 @@ using shoal::cluster::MembershipConfig;
 using shoal::cluster::MemberStatus;
 using shoal::cluster::sim::SimCluster;
 
-namespace {
-
-// This process's peak resident memory so far, KiB (VmHWM), or 0 if unknown.
-std::uint64_t peak_rss_kib() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (f == nullptr) return 0;
-  char line[256];
-  std::uint64_t kib = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::strtoull(line + 6, nullptr, 10);
-  }
-  std::fclose(f);
-  return kib;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   std::vector<std::size_t> sizes{100, 1000};
   std::string json_path = "membership_sim.json";
@@ -54,13 +36,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--sizes" && i + 1 < argc) {
-      sizes.clear();
-      std::string list = argv[++i];
-      for (std::size_t pos = 0; pos < list.size();) {
-        const std::size_t comma = list.find(',', pos);
-        sizes.push_back(std::strtoull(list.substr(pos, comma - pos).c_str(), nullptr, 10));
-        pos = comma == std::string::npos ? list.size() : comma + 1;
-      }
+      sizes = shoal::bench::parse_sizes(argv[++i]);
     } else if (arg == "--json" && i + 1 < argc) {
       json_path = argv[++i];
     } else if (arg == "--seed" && i + 1 < argc) {
@@ -146,7 +122,7 @@ int main(int argc, char** argv) {
         "\"newcomer_to_all_ms\": {}, \"newcomer_periods\": {:.1f}, \"kill_detected\": {}, "
         "\"kill_to_all_ms\": {}, \"real_s\": {:.1f}, \"peak_rss_kib\": {}}}{}\n",
         n, converged, converge_ms, periods, msgs, drained, drained_ms, quiet_msgs, newcomer_seen,
-        newcomer_ms, newcomer_periods, detected, detect_ms, real_s, peak_rss_kib(),
+        newcomer_ms, newcomer_periods, detected, detect_ms, real_s, shoal::bench::peak_rss_kib(),
         k + 1 < sizes.size() ? "," : "");
     last_periods = periods;
     last_n = n;

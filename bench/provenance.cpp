@@ -1,6 +1,9 @@
 #include "bench/provenance.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 
 namespace shoal::bench {
@@ -60,6 +63,28 @@ std::string json_string(std::string_view s) {
     }
   }
   return out + '"';
+}
+
+std::uint64_t peak_rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  std::uint64_t kib = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::strtoull(line + 6, nullptr, 10);
+  }
+  std::fclose(f);
+  return kib;
+}
+
+std::vector<std::size_t> parse_sizes(std::string_view list) {
+  std::vector<std::size_t> out;
+  for (std::size_t pos = 0; pos < list.size();) {
+    const std::size_t comma = std::min(list.find(',', pos), list.size());
+    out.push_back(std::strtoull(std::string(list.substr(pos, comma - pos)).c_str(), nullptr, 10));
+    pos = comma == list.size() ? list.size() : comma + 1;
+  }
+  return out;
 }
 
 }  // namespace shoal::bench

@@ -3,8 +3,11 @@
 // What a benchmark result came from, recorded in every JSON under bench/: the C++ benches' side of
 // bench/benchlib.py's provenance().
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace shoal::bench {
 
@@ -23,5 +26,11 @@ Provenance provenance(int argc, char** argv);
 
 // `s` as a JSON string literal, quoted and escaped.
 std::string json_string(std::string_view s);
+
+// This process's peak resident memory so far, KiB (VmHWM of /proc/self/status), or 0 if unknown.
+std::uint64_t peak_rss_kib();
+
+// "100,1000" -> {100, 1000}: the sizes a bench is asked to run.
+std::vector<std::size_t> parse_sizes(std::string_view list);
 
 }  // namespace shoal::bench

@@ -605,25 +605,25 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
     sleep_ms(1000);  // the stream runs before the fault too
   }
 
-  auto agents_cpu_ms = [&] {
+  // CPU time used so far by `agents` together, ms.
+  auto cpu_ms = [](const std::vector<Agent*>& agents) {
     double ms = 0;
-    for (auto& a : agents_) {
+    for (Agent* a : agents) {
       if (auto u = usage_of(a->pid())) ms += u->cpu_ms;
     }
     return ms;
   };
   {
-    const double before = agents_cpu_ms();
+    std::vector<Agent*> everyone = survivors;
+    everyone.push_back(victim);
+    const double before = cpu_ms(everyone);
     const auto from = std::chrono::steady_clock::now();
     sleep_ms(1000);
     const double wall =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - from).count();
-    round.cpu_cores_before = (agents_cpu_ms() - before) / wall;
+    round.cpu_cores_before = (cpu_ms(everyone) - before) / wall;
   }
-  double cpu_before = 0;
-  for (Agent* a : survivors) {
-    if (auto u = usage_of(a->pid())) cpu_before += u->cpu_ms;
-  }
+  const double cpu_before = cpu_ms(survivors);
   if (!g_on_fault.empty()) {
     const pid_t helper = ::fork();
     if (helper == 0) {
@@ -743,10 +743,7 @@ Round Cluster::run_round(const std::string& avoid_victim, bool keep_timeline) {
     }
   }
   {
-    double cpu_after = 0;
-    for (Agent* a : survivors) {
-      if (auto u = usage_of(a->pid())) cpu_after += u->cpu_ms;
-    }
+    const double cpu_after = cpu_ms(survivors);
     const double wall =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - cpu_t0)
             .count();
