@@ -421,7 +421,9 @@ void Membership::handle(std::uint64_t now, const Address& from, const std::strin
 }
 
 void Membership::on_ping(std::uint64_t now, const Address& from, const Ping& ping) {
-  if (ping.target != self_.name || leaving_) return;  // meant for someone else at this address
+  if (ping.target != self_.name) return;  // meant for someone else at this address
+  // A leaving node still answers until it closes: its ack carries the news that it left to a
+  // prober that has not heard it yet, which would otherwise suspect it and declare it failed.
   send(now, from, {encode_message(Ack{ping.seq, digest_})});
 }
 
@@ -627,7 +629,10 @@ void Membership::apply_dead(std::uint64_t now, const std::string& name, std::uin
   auto it = members_.find(name);
   if (it == members_.end()) return;
   Member& m = it->second;
-  if (creation != m.creation || !is_live(m.status)) return;
+  if (creation != m.creation) return;
+  // Dead and left are final, and left outranks dead: a member's own word that it left corrects
+  // a death others declared while its news was on the way, so that every view ends the same.
+  if (!is_live(m.status) && !(left && m.status == MemberStatus::dead)) return;
   if (incarnation < m.incarnation) {
     if (reply_to != nullptr && m.status == MemberStatus::alive && !left) correct(now, *reply_to, m);
     return;

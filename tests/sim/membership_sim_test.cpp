@@ -208,6 +208,7 @@ BOOST_AUTO_TEST_CASE(graceful_leave_is_seen_as_left_not_failed) {
   c.join_all(0);
   BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000));
   c.membership(5).leave(c.now());
+  c.settle(5);
   const std::uint64_t left_at = c.now();
   BOOST_TEST(c.wait_until([&] { return c.all_see(5, MemberStatus::left); }, 5'000));
   BOOST_TEST_MESSAGE("leave seen by all after " << c.now() - left_at << " ms");
@@ -273,6 +274,7 @@ BOOST_AUTO_TEST_CASE(dead_and_departed_members_are_forgotten_when_their_retentio
   BOOST_TEST_REQUIRE(c.wait_until([&] { return c.converged(); }, 10'000), "seed=" << seed);
   c.kill(2);
   c.membership(5).leave(c.now());
+  c.settle(5);
   // The survivors: running, and not the departed n5 (whose own view no longer matters).
   const auto survivors = [&](std::size_t who) {
     std::vector<std::size_t> out;

@@ -110,6 +110,51 @@ BOOST_AUTO_TEST_CASE(suspect_with_lower_incarnation_than_known_is_ignored) {
   BOOST_TEST((c.m.member("peer")->status == MemberStatus::alive));
 }
 
+// A node declared dead by others before its leave reached them: its own word wins, in either
+// order of arrival, so that every view ends the same.
+BOOST_AUTO_TEST_CASE(a_leave_corrects_a_death_declared_before_it_arrived_and_not_the_reverse) {
+  Core c;
+  c.packet(10, "peer", 50, {Alive{"peer", addr(2), 50, 2, {}}, Alive{"other", addr(3), 60, 0, {}}});
+  c.packet(20, "x", 9, {Dead{"peer", 50, 2, "x"}, Left{"other", 60, 0}}, 4);
+  BOOST_TEST((c.m.member("peer")->status == MemberStatus::dead));
+  BOOST_TEST((c.m.member("other")->status == MemberStatus::left));
+  c.effects.clear();
+  // An older life's leave, or an older incarnation's, corrects nothing.
+  c.packet(30, "x", 9, {Left{"peer", 49, 2}, Left{"peer", 50, 1}}, 4);
+  BOOST_TEST((c.m.member("peer")->status == MemberStatus::dead));
+  BOOST_TEST(c.events().empty());
+  c.packet(40, "x", 9, {Left{"peer", 50, 2}, Dead{"other", 60, 0, "x"}}, 4);
+  BOOST_TEST((c.m.member("peer")->status == MemberStatus::left));
+  BOOST_TEST(c.m.member("peer")->since_ms == 40u);
+  BOOST_TEST((c.m.member("other")->status == MemberStatus::left));
+  BOOST_TEST_REQUIRE(c.events().size() == 1u);
+  BOOST_TEST((c.events()[0].kind == EventKind::left));
+  BOOST_TEST(c.events()[0].name == "peer");
+}
+
+// A leaving node answers probes until it closes, and its answer carries the leave: a prober
+// that had not heard of it learns it instead of suspecting a node that is on its way out.
+BOOST_AUTO_TEST_CASE(a_leaving_node_answers_probes_with_its_leave) {
+  Core c;
+  c.packet(10, "peer", 50, {Alive{"peer", addr(2), 50, 0, {}}});
+  c.m.leave(20);
+  c.effects.clear();
+  c.packet(30, "peer", 50, {Ping{7, "me", 0}});
+  bool acked = false, carries_leave = false;
+  for (const Effect& e : c.effects) {
+    const auto* p = std::get_if<SendPacket>(&e);
+    if (p == nullptr) continue;
+    auto decoded = decode_packet(p->bytes);
+    BOOST_TEST_REQUIRE(decoded.has_value());
+    for (const Message& msg : decoded->messages) {
+      if (const auto* ack = std::get_if<Ack>(&msg)) acked |= ack->seq == 7u;
+      if (const auto* l = std::get_if<Left>(&msg)) carries_leave |= l->name == "me";
+    }
+  }
+  BOOST_TEST(acked);
+  BOOST_TEST(carries_leave);
+}
+
 BOOST_AUTO_TEST_CASE(undecodable_packets_are_counted_and_change_nothing) {
   Core c;
   c.m.on_packet(10, addr(2), "\x94\x01garbage");
