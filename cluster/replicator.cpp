@@ -82,8 +82,7 @@ void Replicator::set_peers(std::uint64_t /*now_ms*/, std::vector<std::string> pe
     replica_.track(peer);
     // A new peer is asked for its digest at once: each side then sends the other what it lacks
     // without waiting for a round to pick it.
-    if (!std::binary_search(peers_.begin(), peers_.end(), peer))
-      send_digest(peer, true, replica_.digest());
+    if (!std::binary_search(peers_.begin(), peers_.end(), peer)) send_full_digest(peer, true);
   }
   peers_ = std::move(peers);
 }
@@ -196,6 +195,26 @@ void Replicator::send_digest(const std::string& to, bool reply_wanted, const crd
   emit(to, std::move(bytes));
 }
 
+void Replicator::send_full_digest(const std::string& to, bool reply_wanted) {
+  std::string bytes;
+  crdt::MsgWriter pk(bytes);
+  pack_head(pk, 4, Kind::digest);
+  pk.uint(reply_wanted ? 1 : 0);
+  pk.raw(full_digest().packed);
+  ++stats_.digests_sent;
+  emit(to, std::move(bytes));
+}
+
+const Replicator::FullDigest& Replicator::full_digest() {
+  if (!full_digest_ || !replica_.digest_is(full_digest_->digest)) {
+    FullDigest fresh{replica_.digest(), {}};
+    crdt::MsgWriter pk(fresh.packed);
+    pack_digest(pk, fresh.digest);
+    full_digest_ = std::move(fresh);
+  }
+  return *full_digest_;
+}
+
 void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::string_view bytes) {
   crdt::MsgReader r(bytes);
   const std::uint32_t len = r.array("message", 4);
@@ -248,22 +267,34 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
   }
   if (kind == Kind::digest && len == 4) {
     const bool reply_wanted = r.uint("reply_wanted", 1) == 1;
-    auto digest = read_digest(r);
-    if (!digest || !r.ok() || r.remaining() != 0) {
+    if (!r.ok()) {
       ++stats_.rejected;
       return;
     }
+    // The same digest as this replica's (a quiet cluster's every round) is not decoded again. It
+    // stays the same through on_digest(), which can only bring back a retired origin as it was.
+    const bool same = r.rest() == full_digest().packed;
+    std::optional<crdt::Digest> decoded;
+    if (!same) {
+      decoded = read_digest(r);
+      if (!decoded || !r.ok() || r.remaining() != 0) {
+        ++stats_.rejected;
+        return;
+      }
+    }
     ++stats_.digests_in;
-    replica_.on_digest(from, *digest, now_ms);
+    stats_.digests_in_same += same ? 1 : 0;
+    const crdt::Digest& digest = same ? full_digest_->digest : *decoded;
+    replica_.on_digest(from, digest, now_ms);
     // A sender that is no longer a peer (it left or died, and its last messages came late) gets
     // nothing: sending to it would track it as a neighbour again, for which the log would be kept
     // and whose acknowledgements would be awaited, for as long as this node runs.
     if (!is_peer(from)) return;
     // Only a round's request carries the sender's full digest (acknowledgements name only the
     // origins just received).
-    if (reply_wanted && !synced_.contains(from) && covered(*digest)) mark_synced(from);
+    if (reply_wanted && !synced_.contains(from) && (same || covered(digest))) mark_synced(from);
     push(now_ms, from);
-    if (reply_wanted) send_digest(from, false, replica_.digest());
+    if (reply_wanted) send_full_digest(from, false);
     return;
   }
   if (kind == Kind::state && len == 4) {
@@ -281,14 +312,14 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     ++stats_.states_in;
     if (replica_.join_state(*map, *covers, now_ms, recorder()) && journal_) journal_(encoded);
     if (is_peer(from) && !synced_.contains(from) && covered(*covers)) mark_synced(from);
-    send_digest(from, false, replica_.digest());
+    send_full_digest(from, false);
     return;
   }
   ++stats_.rejected;
 }
 
-bool Replicator::covered(const crdt::Digest& theirs) const {
-  const crdt::Digest mine = replica_.digest();
+bool Replicator::covered(const crdt::Digest& theirs) {
+  const crdt::Digest& mine = full_digest().digest;
   for (const auto& [origin, seq] : theirs) {
     auto it = mine.find(origin);
     if (it == mine.end() ? seq > 0 : it->second < seq) return false;
@@ -306,7 +337,7 @@ void Replicator::on_timer(std::uint64_t now_ms) {
   flush(now_ms);
   replica_.settle(now_ms);
   for (const std::string& peer : pick(config_.fanout))
-    send_digest(peer, true, replica_.digest());
+    send_full_digest(peer, true);
 }
 
 void Replicator::take_changes(std::vector<ReplicaChange>& out) {

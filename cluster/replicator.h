@@ -88,6 +88,7 @@ struct ReplicatorStats {
   std::uint64_t streams_sent = 0;
   std::uint64_t batches_in = 0;
   std::uint64_t digests_in = 0;
+  std::uint64_t digests_in_same = 0;  // of digests_in: this replica's own, byte for byte
   std::uint64_t states_in = 0;
   std::uint64_t rejected = 0;  // undecodable messages
   std::uint64_t bytes_out = 0;
@@ -150,10 +151,18 @@ class Replicator {
   // Sends `peer` what it lacks, if anything.
   void push(std::uint64_t now_ms, const std::string& peer);
   void send_digest(const std::string& to, bool reply_wanted, const crdt::Digest& digest);
+  // send_digest() of this replica's whole digest.
+  void send_full_digest(const std::string& to, bool reply_wanted);
   void emit(const std::string& to, std::string bytes);
   crdt::ChangeFn recorder();
   // This replica has every batch `theirs` names.
-  bool covered(const crdt::Digest& theirs) const;
+  bool covered(const crdt::Digest& theirs);
+  // This replica's whole digest, and its encoding, rebuilt only when it changed.
+  struct FullDigest {
+    crdt::Digest digest;
+    std::string packed;  // as pack_digest() writes it
+  };
+  const FullDigest& full_digest();
   void mark_synced(const std::string& peer);
   std::vector<std::string> pick(std::size_t k);
 
@@ -163,6 +172,9 @@ class Replicator {
   // The last full state encoded, and the digest it covers (see push()).
   std::shared_ptr<const std::string> state_cache_;
   crdt::Digest state_cache_covers_;
+  // A quiet cluster's rounds send and receive the same digest over and over: it is built and
+  // encoded once, and an incoming one that matches it byte for byte is not decoded.
+  std::optional<FullDigest> full_digest_;
   std::mt19937_64 rng_;
   std::vector<std::string> peers_;             // sorted
   std::set<std::string, std::less<>> synced_;  // peers whose map this replica has caught up with

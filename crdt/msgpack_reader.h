@@ -34,6 +34,8 @@ class MsgReader {
   const Error& error() const { return error_; }
   // Bytes not yet consumed.
   std::size_t remaining() const { return data_.size() - pos_; }
+  // The bytes not yet consumed.
+  std::string_view rest() const { return data_.substr(pos_); }
 
   // Names the element being decoded, for error messages: after at("entries", 3) a failure to
   // read field "key" reports "entries[3].key". `section` must outlive the reader (a literal).

@@ -185,6 +185,32 @@ Digest Replica::digest() const {
   return out;
 }
 
+bool Replica::digest_is(const Digest& digest) const {
+  // digest() in one merged walk: the held origins, and the retired ones not also held.
+  auto o = origins_.begin();
+  auto r = retired_.begin();
+  auto d = digest.begin();
+  for (;;) {
+    while (o != origins_.end() && o->second.have == 0)
+      ++o;
+    const bool more_o = o != origins_.end();
+    const bool more_r = r != retired_.end();
+    if (!more_o && !more_r) return d == digest.end();
+    if (d == digest.end()) return false;
+    const bool take_o = more_o && (!more_r || o->first <= r->first);
+    const std::string& id = take_o ? o->first : r->first;
+    const Seq have = take_o ? o->second.have : r->second.have;
+    if (d->first != id || d->second != have) return false;
+    if (take_o && more_r && r->first == o->first) ++r;
+    if (take_o) {
+      ++o;
+    } else {
+      ++r;
+    }
+    ++d;
+  }
+}
+
 Digest Replica::digest(const std::vector<std::string>& ids) const {
   Digest out;
   for (const std::string& id : ids) {

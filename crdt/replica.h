@@ -194,6 +194,9 @@ class Replica {
   // This replica's digest, whole or only for `origins`.
   Digest digest() const;
   Digest digest(const std::vector<std::string>& origins) const;
+  // True iff digest() would return `digest`; allocates nothing (callers keep a digest they
+  // built and check it is still current).
+  bool digest_is(const Digest& digest) const;
   // `neighbour` reports that it has what `digest` says (an acknowledgement, or an answer to a
   // round). Digests only grow: older news never lowers what is known.
   void on_digest(std::string_view neighbour, const Digest& digest, std::uint64_t now_ms);

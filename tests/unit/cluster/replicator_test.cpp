@@ -370,6 +370,47 @@ BOOST_AUTO_TEST_CASE(a_peer_counts_as_synced_only_once_this_replica_has_all_it_h
   BOOST_TEST(!a.synced_with("b#1"));
 }
 
+// Once every replica has the same batches, a round's digests are this replica's own byte for
+// byte: they are taken without decoding. A write makes them differ, and they are decoded again.
+BOOST_AUTO_TEST_CASE(a_quiet_clusters_rounds_take_digests_without_decoding_them) {
+  const auto seed = shoal::test::test_seed();
+  Cluster c(4, seed, {}, 0.0, 0.0);
+  const auto totals = [&] {
+    std::pair<std::uint64_t, std::uint64_t> in_and_same{0, 0};
+    for (const auto& [name, node] : c.nodes) {
+      in_and_same.first += node->stats().digests_in;
+      in_and_same.second += node->stats().digests_in_same;
+    }
+    return in_and_same;
+  };
+  const auto converge = [&](const std::string& key) {
+    for (int i = 0; i < 2'000; ++i) {
+      c.step();
+      if (c.nodes["n0"]->state().get(key).has_value() && c.all_equal(c.nodes["n0"]->state()))
+        return true;
+    }
+    return false;
+  };
+  c.nodes["n1"]->put(c.now, "k1", "v");
+  c.nodes["n2"]->put(c.now, "k2", "v");
+  BOOST_TEST_REQUIRE(converge("k2"), "seed=" << seed);
+  BOOST_TEST_REQUIRE(converge("k1"), "seed=" << seed);
+  for (int i = 0; i < 40; ++i)  // 200 ms: the last acknowledgements and rounds in flight
+    c.step();
+  const auto quiet_from = totals();
+  for (int i = 0; i < 200; ++i)  // 1 s: 10 rounds
+    c.step();
+  const auto quiet_to = totals();
+  BOOST_TEST(quiet_to.first - quiet_from.first >= 4u * 10 * 2, "seed=" << seed);
+  BOOST_TEST(quiet_to.second - quiet_from.second == quiet_to.first - quiet_from.first,
+             "seed=" << seed);
+  c.nodes["n3"]->put(c.now, "k3", "v");
+  BOOST_TEST_REQUIRE(converge("k3"), "seed=" << seed);
+  const auto after_write = totals();
+  BOOST_TEST(after_write.first - quiet_to.first > after_write.second - quiet_to.second,
+             "seed=" << seed);
+}
+
 BOOST_AUTO_TEST_CASE(hostile_messages_are_rejected_and_counted) {
   const auto seed = shoal::test::test_seed();
   auto rng = shoal::test::rng_for(seed);

@@ -522,6 +522,51 @@ BOOST_AUTO_TEST_CASE(a_retired_origin_that_shows_more_comes_back_and_its_batches
   BOOST_TEST((a.digest() == Digest{{"x", 4}}));
 }
 
+// The replicator keeps the digest it built while digest_is() holds (cluster/replicator.h): it
+// must tell the current digest, held and retired origins interleaved, from every near miss.
+BOOST_AUTO_TEST_CASE(digest_is_tells_the_current_digest_from_any_other) {
+  ReplicaConfig config;
+  config.settle_after_ms = 1'000;
+  config.retire_after_ms = 2'000;
+  config.forward_delay_ms = 0;
+  Replica m("m", config);  // a past life, retired at a
+  Replica z("z", config);  // a live neighbour
+  Replica a("a", config);
+  m.put(1000, "k1", "v");
+  sync(m, a, 1000);
+  a.forget("m");
+  z.put(1000, "k2", "v");
+  z.flush();
+  z.put(1001, "k3", "v");
+  sync(z, a, 1001);
+  a.put(1000, "k4", "v");
+  a.flush();
+  a.on_digest("z", {{"m", 1}}, 1002);
+  a.settle(1002);
+  a.settle(4000);
+  BOOST_TEST_REQUIRE(a.retired_count() == 1u);
+  const Digest now = a.digest();
+  BOOST_TEST_REQUIRE((now == Digest{{"a", 1}, {"m", 1}, {"z", 2}}));
+  BOOST_TEST(a.digest_is(now));
+  for (const auto& [id, seq] : now) {
+    Digest more = now;
+    more[id] = seq + 1;
+    BOOST_TEST(!a.digest_is(more), "seq of " << id);
+    Digest fewer = now;
+    fewer.erase(id);
+    BOOST_TEST(!a.digest_is(fewer), "without " << id);
+  }
+  Digest extra = now;
+  extra["n"] = 1;
+  BOOST_TEST(!a.digest_is(extra));
+  BOOST_TEST(!a.digest_is(Digest{}));
+  a.put(5000, "k5", "v");
+  a.flush();
+  BOOST_TEST(!a.digest_is(now));
+  BOOST_TEST(a.digest_is(a.digest()));
+  BOOST_TEST(Replica("empty", config).digest_is(Digest{}));
+}
+
 BOOST_AUTO_TEST_CASE(origins_of_live_neighbours_and_of_this_replica_are_never_retired) {
   ReplicaConfig config;
   config.settle_after_ms = 1'000;
