@@ -13,10 +13,12 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "bench/provenance.h"
@@ -92,8 +94,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (n < 2 || n > 1000 || requests < 1000) {
-    fmt::print(stderr, "replicator_bench: --nodes must be 2 to 1000, --requests at least 1000\n");
+  if (n < 2 || n > 1000 || requests < 1000 || requests > 100'000'000) {
+    fmt::print(stderr,
+               "replicator_bench: --nodes must be 2 to 1000, --requests 1000 to 100000000\n");
     return 2;
   }
 

@@ -853,7 +853,8 @@ void Membership::merge(std::uint64_t now, const PushPull& remote) {
         break;
       case MemberStatus::suspect:
       case MemberStatus::dead:
-        // A remote verdict of death only makes us suspect: the member gets its chance to refute.
+        // A member first heard of here as suspect is added, then suspected. A remote death is
+        // taken as it is (the member, if alive, refutes it through dead members' gossip).
         if (!members_.count(s.name) && s.status == MemberStatus::suspect) {
           apply_alive(now, Alive{s.name, s.addr, s.creation, s.incarnation, s.tags});
         }

@@ -273,7 +273,10 @@ void Replicator::on_message(std::uint64_t now_ms, const std::string& from, std::
     }
     // The same digest as this replica's (a quiet cluster's every round) is not decoded again. It
     // stays the same through on_digest(), which can only bring back a retired origin as it was.
-    const bool same = r.rest() == full_digest().packed;
+    // The kept digest is checked only on a byte match: an acknowledgement (a partial digest)
+    // must not rebuild it after every write.
+    const bool same = full_digest_ && r.rest() == full_digest_->packed &&
+                      replica_.digest_is(full_digest_->digest);
     std::optional<crdt::Digest> decoded;
     if (!same) {
       decoded = read_digest(r);

@@ -96,7 +96,8 @@ struct Member {
   std::map<std::string, std::string> tags;
 };
 
-// What this node saw happen to a member.
+// What this node saw happen to a member. A life ends with failed or left; a member declared
+// failed whose leave arrives later gets left as well (the leave is the truer account).
 struct MemberEvent {
   enum class Kind { joined, updated, suspect, alive_again, failed, left };
   Kind kind;
