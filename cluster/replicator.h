@@ -14,8 +14,10 @@
 // Every round, a few random peers are asked for their digests; each answer is diffed against the
 // log and the peer gets what it lacks: batches lost on the way, batches of other origins it could
 // not get from them (after ReplicaConfig::forward_delay_ms), or the full state if it lacks batches
-// the log no longer holds (a new or long-partitioned member). Membership hands down the live peers
-// (set_peers): a peer that disappears is forgotten, so it no longer holds the log.
+// the log no longer holds (a new or long-partitioned member). A digest equal to this replica's
+// own, byte for byte (a quiet cluster's every round), is taken without decoding it. Membership
+// hands down the live peers (set_peers): a peer that disappears is forgotten, so it no longer holds
+// the log.
 //
 // Messages that fit a datagram go as datagrams; larger ones (big batches, full states) as streams;
 // the driver chooses the transport.
