@@ -65,16 +65,30 @@ std::string json_string(std::string_view s) {
   return out + '"';
 }
 
-std::uint64_t peak_rss_kib() {
+namespace {
+
+// The value of `field` ("VmRSS:") in /proc/self/status, KiB, or 0 if unknown.
+std::uint64_t status_kib(const char* field) {
   std::FILE* f = std::fopen("/proc/self/status", "r");
   if (f == nullptr) return 0;
+  const std::size_t n = std::strlen(field);
   char line[256];
   std::uint64_t kib = 0;
   while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, "VmHWM:", 6) == 0) kib = std::strtoull(line + 6, nullptr, 10);
+    if (std::strncmp(line, field, n) == 0) kib = std::strtoull(line + n, nullptr, 10);
   }
   std::fclose(f);
   return kib;
+}
+
+}  // namespace
+
+std::uint64_t peak_rss_kib() {
+  return status_kib("VmHWM:");
+}
+
+std::uint64_t resident_kib() {
+  return status_kib("VmRSS:");
 }
 
 std::vector<std::size_t> parse_sizes(std::string_view list) {

@@ -29,6 +29,8 @@ std::string json_string(std::string_view s);
 
 // This process's peak resident memory so far, KiB (VmHWM of /proc/self/status), or 0 if unknown.
 std::uint64_t peak_rss_kib();
+// This process's resident memory now, KiB (VmRSS of /proc/self/status), or 0 if unknown.
+std::uint64_t resident_kib();
 
 // "100,1000" -> {100, 1000}: the sizes a bench is asked to run.
 std::vector<std::size_t> parse_sizes(std::string_view list);

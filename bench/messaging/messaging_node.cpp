@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/provenance.h"
 #include "cluster/keyring.h"
 #include "cluster/uv/uv_driver.h"
 #include "supervisor/stack.h"
@@ -60,18 +61,6 @@ void answer(const std::string& json) {
   std::fputs(json.c_str(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
-}
-
-std::size_t resident_kb() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (f == nullptr) return 0;
-  char line[256];
-  std::size_t kb = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::strtoull(line + 6, nullptr, 10);
-  }
-  std::fclose(f);
-  return kb;
 }
 
 messaging::Target target_of(const std::string& text) {
@@ -362,8 +351,9 @@ struct BenchNode {
       const auto& m = stack->messenger().stats();
       answer(fmt::format(
           R"({{"event":"stats","rss_kb":{},"queued_bytes":{},"connections":{},"messages_out":{},"messages_in":{},"bytes_out":{},"bytes_in":{},"overloaded":{},"dropped":{}}})",
-          resident_kb(), stack->messenger().queued_bytes(), stack->messenger().connections_up(),
-          m.messages_out, m.messages_in, m.bytes_out, m.bytes_in, m.overloaded, m.dropped));
+          shoal::bench::resident_kib(), stack->messenger().queued_bytes(),
+          stack->messenger().connections_up(), m.messages_out, m.messages_in, m.bytes_out,
+          m.bytes_in, m.overloaded, m.dropped));
     } else if (verb == "quit") {
       quit();
     } else {

@@ -39,6 +39,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/provenance.h"
 #include "cluster/uv/uv_driver.h"
 #include "crdt/codec.h"
 #include "supervisor/stack.h"
@@ -51,18 +52,6 @@ using Clock = std::chrono::steady_clock;
 std::int64_t mono_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
-}
-
-std::size_t resident_kb() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (f == nullptr) return 0;
-  char line[256];
-  std::size_t kb = 0;
-  while (std::fgets(line, sizeof line, f) != nullptr) {
-    if (std::strncmp(line, "VmRSS:", 6) == 0) kb = std::strtoull(line + 6, nullptr, 10);
-  }
-  std::fclose(f);
-  return kb;
 }
 
 void answer(const std::string& json) {
@@ -221,7 +210,7 @@ struct BenchNode {
     // Memory first, before the encoding below allocates its buffer.
     malloc_trim(0);
     const struct mallinfo2 heap = mallinfo2();
-    const std::size_t rss = resident_kb();
+    const std::size_t rss = shoal::bench::resident_kib();
     const auto& u = driver->stats();
     const cluster::Replicator& replicator = *stack->replicator();
     const auto& state = replicator.state();
